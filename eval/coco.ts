@@ -1,0 +1,310 @@
+/**
+ * COCO instances annotations (the GT side of COCOeval), loaded once into flat typed columns.
+ *
+ * What pycocotools does and we keep: image and category ids are the keys of `images` / `categories`
+ * (duplicates collapse, the last image entry wins), evaluation runs over all GT images and categories in
+ * ascending id order, and annotations naming an image or category absent from those lists are left out.
+ * Where pycocotools would crash or silently compute nonsense (missing fields, a non-numeric id, duplicate
+ * annotation ids, whose `loadAnns` would return the last one twice) we throw a one-line UserError instead.
+ */
+import { readFileSync } from 'node:fs';
+import { UserError } from '../cli/errors.ts';
+import type { IouType } from './params.ts';
+
+/** One entry of `images`: only `id` is needed for bbox; `height`/`width` rasterise polygons for segm. */
+export interface CocoImage {
+  id: number;
+  height?: number;
+  width?: number;
+  [key: string]: unknown;
+}
+
+export interface CocoCategory {
+  id: number;
+  name?: string;
+  [key: string]: unknown;
+}
+
+/** Polygons (one list of x,y per part), or RLE: uncompressed (`counts` numbers) or compressed (string). */
+export type CocoSegmentation = number[][] | { size: [number, number]; counts: string | number[] };
+
+export interface CocoAnnotation {
+  id: number;
+  image_id: number;
+  category_id: number;
+  area: number;
+  iscrowd: number | boolean;
+  bbox?: number[];
+  segmentation?: CocoSegmentation;
+  [key: string]: unknown;
+}
+
+export interface CocoDataset {
+  images: CocoImage[];
+  annotations: CocoAnnotation[];
+  categories: CocoCategory[];
+  [key: string]: unknown;
+}
+
+/** The GT indexed for evaluation; annotation columns are in file order, restricted to known images/categories. */
+export interface CocoGt {
+  /** Ascending unique image ids; an image's index here is its `img` value below. */
+  imageIds: Float64Array;
+  imageIndex: Map<number, number>;
+  /** Per image index; NaN where the file gives none. */
+  heights: Float64Array;
+  widths: Float64Array;
+  /** Ascending unique category ids. */
+  categoryIds: Float64Array;
+  categoryIndex: Map<number, number>;
+  categoryNames: string[];
+  anns: GtAnnotations;
+  /** The iou types whose fields were checked on load; evaluating another type needs a reload. */
+  iouTypes: IouType[];
+}
+
+export interface GtAnnotations {
+  n: number;
+  img: Int32Array;
+  cat: Int32Array;
+  id: Float64Array;
+  iscrowd: Uint8Array;
+  area: Float64Array;
+  /** x, y, w, h per annotation; NaN unless the GT was loaded for bbox. */
+  bbox: Float64Array;
+  /** Raw `segmentation` per annotation (undefined unless loaded for segm), rasterised during evaluation. */
+  segm: Array<CocoSegmentation | undefined>;
+}
+
+/** What a loader accepts: a file path or the already parsed JSON. */
+export type JsonSource<T> = string | T;
+
+function oneLine(s: string, max = 160): string {
+  const t = s.replace(/\s+/g, ' ').trim();
+  return t.length > max ? `${t.slice(0, max)}...` : t;
+}
+
+/** Reads and parses a JSON file, turning I/O and syntax errors into one-line UserErrors. */
+export function readJsonFile(path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if (e.code === 'ENOENT') throw new UserError(`${what} file not found: ${path}`);
+    if (e.code === 'EISDIR') throw new UserError(`${what} path is a directory, not a JSON file: ${path}`);
+    if (e.code === 'ERR_STRING_TOO_LONG') throw new UserError(`${what} file is too large to parse: ${path}`);
+    throw new UserError(`cannot read ${what} file ${path}: ${e.message}`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    // Python's json.dump writes NaN/Infinity, which no JSON parser accepts: say so plainly.
+    const hint = /\b(NaN|-?Infinity)\b/.test(text) ? ' (it contains NaN or Infinity, which JSON does not allow)' : '';
+    throw new UserError(`${what} file ${path} is not valid JSON${hint}: ${oneLine((err as Error).message)}`);
+  }
+}
+
+function describe(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  if (typeof v === 'string') return `"${oneLine(v, 40)}"`;
+  return typeof v === 'object' ? 'an object' : String(v);
+}
+
+export function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A required finite number field; `where` names the entry for the error message. */
+export function numberField(obj: Record<string, unknown>, key: string, where: string): number {
+  const v = obj[key];
+  if (v === undefined) throw new UserError(`${where}: missing required field "${key}"`);
+  if (typeof v !== 'number' || !Number.isFinite(v)) {
+    throw new UserError(`${where}: "${key}" must be a finite number, got ${describe(v)}`);
+  }
+  return v;
+}
+
+/** x, y, w, h as 4 finite numbers, or a UserError naming the entry. */
+export function bboxField(v: unknown, where: string): [number, number, number, number] {
+  if (!Array.isArray(v) || v.length !== 4) {
+    throw new UserError(`${where}: "bbox" must be [x, y, w, h], got ${Array.isArray(v) ? `${v.length} values` : describe(v)}`);
+  }
+  for (const c of v) {
+    if (typeof c !== 'number' || !Number.isFinite(c)) {
+      throw new UserError(`${where}: "bbox" values must be finite numbers, got ${describe(c)}`);
+    }
+  }
+  return v as [number, number, number, number];
+}
+
+/** Shape check only (rasterising is left to the mask code): polygons or an RLE object. */
+export function checkSegmentation(v: unknown, where: string): CocoSegmentation {
+  if (Array.isArray(v)) {
+    for (const part of v) {
+      if (!Array.isArray(part)) throw new UserError(`${where}: polygon "segmentation" must be a list of coordinate lists`);
+      for (const c of part) {
+        if (typeof c !== 'number' || !Number.isFinite(c)) {
+          throw new UserError(`${where}: polygon coordinates must be finite numbers, got ${describe(c)}`);
+        }
+      }
+    }
+    return v as number[][];
+  }
+  if (isRecord(v)) {
+    const size = v.size;
+    if (!Array.isArray(size) || size.length !== 2 || !size.every((s) => Number.isInteger(s) && (s as number) >= 0)) {
+      throw new UserError(`${where}: RLE "segmentation" needs "size": [height, width]`);
+    }
+    const counts = v.counts;
+    if (typeof counts !== 'string' && !(Array.isArray(counts) && counts.every((c) => Number.isInteger(c) && c >= 0))) {
+      throw new UserError(`${where}: RLE "counts" must be a string or a list of non-negative integers`);
+    }
+    return v as CocoSegmentation;
+  }
+  throw new UserError(`${where}: "segmentation" must be polygons or an RLE object, got ${describe(v)}`);
+}
+
+function arrayField(obj: Record<string, unknown>, key: string, what: string): unknown[] {
+  const v = obj[key];
+  if (v === undefined) throw new UserError(`${what}: missing required field "${key}"`);
+  if (!Array.isArray(v)) throw new UserError(`${what}: "${key}" must be an array, got ${describe(v)}`);
+  return v;
+}
+
+function sortedUnique(ids: number[]): Float64Array {
+  const a = Float64Array.from(ids).sort();
+  let n = 0;
+  for (let i = 0; i < a.length; i++) if (i === 0 || a[i] !== a[n - 1]) a[n++] = a[i];
+  return a.slice(0, n);
+}
+
+function indexOf(ids: Float64Array): Map<number, number> {
+  const m = new Map<number, number>();
+  for (let i = 0; i < ids.length; i++) m.set(ids[i], i);
+  return m;
+}
+
+export interface LoadGtOptions {
+  /** Fields checked on every used annotation: `bbox` for bbox, `segmentation` and image sizes for segm (default bbox). */
+  iouTypes?: readonly IouType[];
+  /** Name used in error messages (the file path when loading from one). */
+  name?: string;
+}
+
+/** Loads (path) or indexes (parsed object) a COCO instances GT. */
+export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadGtOptions = {}): CocoGt {
+  const name = options.name ?? (typeof source === 'string' ? source : 'GT');
+  const data = typeof source === 'string' ? readJsonFile(source, 'GT') : source;
+  if (!isRecord(data)) throw new UserError(`${name}: GT must be a JSON object with images, annotations, categories`);
+  const iouTypes = [...(options.iouTypes ?? ['bbox'])];
+  const needBbox = iouTypes.includes('bbox');
+  const needSegm = iouTypes.includes('segm');
+
+  const images = arrayField(data, 'images', name);
+  const imgIdList: number[] = new Array(images.length);
+  for (let i = 0; i < images.length; i++) {
+    const im = images[i];
+    if (!isRecord(im)) throw new UserError(`${name}: images[${i}] must be an object`);
+    imgIdList[i] = numberField(im, 'id', `${name}: images[${i}]`);
+  }
+  const imageIds = sortedUnique(imgIdList);
+  const imageIndex = indexOf(imageIds);
+  const heights = new Float64Array(imageIds.length).fill(NaN);
+  const widths = new Float64Array(imageIds.length).fill(NaN);
+  for (let i = 0; i < images.length; i++) {
+    // Later duplicates overwrite earlier ones, as in COCO.createIndex.
+    const im = images[i] as Record<string, unknown>;
+    const k = imageIndex.get(imgIdList[i])!;
+    const h = im.height;
+    const w = im.width;
+    heights[k] = typeof h === 'number' ? h : NaN;
+    widths[k] = typeof w === 'number' ? w : NaN;
+  }
+
+  const categories = arrayField(data, 'categories', name);
+  const catIdList: number[] = new Array(categories.length);
+  const catNameById = new Map<number, string>();
+  for (let i = 0; i < categories.length; i++) {
+    const c = categories[i];
+    if (!isRecord(c)) throw new UserError(`${name}: categories[${i}] must be an object`);
+    catIdList[i] = numberField(c, 'id', `${name}: categories[${i}]`);
+    catNameById.set(catIdList[i], typeof c.name === 'string' ? c.name : String(catIdList[i]));
+  }
+  const categoryIds = sortedUnique(catIdList);
+  const categoryIndex = indexOf(categoryIds);
+  const categoryNames = Array.from(categoryIds, (id) => catNameById.get(id)!);
+
+  const annotations = arrayField(data, 'annotations', name);
+  const n0 = annotations.length;
+  const img = new Int32Array(n0);
+  const cat = new Int32Array(n0);
+  const id = new Float64Array(n0);
+  const iscrowd = new Uint8Array(n0);
+  const area = new Float64Array(n0);
+  const bbox = new Float64Array(4 * n0).fill(NaN);
+  const segm: Array<CocoSegmentation | undefined> = [];
+  const seenIds = new Set<number>();
+  let n = 0;
+  for (let i = 0; i < n0; i++) {
+    const a = annotations[i];
+    const where = `${name}: annotations[${i}]`;
+    if (!isRecord(a)) throw new UserError(`${where} must be an object`);
+    const annId = numberField(a, 'id', where);
+    if (seenIds.has(annId)) throw new UserError(`${where}: duplicate annotation id ${annId}`);
+    seenIds.add(annId);
+    const k = imageIndex.get(numberField(a, 'image_id', where));
+    const c = categoryIndex.get(numberField(a, 'category_id', where));
+    if (k === undefined || c === undefined) continue; // COCOeval only looks at GT images and categories
+    const crowd = a.iscrowd;
+    if (crowd === undefined) throw new UserError(`${where}: missing required field "iscrowd"`);
+    if (typeof crowd !== 'boolean' && !(typeof crowd === 'number' && Number.isFinite(crowd))) {
+      throw new UserError(`${where}: "iscrowd" must be 0 or 1, got ${describe(crowd)}`);
+    }
+    img[n] = k;
+    cat[n] = c;
+    id[n] = annId;
+    iscrowd[n] = crowd ? 1 : 0;
+    area[n] = numberField(a, 'area', where);
+    if (needBbox) {
+      if (a.bbox === undefined) throw new UserError(`${where}: missing required field "bbox"`);
+      bbox.set(bboxField(a.bbox, where), 4 * n);
+    }
+    if (needSegm) {
+      if (a.segmentation === undefined) throw new UserError(`${where}: missing required field "segmentation"`);
+      segm.push(checkSegmentation(a.segmentation, where));
+      if (Array.isArray(a.segmentation)) checkImageSize(heights[k], widths[k], imageIds[k], name);
+    } else {
+      segm.push(undefined);
+    }
+    n++;
+  }
+  return {
+    imageIds,
+    imageIndex,
+    heights,
+    widths,
+    categoryIds,
+    categoryIndex,
+    categoryNames,
+    iouTypes,
+    anns: {
+      n,
+      img: img.slice(0, n),
+      cat: cat.slice(0, n),
+      id: id.slice(0, n),
+      iscrowd: iscrowd.slice(0, n),
+      area: area.slice(0, n),
+      bbox: bbox.slice(0, 4 * n),
+      segm,
+    },
+  };
+}
+
+/** Polygons are rasterised on the image's grid, so segm needs a positive integer height and width. */
+export function checkImageSize(h: number, w: number, imageId: number, name: string): void {
+  if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0)) {
+    throw new UserError(`${name}: image ${imageId} needs integer "height" and "width" to rasterise polygons for segm`);
+  }
+}

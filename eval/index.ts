@@ -1,0 +1,110 @@
+/**
+ * COCO evaluation, the library API: `evaluate(gt, results, { iouType })` reproduces pycocotools'
+ * `COCO(gt); loadRes(results); COCOeval(...).evaluate(); accumulate(); summarize()` numbers exactly
+ * (see eval/cocoeval.ts for the rules) and returns the 12 stats, per-category AP and the printed lines.
+ */
+import { UserError } from '../cli/errors.ts';
+import { loadGt, type CocoDataset, type CocoGt } from './coco.ts';
+import { cocoEval } from './cocoeval.ts';
+import { loadRes, type CocoDt, type CocoResult } from './load_res.ts';
+import { defaultParams, IOU_TYPES, type EvalParams, type IouType } from './params.ts';
+import { summaryLines, type NdArray } from './summary.ts';
+
+export type { CocoAnnotation, CocoCategory, CocoDataset, CocoGt, CocoImage, CocoSegmentation } from './coco.ts';
+export type { CocoDt, CocoResult } from './load_res.ts';
+export type { EvalParams, IouType } from './params.ts';
+export type { NdArray } from './summary.ts';
+export { loadGt, readJsonFile } from './coco.ts';
+export { loadRes } from './load_res.ts';
+export { cocoEval } from './cocoeval.ts';
+export { defaultParams } from './params.ts';
+export { STAT_NAMES, summaryLines } from './summary.ts';
+
+export interface EvaluateOptions {
+  iouType: IouType;
+  /** COCOeval parameters; defaults to pycocotools' (the 12 stats assume the default areas and maxDets). */
+  params?: EvalParams;
+}
+
+export interface EvalResult {
+  iouType: IouType;
+  /** AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl; -1 where nothing to average. */
+  stats: number[];
+  /** AP@[.5:.95] (area all, maxDets 100) by category id; -1 for categories without non-ignored GT. */
+  perCategoryAp: Record<string, number>;
+  /** The 12 lines COCOeval.summarize prints. */
+  summary: string[];
+  /** precision[T, R, K, A, M] and recall[T, K, A, M] as in COCOeval.eval, K in ascending category id. */
+  precision: NdArray;
+  recall: NdArray;
+  params: EvalParams;
+  categoryIds: number[];
+  categoryNames: string[];
+  /** Detections and GT annotations taken into account (GT: on GT images and categories). */
+  numDetections: number;
+  numGt: number;
+}
+
+/** A GT given as a file path, parsed JSON, or already loaded with `loadGt`. */
+export type GtInput = string | CocoDataset | CocoGt;
+/** Results given as a file path or a parsed array. */
+export type ResultsInput = string | CocoResult[];
+
+function isLoadedGt(v: unknown): v is CocoGt {
+  return typeof v === 'object' && v !== null && 'imageIndex' in v && 'anns' in v;
+}
+
+export function parseIouTypes(spec: string): IouType[] {
+  const types = spec.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  if (types.length === 0) throw new UserError('--iou-type needs bbox, segm or bbox,segm');
+  for (const t of types) {
+    if (!(IOU_TYPES as readonly string[]).includes(t)) throw new UserError(`unknown iou type "${t}" (use bbox, segm or bbox,segm)`);
+  }
+  return [...new Set(types)] as IouType[];
+}
+
+function prepareGt(gt: GtInput, iouTypes: IouType[]): CocoGt {
+  if (!isLoadedGt(gt)) return loadGt(gt, { iouTypes });
+  const missing = iouTypes.filter((t) => !gt.iouTypes.includes(t));
+  if (missing.length) throw new Error(`the GT was loaded without iouType ${missing[0]}: pass it in loadGt's iouTypes`);
+  return gt;
+}
+
+function toResult(gt: CocoGt, dt: CocoDt, iouType: IouType, params: EvalParams): EvalResult {
+  const out = cocoEval(gt, dt, iouType, params);
+  const perCategoryAp: Record<string, number> = {};
+  gt.categoryIds.forEach((id, k) => (perCategoryAp[String(id)] = out.perCategoryAp[k]));
+  return {
+    iouType,
+    stats: out.stats,
+    perCategoryAp,
+    summary: summaryLines(out.stats, out.params),
+    precision: out.precision,
+    recall: out.recall,
+    params: out.params,
+    categoryIds: Array.from(gt.categoryIds),
+    categoryNames: gt.categoryNames,
+    numDetections: dt.n,
+    numGt: gt.anns.n,
+  };
+}
+
+/** Evaluates one results set against a GT for one iou type. */
+export function evaluate(gt: GtInput, results: ResultsInput, options: EvaluateOptions): EvalResult {
+  return evaluateAll(gt, results, [options.iouType], options.params)[options.iouType]!;
+}
+
+/** Evaluates several iou types, loading and parsing the GT and the results once. */
+export function evaluateAll(
+  gt: GtInput,
+  results: ResultsInput,
+  iouTypes: readonly IouType[],
+  params: EvalParams = defaultParams(),
+): Partial<Record<IouType, EvalResult>> {
+  const types = [...iouTypes];
+  const G = prepareGt(gt, types);
+  const D = loadRes(G, results, { iouTypes: types });
+  const out: Partial<Record<IouType, EvalResult>> = {};
+  for (const t of types) out[t] = toResult(G, D, t, params);
+  return out;
+}
