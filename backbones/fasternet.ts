@@ -1,0 +1,193 @@
+/**
+ * FasterNet (Chen et al., CVPR 2023) as in the official models/fasternet.py, built into an ONNX graph from a
+ * checkpoint with the official state_dict keys. The same trunk serves the ImageNet classifier (forward_cls)
+ * and the detection backbone (forward_det, fork_feat=True: stage outputs through norm0/norm2/norm4/norm6).
+ *
+ *   patch_embed: Conv 4x4/4 + BN                                    (stride 4)
+ *   stages.0, 2, 4, 6: blocks x + mlp(pconv(x)), pconv = 3x3 conv on the first C/n_div channels,
+ *                       mlp = 1x1 C->2C, BN, act, 1x1 2C->C
+ *   stages.1, 3, 5: PatchMerging, Conv 2x2/2 C->2C + BN               (strides 8, 16, 32)
+ *   classifier: avgpool_pre_head (GAP, 1x1 conv to 1280, act), head (Linear)
+ * Every BatchNorm that follows a conv is folded into it.
+ */
+import type { StateDict } from '../runtime/tensor.ts';
+import {
+  activation, add, batchNorm, concat, conv, convBn, flatten, globalAveragePool, linear, param, slice, split,
+  type Graph,
+} from '../runtime/graph.ts';
+import { UserError } from '../cli/errors.ts';
+import type { ParamSpec } from './synthetic.ts';
+
+export interface FasterNetConfig {
+  embedDim: number;
+  depths: number[];
+  act: 'relu' | 'gelu';
+  mlpRatio: number;
+  nDiv: number;
+  featureDim: number;
+}
+
+/** cfg/fasternet_*.yaml of the official repo. */
+export const FASTERNET_VARIANTS: Record<string, FasterNetConfig> = {
+  fasternet_t0: { embedDim: 40, depths: [1, 2, 8, 2], act: 'gelu', mlpRatio: 2, nDiv: 4, featureDim: 1280 },
+  fasternet_t1: { embedDim: 64, depths: [1, 2, 8, 2], act: 'gelu', mlpRatio: 2, nDiv: 4, featureDim: 1280 },
+  fasternet_t2: { embedDim: 96, depths: [1, 2, 8, 2], act: 'relu', mlpRatio: 2, nDiv: 4, featureDim: 1280 },
+  fasternet_s: { embedDim: 128, depths: [1, 2, 13, 2], act: 'relu', mlpRatio: 2, nDiv: 4, featureDim: 1280 },
+  fasternet_m: { embedDim: 144, depths: [3, 4, 18, 3], act: 'relu', mlpRatio: 2, nDiv: 4, featureDim: 1280 },
+  fasternet_l: { embedDim: 192, depths: [3, 4, 18, 3], act: 'relu', mlpRatio: 2, nDiv: 4, featureDim: 1280 },
+};
+
+/** Accepts 't0', 'fasternet_t0', 'FasterNet-T0'. */
+export function fasternetVariantName(name: string): string {
+  const n = name.toLowerCase().replace(/^fasternet[-_]?/, '');
+  const key = `fasternet_${n}`;
+  if (!FASTERNET_VARIANTS[key]) {
+    throw new UserError(`unknown FasterNet variant ${name} (expected one of t0, t1, t2, s, m, l)`);
+  }
+  return key;
+}
+
+/** The variant whose embed_dim and depths match the checkpoint's shapes. */
+export function detectFasterNetVariant(sd: StateDict, prefix = ''): string {
+  const stem = sd.get(`${prefix}patch_embed.proj.weight`);
+  if (!stem) throw new UserError(`checkpoint has no ${prefix}patch_embed.proj.weight: not a FasterNet`);
+  const depths = [0, 2, 4, 6].map((s) => {
+    const re = new RegExp(`^${prefix.replace(/\./g, '\\.')}stages\\.${s}\\.blocks\\.(\\d+)\\.`);
+    let n = 0;
+    for (const k of sd.keys()) { const m = re.exec(k); if (m) n = Math.max(n, Number(m[1]) + 1); }
+    return n;
+  });
+  for (const [name, c] of Object.entries(FASTERNET_VARIANTS)) {
+    if (c.embedDim === stem.shape[0] && c.depths.every((d, i) => d === depths[i])) return name;
+  }
+  throw new UserError(`FasterNet checkpoint with embed_dim ${stem.shape[0]} and depths [${depths}] matches no known variant`);
+}
+
+export type PConvImpl = 'split_cat' | 'slice_cat';
+
+export interface FasterNetOptions {
+  /** Graph value holding the NCHW image batch. */
+  input: string;
+  /** Key prefix of the backbone in the state dict ('' for ImageNet checkpoints, 'backbone.' in mmdet ones). */
+  prefix?: string;
+  /** Variant name; detected from the checkpoint's shapes when absent. */
+  variant?: string;
+  /** How the partial conv is expressed in ONNX (same math). */
+  pconv?: PConvImpl;
+  bnEps?: number;
+}
+
+export interface BackboneFeatures {
+  /** Graph values of the returned feature maps, highest resolution first. */
+  features: string[];
+  channels: number[];
+  strides: number[];
+}
+
+function resolveConfig(sd: StateDict, o: FasterNetOptions): { name: string; cfg: FasterNetConfig; p: string } {
+  const p = o.prefix ?? '';
+  const name = o.variant ? fasternetVariantName(o.variant) : detectFasterNetVariant(sd, p);
+  return { name, cfg: FASTERNET_VARIANTS[name], p };
+}
+
+function partialConv(g: Graph, x: string, sd: StateDict, key: string, dim: number, nDiv: number, impl: PConvImpl): string {
+  const dConv = Math.floor(dim / nDiv);
+  const w = param(sd, `${key}.weight`);
+  if (impl === 'split_cat') {
+    const [x1, x2] = split(g, x, [dConv, dim - dConv], 1, `${key}.split`);
+    const y1 = conv(g, x1, w, undefined, { pad: 1, name: key });
+    return concat(g, [y1, x2], 1, `${key}.cat`);
+  }
+  const x1 = slice(g, x, 0, dConv, 1, `${key}.slice0`);
+  const x2 = slice(g, x, dConv, dim, 1, `${key}.slice1`);
+  const y1 = conv(g, x1, w, undefined, { pad: 1, name: key });
+  return concat(g, [y1, x2], 1, `${key}.cat`);
+}
+
+function mlpBlock(g: Graph, x: string, sd: StateDict, key: string, dim: number, cfg: FasterNetConfig, o: FasterNetOptions): string {
+  const mixed = partialConv(g, x, sd, `${key}.spatial_mixing.partial_conv3`, dim, cfg.nDiv, o.pconv ?? 'split_cat');
+  let h = convBn(g, mixed, sd, `${key}.mlp.0`, `${key}.mlp.1`, { bnEps: o.bnEps });
+  h = activation(g, h, cfg.act, `${key}.mlp.2`);
+  const w3 = param(sd, `${key}.mlp.3.weight`);
+  const ls = sd.get(`${key}.layer_scale`);
+  if (ls) {
+    // forward_layer_scale: shortcut + layer_scale * mlp(x); the per-channel scale folds into mlp.3.
+    const per = w3.data.length / w3.shape[0];
+    const w = new Float32Array(w3.data);
+    for (let c = 0; c < w3.shape[0]; c++) for (let k = 0; k < per; k++) w[c * per + k] *= (ls.data as Float32Array)[c];
+    h = conv(g, h, { shape: w3.shape, data: w }, undefined, { name: `${key}.mlp.3` });
+  } else {
+    h = conv(g, h, w3, undefined, { name: `${key}.mlp.3` });
+  }
+  return add(g, x, h, `${key}.add`);
+}
+
+/** Runs patch_embed and stages 0..6; returns the output value of each stage index. */
+function trunk(g: Graph, sd: StateDict, o: FasterNetOptions): { stageOut: string[]; cfg: FasterNetConfig; p: string } {
+  const { cfg, p } = resolveConfig(sd, o);
+  let x = convBn(g, o.input, sd, `${p}patch_embed.proj`, `${p}patch_embed.norm`, { stride: 4, bnEps: o.bnEps });
+  const stageOut: string[] = [];
+  for (let s = 0; s < cfg.depths.length; s++) {
+    const dim = cfg.embedDim * 2 ** s;
+    for (let b = 0; b < cfg.depths[s]; b++) x = mlpBlock(g, x, sd, `${p}stages.${2 * s}.blocks.${b}`, dim, cfg, o);
+    stageOut[2 * s] = x;
+    if (s < cfg.depths.length - 1) {
+      x = convBn(g, x, sd, `${p}stages.${2 * s + 1}.reduction`, `${p}stages.${2 * s + 1}.norm`, { stride: 2, bnEps: o.bnEps });
+      stageOut[2 * s + 1] = x;
+    }
+  }
+  return { stageOut, cfg, p };
+}
+
+/** forward_det: the four stage outputs through norm0/norm2/norm4/norm6 (strides 4, 8, 16, 32). */
+export function fasternetFeatures(g: Graph, sd: StateDict, o: FasterNetOptions): BackboneFeatures {
+  const { stageOut, cfg, p } = trunk(g, sd, o);
+  const features = [0, 2, 4, 6].map((i) => batchNorm(g, stageOut[i], sd, `${p}norm${i}`, o.bnEps));
+  return { features, channels: [0, 1, 2, 3].map((s) => cfg.embedDim * 2 ** s), strides: [4, 8, 16, 32] };
+}
+
+/** forward_cls: logits [N, num_classes]. */
+export function fasternetLogits(g: Graph, sd: StateDict, o: FasterNetOptions): string {
+  const { stageOut, cfg, p } = trunk(g, sd, o);
+  let x = globalAveragePool(g, stageOut[6], `${p}avgpool_pre_head.0`);
+  x = conv(g, x, param(sd, `${p}avgpool_pre_head.1.weight`), undefined, { name: `${p}avgpool_pre_head.1` });
+  x = activation(g, x, cfg.act, `${p}avgpool_pre_head.2`);
+  x = flatten(g, x, 1, `${p}flatten`);
+  return linear(g, x, param(sd, `${p}head.weight`), param(sd, `${p}head.bias`), `${p}head`);
+}
+
+function bnSpecs(key: string, c: number): ParamSpec[] {
+  return ['weight', 'bias', 'running_mean', 'running_var'].map((n) => ({ key: `${key}.${n}`, shape: [c] }))
+    .concat([{ key: `${key}.num_batches_tracked`, shape: [] }]);
+}
+
+/** The official model's state_dict keys and shapes, in its order (fork_feat=true: detection norms, no head). */
+export function fasternetParamSpecs(variant: string, o: { forkFeat?: boolean; numClasses?: number } = {}): ParamSpec[] {
+  const cfg = FASTERNET_VARIANTS[fasternetVariantName(variant)];
+  const e = cfg.embedDim;
+  const specs: ParamSpec[] = [{ key: 'patch_embed.proj.weight', shape: [e, 3, 4, 4] }, ...bnSpecs('patch_embed.norm', e)];
+  cfg.depths.forEach((depth, s) => {
+    const dim = e * 2 ** s;
+    const hidden = dim * cfg.mlpRatio;
+    const dConv = Math.floor(dim / cfg.nDiv);
+    for (let b = 0; b < depth; b++) {
+      const k = `stages.${2 * s}.blocks.${b}`;
+      specs.push({ key: `${k}.mlp.0.weight`, shape: [hidden, dim, 1, 1] }, ...bnSpecs(`${k}.mlp.1`, hidden),
+        { key: `${k}.mlp.3.weight`, shape: [dim, hidden, 1, 1] },
+        { key: `${k}.spatial_mixing.partial_conv3.weight`, shape: [dConv, dConv, 3, 3] });
+    }
+    if (s < cfg.depths.length - 1) {
+      specs.push({ key: `stages.${2 * s + 1}.reduction.weight`, shape: [2 * dim, dim, 2, 2] },
+        ...bnSpecs(`stages.${2 * s + 1}.norm`, 2 * dim));
+    }
+  });
+  if (o.forkFeat) {
+    [0, 2, 4, 6].forEach((i, s) => specs.push(...bnSpecs(`norm${i}`, e * 2 ** s)));
+  } else {
+    const nf = e * 2 ** (cfg.depths.length - 1);
+    const nc = o.numClasses ?? 1000;
+    specs.push({ key: 'avgpool_pre_head.1.weight', shape: [cfg.featureDim, nf, 1, 1] },
+      { key: 'head.weight', shape: [nc, cfg.featureDim] }, { key: 'head.bias', shape: [nc] });
+  }
+  return specs;
+}

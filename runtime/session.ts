@@ -1,0 +1,69 @@
+/**
+ * onnxruntime-node sessions: one place that picks threads and optimization level, and converts between ORT
+ * tensors and the project's plain Tensor type.
+ */
+import ort from 'onnxruntime-node';
+import { readFile } from 'node:fs/promises';
+import { UserError } from '../cli/errors.ts';
+import type { FloatTensor } from './tensor.ts';
+
+export interface SessionOptions {
+  /** Threads inside one op (ORT intraOpNumThreads); default 2, the cores this project is sized for. */
+  threads?: number;
+  /** ORT graph optimization level; default 'all' (constant folding plus Conv+Add+Relu, Gelu, ... fusions). */
+  optimization?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Write the optimized graph here (for inspecting what ORT fused). */
+  optimizedModelPath?: string;
+  /** Turn on ORT's per-op profiler; the file name prefix. */
+  profilePrefix?: string;
+}
+
+export type Session = ort.InferenceSession;
+
+export async function createSession(model: string | Uint8Array, o: SessionOptions = {}): Promise<Session> {
+  const threads = o.threads ?? 2;
+  if (!Number.isInteger(threads) || threads < 1) throw new UserError(`threads must be a positive integer, got ${threads}`);
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: o.optimization ?? 'all',
+    executionProviders: ['cpu'],
+  };
+  if (o.optimizedModelPath) options.optimizedModelFilePath = o.optimizedModelPath;
+  if (o.profilePrefix) { options.enableProfiling = true; options.profileFilePrefix = o.profilePrefix; }
+  let bytes: Uint8Array;
+  if (typeof model === 'string') {
+    try {
+      bytes = await readFile(model);
+    } catch {
+      throw new UserError(`cannot read model ${model}`);
+    }
+  } else {
+    bytes = model;
+  }
+  try {
+    return await ort.InferenceSession.create(bytes, options);
+  } catch (err) {
+    throw new UserError(`cannot load ONNX model${typeof model === 'string' ? ` ${model}` : ''}: ${(err as Error).message.split('\n')[0]}`);
+  }
+}
+
+export function toOrt(t: FloatTensor): ort.Tensor {
+  return new ort.Tensor('float32', t.data, t.shape);
+}
+
+/** Runs the session on float inputs; returns every output (or those named) as float tensors. */
+export async function runSession(
+  session: Session, feeds: Record<string, FloatTensor>, outputNames?: string[],
+): Promise<Record<string, FloatTensor>> {
+  const ortFeeds: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
+  const res = outputNames ? await session.run(ortFeeds, outputNames) : await session.run(ortFeeds);
+  const out: Record<string, FloatTensor> = {};
+  for (const [k, v] of Object.entries(res)) {
+    if (v.type !== 'float32') throw new Error(`output ${k} is ${v.type}, expected float32`);
+    out[k] = { shape: [...v.dims], data: v.data as Float32Array };
+  }
+  return out;
+}
