@@ -1,0 +1,666 @@
+/**
+ * Run-length mask API: a port of pycocotools.mask (maskApi.c + _mask.pyx, pycocotools 2.0.11) that gives the
+ * same counts, areas, boxes and IoUs bit for bit.
+ *
+ * RLE counts run column-major (down each column, then to the next column) and start with a run of zeros,
+ * exactly like maskApi.c; `encode`/`decode` take and give ROW-MAJOR h x w bitmaps so that callers never hold
+ * Fortran-ordered arrays. Integer arithmetic follows C's `uint`/`int` wrap-around where maskApi.c relies on it.
+ *
+ * Deliberate differences from pycocotools, all on input it would silently turn into garbage:
+ * - bad user data (counts that are not non-negative integers, that do not add up to h*w, counts strings
+ *   with characters outside '0'..'o', non-finite polygon coordinates, a bad size) throws a UserError;
+ * - masks are binary with nonzero = 1 (pycocotools toggles on every change of byte value);
+ * - merging RLEs of different sizes throws (pycocotools returns an empty 0x0 RLE).
+ */
+import { UserError } from '../cli/errors.ts';
+
+/** Run lengths, column-major, first run = zeros (maskApi.c `RLE`). */
+export interface RLE {
+  h: number;
+  w: number;
+  counts: Uint32Array;
+}
+
+/** COCO JSON form: compressed counts string, or uncompressed list of run lengths. */
+export interface CocoRle {
+  size: [number, number];
+  counts: string | number[];
+}
+
+/** A COCO `segmentation`: polygon parts (flat x,y lists) or an RLE object. */
+export type Segmentation = number[][] | CocoRle;
+
+const UINT_RANGE = 4294967296;
+const INT_MIN = -2147483648;
+
+// Grow-only scratch buffers: encode/merge/frPoly run thousands of times per evaluation, and fresh
+// allocations of h*w-sized arrays would dominate.
+let scratchU32 = new Uint32Array(1024);
+let scratchU32b = new Uint32Array(1024);
+let scratchI32 = [new Int32Array(1024), new Int32Array(1024), new Int32Array(1024), new Int32Array(1024)];
+
+function u32Scratch(n: number): Uint32Array {
+  if (scratchU32.length < n) scratchU32 = new Uint32Array(Math.max(n, scratchU32.length * 2));
+  return scratchU32;
+}
+
+function u32ScratchB(n: number): Uint32Array {
+  if (scratchU32b.length < n) scratchU32b = new Uint32Array(Math.max(n, scratchU32b.length * 2));
+  return scratchU32b;
+}
+
+function i32Scratch(slot: number, n: number): Int32Array {
+  if (scratchI32[slot].length < n) scratchI32[slot] = new Int32Array(Math.max(n, scratchI32[slot].length * 2));
+  return scratchI32[slot];
+}
+
+function checkSize(h: number, w: number, what: string): void {
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0) {
+    throw new UserError(`${what}: size must be two non-negative integers [h, w], got [${h}, ${w}]`);
+  }
+  if (h * w >= UINT_RANGE) throw new UserError(`${what}: size ${h}x${w} has too many pixels for 32-bit run lengths`);
+}
+
+function countsSum(counts: Uint32Array): number {
+  let s = 0;
+  for (let j = 0; j < counts.length; j++) s += counts[j];
+  return s;
+}
+
+/** Throws unless the runs of `rle` cover exactly h*w pixels (maskApi.c loops run forever or read past otherwise). */
+function checkRle(rle: RLE, what: string): void {
+  const s = countsSum(rle.counts);
+  if (s !== rle.h * rle.w) {
+    throw new UserError(`${what}: RLE counts add up to ${s}, expected h*w = ${rle.h}*${rle.w} = ${rle.h * rle.w}`);
+  }
+}
+
+/** rleEncode of a row-major h x w bitmap, read in column-major order without a transposed copy. */
+export function encode(mask: Uint8Array, h: number, w: number): RLE {
+  checkSize(h, w, 'encode');
+  const a = h * w;
+  if (mask.length !== a) throw new UserError(`encode: mask has ${mask.length} values, expected h*w = ${a}`);
+  const cnts = u32Scratch(a + 1);
+  let k = 0;
+  let p = 0;
+  let c = 0;
+  for (let x = 0; x < w; x++) {
+    for (let i = x; i < a; i += w) {
+      const v = mask[i] !== 0 ? 1 : 0;
+      if (v !== p) {
+        cnts[k++] = c;
+        c = 0;
+        p = v;
+      }
+      c++;
+    }
+  }
+  cnts[k++] = c;
+  return { h, w, counts: cnts.slice(0, k) };
+}
+
+/** rleEncode of a column-major (Fortran-order) bitmap, as pycocotools.mask.encode takes it. */
+export function encodeColumnMajor(mask: Uint8Array, h: number, w: number): RLE {
+  checkSize(h, w, 'encodeColumnMajor');
+  const a = h * w;
+  if (mask.length !== a) throw new UserError(`encodeColumnMajor: mask has ${mask.length} values, expected ${a}`);
+  const cnts = u32Scratch(a + 1);
+  let k = 0;
+  let p = 0;
+  let c = 0;
+  for (let j = 0; j < a; j++) {
+    const v = mask[j] !== 0 ? 1 : 0;
+    if (v !== p) {
+      cnts[k++] = c;
+      c = 0;
+      p = v;
+    }
+    c++;
+  }
+  cnts[k++] = c;
+  return { h, w, counts: cnts.slice(0, k) };
+}
+
+/** rleDecode into a row-major h x w bitmap of 0/1. */
+export function decode(rle: RLE): Uint8Array {
+  const { h, w, counts } = rle;
+  checkSize(h, w, 'decode');
+  checkRle(rle, 'decode');
+  const out = new Uint8Array(h * w);
+  let pos = 0;
+  for (let j = 0; j < counts.length; j++) {
+    const c = counts[j];
+    if (j & 1 && c > 0) {
+      let x = Math.floor(pos / h);
+      let y = pos - x * h;
+      let i = y * w + x;
+      for (let t = 0; t < c; t++) {
+        out[i] = 1;
+        if (++y === h) {
+          y = 0;
+          x++;
+          i = x;
+        } else {
+          i += w;
+        }
+      }
+    }
+    pos += c;
+  }
+  return out;
+}
+
+/** rleArea: number of foreground pixels (uint arithmetic, as maskApi.c). */
+export function area(rle: RLE): number {
+  const cnts = rle.counts;
+  let a = 0;
+  for (let j = 1; j < cnts.length; j += 2) a += cnts[j];
+  return a % UINT_RANGE;
+}
+
+function bboxInto(rle: RLE, bb: Float64Array, o: number): void {
+  const h = rle.h >>> 0;
+  const w = rle.w >>> 0;
+  const cnts = rle.counts;
+  const m = (cnts.length >>> 1) << 1;
+  if (m === 0) {
+    bb[o] = bb[o + 1] = bb[o + 2] = bb[o + 3] = 0;
+    return;
+  }
+  let xs = w;
+  let ys = h;
+  let xe = 0;
+  let ye = 0;
+  let cc = 0;
+  for (let j = 0; j < m; j++) {
+    const start = cc;
+    cc = (cc + cnts[j]) >>> 0;
+    if ((j & 1) === 0 || cnts[j] === 0) continue;
+    const yStart = start % h;
+    const xStart = (start - yStart) / h;
+    const last = (cc - 1) >>> 0;
+    const yEnd = last % h;
+    const xEnd = (last - yEnd) / h;
+    if (xStart < xs) xs = xStart;
+    if (xEnd > xe) xe = xEnd;
+    if (xStart < xEnd) {
+      ys = 0;
+      ye = h - 1;
+    } else {
+      if (yStart < ys) ys = yStart;
+      if (yEnd > ye) ye = yEnd;
+    }
+  }
+  bb[o] = xs;
+  bb[o + 2] = (xe - xs + 1) >>> 0;
+  bb[o + 1] = ys;
+  bb[o + 3] = (ye - ys + 1) >>> 0;
+}
+
+/** rleToBbox (pycocotools 2.0.11): [x, y, w, h] of the foreground, zeros when empty. */
+export function toBbox(rle: RLE): [number, number, number, number] {
+  const bb = new Float64Array(4);
+  bboxInto(rle, bb, 0);
+  return [bb[0], bb[1], bb[2], bb[3]];
+}
+
+/** toBbox of many RLEs packed n*4 (xywh), the form bboxIou takes. */
+export function toBboxes(rles: readonly RLE[]): Float64Array {
+  const bb = new Float64Array(rles.length * 4);
+  for (let i = 0; i < rles.length; i++) bboxInto(rles[i], bb, i * 4);
+  return bb;
+}
+
+/** rleMerge: union (default) or intersection of RLEs of one size; [] gives an empty 0x0 RLE like pycocotools. */
+export function merge(rles: readonly RLE[], intersect = false): RLE {
+  const n = rles.length;
+  if (n === 0) return { h: 0, w: 0, counts: new Uint32Array(0) };
+  const { h, w } = rles[0];
+  for (let i = 0; i < n; i++) {
+    if (rles[i].h !== h || rles[i].w !== w) {
+      throw new UserError(`merge: RLE ${i} is ${rles[i].h}x${rles[i].w}, RLE 0 is ${h}x${w}`);
+    }
+    checkRle(rles[i], 'merge');
+  }
+  if (n === 1) return { h, w, counts: rles[0].counts.slice() };
+  let total = 0;
+  for (let i = 0; i < n; i++) total += rles[i].counts.length;
+  // Every loop step below emits at most one run and consumes a run of A or B, so A.m + B.m bounds the output.
+  let A = u32Scratch(total + 2);
+  let out = u32ScratchB(total + 2);
+  let am = rles[0].counts.length;
+  A.set(rles[0].counts);
+  for (let i = 1; i < n; i++) {
+    const B = rles[i].counts;
+    const bm = B.length;
+    let ca = am > 0 ? A[0] : 0;
+    let cb = bm > 0 ? B[0] : 0;
+    let v = 0;
+    let va = 0;
+    let vb = 0;
+    let m = 0;
+    let a = 1;
+    let b = 1;
+    let cc = 0;
+    let ct = 1;
+    while (ct > 0) {
+      const c = ca < cb ? ca : cb;
+      cc += c;
+      ct = 0;
+      ca -= c;
+      if (ca === 0 && a < am) {
+        ca = A[a++];
+        va ^= 1;
+      }
+      ct += ca;
+      cb -= c;
+      if (cb === 0 && b < bm) {
+        cb = B[b++];
+        vb ^= 1;
+      }
+      ct += cb;
+      const vp = v;
+      v = intersect ? va & vb : va | vb;
+      if (v !== vp || ct === 0) {
+        out[m++] = cc;
+        cc = 0;
+      }
+    }
+    const t = A;
+    A = out;
+    out = t;
+    am = m;
+  }
+  return { h, w, counts: A.slice(0, am) };
+}
+
+// fmin/fmax as C99 defines them: a NaN operand is ignored.
+function fmin(a: number, b: number): number {
+  return a < b || b !== b ? a : b;
+}
+
+function fmax(a: number, b: number): number {
+  return a > b || b !== b ? a : b;
+}
+
+function isCrowd(iscrowd: ArrayLike<number>, g: number): boolean {
+  // pycocotools casts iscrowd to uint8 first (0.5 -> 0, 256 -> 0).
+  return (iscrowd[g] & 255) !== 0;
+}
+
+function bbIouInto(
+  dt: Float64Array,
+  gt: Float64Array,
+  m: number,
+  n: number,
+  iscrowd: ArrayLike<number>,
+  o: Float64Array,
+): void {
+  for (let g = 0; g < n; g++) {
+    const G = g * 4;
+    const gx = gt[G];
+    const gy = gt[G + 1];
+    const gw = gt[G + 2];
+    const gh = gt[G + 3];
+    const ga = gw * gh;
+    const crowd = isCrowd(iscrowd, g);
+    for (let d = 0; d < m; d++) {
+      const D = d * 4;
+      const k = d * n + g;
+      o[k] = 0;
+      const w = fmin(dt[D + 2] + dt[D], gw + gx) - fmax(dt[D], gx);
+      if (w <= 0) continue;
+      const h = fmin(dt[D + 3] + dt[D + 1], gh + gy) - fmax(dt[D + 1], gy);
+      if (h <= 0) continue;
+      const i = w * h;
+      const da = dt[D + 2] * dt[D + 3];
+      const u = crowd ? da : da + ga - i;
+      o[k] = i / u;
+    }
+  }
+}
+
+/**
+ * bbIou on xywh boxes packed n*4: row-major [dt.length][gt.length]; crowd GT divides by the detection's box
+ * area. Arithmetic in maskApi.c's order, so ties at IoU thresholds break exactly as in pycocotools.
+ */
+export function bboxIou(dt: Float64Array, gt: Float64Array, iscrowd: ArrayLike<number>): Float64Array {
+  if (dt.length % 4 !== 0 || gt.length % 4 !== 0) throw new Error('bboxIou: boxes must be packed as n*4 values');
+  const m = dt.length / 4;
+  const n = gt.length / 4;
+  if (iscrowd.length !== n) throw new Error(`bboxIou: iscrowd has ${iscrowd.length} entries for ${n} GT boxes`);
+  const o = new Float64Array(m * n);
+  bbIouInto(dt, gt, m, n, iscrowd, o);
+  return o;
+}
+
+/**
+ * rleIou: row-major [dt.length][gt.length]. Pairs whose boxes do not overlap are 0 without touching the
+ * runs; overlapping pairs of different image sizes are -1; crowd GT divides by the detection's area.
+ */
+export function iou(dt: readonly RLE[], gt: readonly RLE[], iscrowd: ArrayLike<number>): Float64Array {
+  const m = dt.length;
+  const n = gt.length;
+  if (iscrowd.length !== n) throw new Error(`iou: iscrowd has ${iscrowd.length} entries for ${n} GT masks`);
+  const o = new Float64Array(m * n);
+  if (m === 0 || n === 0) return o;
+  for (let d = 0; d < m; d++) checkRle(dt[d], 'iou');
+  for (let g = 0; g < n; g++) checkRle(gt[g], 'iou');
+  bbIouInto(toBboxes(dt), toBboxes(gt), m, n, iscrowd, o);
+  for (let g = 0; g < n; g++) {
+    const G = gt[g];
+    const B = G.counts;
+    const kb = B.length;
+    const crowd = isCrowd(iscrowd, g);
+    for (let d = 0; d < m; d++) {
+      const k = d * n + g;
+      if (!(o[k] > 0)) continue;
+      const D = dt[d];
+      if (D.h !== G.h || D.w !== G.w) {
+        o[k] = -1;
+        continue;
+      }
+      const A = D.counts;
+      const ka = A.length;
+      let ca = A[0];
+      let cb = B[0];
+      let va = 0;
+      let vb = 0;
+      let a = 1;
+      let b = 1;
+      let i = 0;
+      let u = 0;
+      let ct = 1;
+      while (ct > 0) {
+        const c = ca < cb ? ca : cb;
+        if (va | vb) {
+          u += c;
+          if (va & vb) i += c;
+        }
+        ct = 0;
+        ca -= c;
+        if (ca === 0 && a < ka) {
+          ca = A[a++];
+          va ^= 1;
+        }
+        ct += ca;
+        cb -= c;
+        if (cb === 0 && b < kb) {
+          cb = B[b++];
+          vb ^= 1;
+        }
+        ct += cb;
+      }
+      if (i === 0) u = 1;
+      else if (crowd) u = area(D);
+      o[k] = i / u;
+    }
+  }
+  return o;
+}
+
+// C's (int) conversion of a double: truncation; x86 gives INT_MIN for NaN and out-of-range values.
+function cInt(v: number): number {
+  return v > -2147483649 && v < 2147483648 ? v | 0 : INT_MIN;
+}
+
+/** Coordinates beyond this make maskApi.c's int arithmetic overflow (it then misbehaves); we refuse them. */
+const MAX_POLY_COORD = 2e8;
+/** Upsampled boundary points beyond this would take gigabytes. */
+const MAX_POLY_POINTS = 5e7;
+
+/** rleFrPoly: rasterise one polygon (flat x,y list; an odd trailing value is ignored) on an h x w image. */
+export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
+  checkSize(h, w, 'frPoly');
+  const k = Math.floor(xy.length / 2);
+  const scale = 5;
+  const x = i32Scratch(0, k + 1);
+  const y = i32Scratch(1, k + 1);
+  for (let j = 0; j < 2 * k; j++) {
+    const v = xy[j];
+    if (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) > MAX_POLY_COORD) {
+      throw new UserError(`frPoly: polygon coordinate ${j} is ${String(v)}, expected a finite number`);
+    }
+  }
+  for (let j = 0; j < k; j++) x[j] = cInt(scale * xy[j * 2] + 0.5);
+  x[k] = x[0];
+  for (let j = 0; j < k; j++) y[j] = cInt(scale * xy[j * 2 + 1] + 0.5);
+  y[k] = y[0];
+  let m = 0;
+  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
+  if (m > MAX_POLY_POINTS) throw new UserError(`frPoly: polygon perimeter too large to rasterise (${m} points)`);
+  const u = i32Scratch(2, m);
+  const vv = i32Scratch(3, m);
+  m = 0;
+  for (let j = 0; j < k; j++) {
+    let xs = x[j];
+    let xe = x[j + 1];
+    let ys = y[j];
+    let ye = y[j + 1];
+    const dx = Math.abs(xe - xs);
+    const dy = Math.abs(ys - ye);
+    const flip = (dx >= dy && xs > xe) || (dx < dy && ys > ye);
+    if (flip) {
+      let t = xs;
+      xs = xe;
+      xe = t;
+      t = ys;
+      ys = ye;
+      ye = t;
+    }
+    if (dx >= dy) {
+      if (dx === 0) {
+        // s = 0/0 = NaN in maskApi.c, and (int)NaN is INT_MIN on x86.
+        u[m] = xs;
+        vv[m] = INT_MIN;
+        m++;
+        continue;
+      }
+      const s = (ye - ys) / dx;
+      for (let d = 0; d <= dx; d++) {
+        const t = flip ? dx - d : d;
+        u[m] = t + xs;
+        vv[m] = cInt(ys + s * t + 0.5);
+        m++;
+      }
+    } else {
+      const s = (xe - xs) / dy;
+      for (let d = 0; d <= dy; d++) {
+        const t = flip ? dy - d : d;
+        vv[m] = t + ys;
+        u[m] = cInt(xs + s * t + 0.5);
+        m++;
+      }
+    }
+  }
+  // Keep the points where the boundary crosses a pixel-column centre, downsampled to pixel coordinates.
+  const kk = m;
+  m = 0;
+  const px = i32Scratch(0, kk);
+  const py = i32Scratch(1, kk);
+  // size_t arithmetic: w - 1 wraps for w == 0.
+  const wMax = w === 0 ? 18446744073709551615 : w - 1;
+  for (let j = 1; j < kk; j++) {
+    if (u[j] === u[j - 1]) continue;
+    let xd = u[j] < u[j - 1] ? u[j] : u[j] - 1;
+    xd = (xd + 0.5) / scale - 0.5;
+    if (Math.floor(xd) !== xd || xd < 0 || xd > wMax) continue;
+    let yd = vv[j] < vv[j - 1] ? vv[j] : vv[j - 1];
+    yd = (yd + 0.5) / scale - 0.5;
+    if (yd < 0) yd = 0;
+    else if (yd > h) yd = h;
+    yd = Math.ceil(yd);
+    px[m] = xd;
+    py[m] = yd;
+    m++;
+  }
+  const a = new Uint32Array(m + 1);
+  for (let j = 0; j < m; j++) a[j] = (Math.imul(px[j], h | 0) + py[j]) >>> 0;
+  a[m] = (h * w) >>> 0;
+  a.sort();
+  let p = 0;
+  for (let j = 0; j <= m; j++) {
+    const t = a[j];
+    a[j] = (a[j] - p) >>> 0;
+    p = t;
+  }
+  const kn = m + 1;
+  const b = new Uint32Array(kn);
+  let j = 0;
+  let bm = 0;
+  b[bm++] = a[j++];
+  while (j < kn) {
+    if (a[j] > 0) b[bm++] = a[j++];
+    else {
+      j++;
+      if (j < kn) b[bm - 1] = (b[bm - 1] + a[j++]) >>> 0;
+    }
+  }
+  return { h, w, counts: bm === kn ? b : b.slice(0, bm) };
+}
+
+/** rleFrBbox: one xywh box rasterised as the polygon maskApi.c builds from it. */
+export function frBbox(bbox: ArrayLike<number>, h: number, w: number): RLE {
+  if (bbox.length !== 4) throw new UserError(`frBbox: a box needs 4 numbers [x, y, w, h], got ${bbox.length}`);
+  const xs = bbox[0];
+  const xe = xs + bbox[2];
+  const ys = bbox[1];
+  const ye = ys + bbox[3];
+  return frPoly([xs, ys, xs, ye, xe, ye, xe, ys], h, w);
+}
+
+function isPolygonList(segm: unknown): segm is number[][] {
+  return Array.isArray(segm);
+}
+
+/**
+ * frPyObjects for one COCO segmentation: polygons give one RLE per part on h x w; an RLE object (list or
+ * string counts) gives [RLE] with its own size. As in pycocotools, a first part of 4 numbers would be read as
+ * a box list (and rejected there), and a first part shorter than that is not a polygon.
+ */
+export function frPyObjects(segm: Segmentation, h: number, w: number): RLE[] {
+  if (isPolygonList(segm)) {
+    if (segm.length === 0) throw new UserError('segmentation: empty polygon list');
+    for (let i = 0; i < segm.length; i++) {
+      if (!Array.isArray(segm[i])) throw new UserError(`segmentation: polygon part ${i} is not a list of numbers`);
+    }
+    const n0 = segm[0].length;
+    if (n0 === 4) throw new UserError('segmentation: a polygon of 4 numbers is read as a box list by pycocotools, which rejects it');
+    if (n0 < 4) throw new UserError(`segmentation: first polygon part has ${n0} numbers, need at least 6`);
+    return segm.map((part) => frPoly(part, h, w));
+  }
+  if (segm !== null && typeof segm === 'object' && 'counts' in segm && 'size' in segm) return [fromCocoRle(segm)];
+  throw new UserError('segmentation: expected a list of polygons or an RLE object {size, counts}');
+}
+
+/** COCO.annToRLE: polygon parts merged as a union on h x w; RLE objects keep their own size. */
+export function annToRle(segm: Segmentation, h: number, w: number): RLE {
+  const rles = frPyObjects(segm, h, w);
+  return rles.length === 1 ? rles[0] : merge(rles);
+}
+
+/** rleToString of raw counts: LEB128-like, 5 bits a char, deltas against the count two back from index 3 on. */
+export function countsToString(cnts: ArrayLike<number>): string {
+  const m = cnts.length;
+  const s = Buffer.allocUnsafe(m * 7 + 1);
+  let p = 0;
+  for (let i = 0; i < m; i++) {
+    let x = cnts[i];
+    if (i > 2) x -= cnts[i - 2];
+    if (x >= INT_MIN && x <= 2147483647) {
+      for (;;) {
+        let c = x & 0x1f;
+        x >>= 5;
+        const more = c & 0x10 ? x !== -1 : x !== 0;
+        if (more) c |= 0x20;
+        s[p++] = c + 48;
+        if (!more) break;
+      }
+    } else {
+      // Beyond int32 (counts near 2^32): C's 64-bit arithmetic shift, done with floor division.
+      for (;;) {
+        let c = x - Math.floor(x / 32) * 32;
+        x = Math.floor(x / 32);
+        const more = c & 0x10 ? x !== -1 : x !== 0;
+        if (more) c |= 0x20;
+        s[p++] = c + 48;
+        if (!more) break;
+      }
+    }
+  }
+  return s.toString('latin1', 0, p);
+}
+
+/**
+ * rleFrString without checks: raw counts exactly as maskApi.c reads them (int shifts wrap as on x86, so
+ * strings with counts past 2^29 read back as pycocotools reads them, garbage included).
+ */
+export function countsFromString(s: string): Uint32Array {
+  const n = s.length;
+  const cnts = u32Scratch(n);
+  let m = 0;
+  let p = 0;
+  while (p < n) {
+    let x = 0;
+    let k = 0;
+    let more = 1;
+    while (more) {
+      if (p >= n) throw new UserError('RLE counts string ends inside a number');
+      const code = s.charCodeAt(p);
+      if (code < 48 || code > 111) {
+        throw new UserError(`RLE counts string has character ${JSON.stringify(s[p])} at ${p}, expected '0'..'o'`);
+      }
+      const c = code - 48;
+      x |= (c & 0x1f) << (5 * k);
+      more = c & 0x20;
+      p++;
+      k++;
+      if (!more && c & 0x10) x |= -1 << (5 * k);
+    }
+    cnts[m] = m > 2 ? x + cnts[m - 2] : x;
+    m++;
+  }
+  return cnts.slice(0, m);
+}
+
+/** Compressed counts string of an RLE (rleToString). */
+export function rleToString(rle: RLE): string {
+  return countsToString(rle.counts);
+}
+
+/** rleFrString with validation: the runs must cover exactly h*w pixels. */
+export function rleFrString(s: string, h: number, w: number): RLE {
+  checkSize(h, w, 'RLE');
+  if (typeof s !== 'string') throw new UserError('RLE counts must be a string or a list of integers');
+  const rle = { h, w, counts: countsFromString(s) };
+  checkRle(rle, 'RLE');
+  return rle;
+}
+
+/** JSON form with compressed counts, as pycocotools.mask.encode returns it (counts as text, not bytes). */
+export function toCocoRle(rle: RLE): CocoRle {
+  return { size: [rle.h, rle.w], counts: rleToString(rle) };
+}
+
+/** RLE from its JSON form (string or list counts), using its own size; bad data throws a UserError. */
+export function fromCocoRle(obj: CocoRle): RLE {
+  if (obj === null || typeof obj !== 'object') throw new UserError('RLE must be an object {size: [h, w], counts}');
+  const size: unknown = obj.size;
+  if (!Array.isArray(size) || size.length !== 2) throw new UserError('RLE size must be [h, w]');
+  const [h, w] = size as [number, number];
+  checkSize(h, w, 'RLE');
+  const counts: unknown = obj.counts;
+  if (typeof counts === 'string') return rleFrString(counts, h, w);
+  if (!Array.isArray(counts)) throw new UserError('RLE counts must be a string or a list of integers');
+  const cnts = new Uint32Array(counts.length);
+  for (let j = 0; j < counts.length; j++) {
+    const c: unknown = counts[j];
+    if (typeof c !== 'number' || !Number.isInteger(c) || c < 0 || c >= UINT_RANGE) {
+      throw new UserError(`RLE counts[${j}] is ${JSON.stringify(c)}, expected a non-negative integer`);
+    }
+    cnts[j] = c;
+  }
+  const rle = { h, w, counts: cnts };
+  checkRle(rle, 'RLE');
+  return rle;
+}
