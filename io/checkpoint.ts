@@ -1,0 +1,249 @@
+/**
+ * Safe loading of PyTorch checkpoints: torch >= 1.6 `torch.save` zips (through a restricted unpickler that
+ * executes nothing) and safetensors. Returns the state dict as runtime tensors, unwrapped from the usual
+ * wrappers: a bare (Ordered)dict, mmdetection's {'state_dict', 'meta', 'optimizer'}, {'model': ...}
+ * (FasterNet / DeiT style) or {'model_state_dict': ...}. Modeled on `torch.load(p, map_location='cpu')`
+ * followed by mmcv's checkpoint unwrapping.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { UserError } from '../cli/errors.ts';
+import type { StateDict, Tensor } from '../runtime/tensor.ts';
+import { itemSize, materialize, outputBytes } from './dtypes.ts';
+import { looksLikeSafetensors, parseSafetensors } from './safetensors.ts';
+import { readTorchZip } from './torch_zip.ts';
+import { describe, type PyDict, type PyValue, type TensorRef } from './unpickle.ts';
+
+export interface Checkpoint {
+  stateDict: StateDict;
+  /**
+   * mmdetection's `meta`; else a wrapper's other top-level entries minus optimizer-like state and anything
+   * holding tensors; or safetensors `__metadata__`. Plain data (see toPlain); absent for a bare state dict.
+   */
+  meta?: unknown;
+  format: 'torch-zip' | 'safetensors';
+}
+
+export interface CheckpointOptions {
+  /** Largest file accepted, in bytes (default and ceiling: 2 GiB - 1, what Node can read into one buffer). */
+  maxBytes?: number;
+}
+
+const READ_LIMIT = 2 ** 31 - 1;
+const WRAPPER_KEYS = ['state_dict', 'model', 'model_state_dict'] as const;
+const MAX_META_DEPTH = 100;
+/** Training state that wrappers carry next to the weights; left out of `meta`. */
+const TRAINING_STATE = new Set(['optimizer', 'optimizer_states', 'lr_scheduler', 'lr_schedulers', 'scaler', 'model_ema']);
+const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
+
+/** Reads and parses a checkpoint file; errors name the file. */
+export async function loadCheckpoint(path: string, opts: CheckpointOptions = {}): Promise<Checkpoint> {
+  const maxBytes = Math.min(opts.maxBytes ?? READ_LIMIT, READ_LIMIT);
+  let size: number;
+  try {
+    const st = await stat(path);
+    if (!st.isFile()) throw new UserError(`checkpoint ${path} is not a file`);
+    size = st.size;
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`cannot read checkpoint ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (size > maxBytes) {
+    const why = size > READ_LIMIT ? ' (files over 2 GiB cannot be read into one buffer)' : '';
+    throw new UserError(`checkpoint ${path} is ${size} bytes, over the ${maxBytes}-byte limit${why}`);
+  }
+  const buf = await readFile(path);
+  try {
+    return parseCheckpoint(buf, { maxBytes });
+  } catch (err) {
+    if (err instanceof UserError) throw new UserError(`${path}: ${err.message}`);
+    throw err;
+  }
+}
+
+function startsWith(buf: Uint8Array, magic: readonly number[]): boolean {
+  return buf.length >= magic.length && magic.every((b, i) => buf[i] === b);
+}
+
+/**
+ * Parses a checkpoint held in memory, sniffing the format from its first bytes. Tensors may share memory
+ * with `buf` (safetensors) but never with each other.
+ */
+export function parseCheckpoint(buf: Uint8Array, opts: CheckpointOptions = {}): Checkpoint {
+  const maxBytes = opts.maxBytes ?? READ_LIMIT;
+  if (buf.length > maxBytes) throw new UserError(`checkpoint is ${buf.length} bytes, over the ${maxBytes}-byte limit`);
+  if (startsWith(buf, [0x50, 0x4b, 0x03, 0x04]) || startsWith(buf, [0x50, 0x4b, 0x05, 0x06])) return parseTorchZip(buf, maxBytes);
+  if (looksLikeSafetensors(buf)) return { ...parseSafetensors(buf), format: 'safetensors' };
+  if (startsWith(buf, LEGACY_MAGIC)) {
+    throw new UserError(
+      'legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with torch >= 1.6: ' +
+        `python -c "import torch; torch.save(torch.load('old.pth', map_location='cpu'), 'new.pth')" ` +
+        '(keep the default _use_new_zipfile_serialization=True)',
+    );
+  }
+  if (buf[0] === 0x80) throw new UserError('file is a bare pickle, not a torch.save checkpoint; save it with torch.save(state_dict, path)');
+  const head = Array.from(buf.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  throw new UserError(`unrecognized checkpoint format (first bytes: ${head || 'none'}); expected a torch.save zip or a safetensors file`);
+}
+
+function isTensorRef(v: PyValue): v is TensorRef {
+  return v !== null && typeof v === 'object' && '$py' in v && v.$py === 'tensor';
+}
+
+function parseTorchZip(buf: Uint8Array, maxBytes: number): Checkpoint {
+  const zip = readTorchZip(buf, maxBytes);
+  const root = zip.root;
+  if (!(root instanceof Map)) throw new UserError(`checkpoint holds ${describe(root)}, not a dict of tensors`);
+  const wrapper = WRAPPER_KEYS.find((k) => root.get(k) instanceof Map);
+  const sdValue = wrapper ? (root.get(wrapper) as PyDict) : root;
+  const refs: Array<[string, TensorRef]> = [];
+  for (const [k, v] of sdValue) if (typeof k === 'string' && isTensorRef(v)) refs.push([k, v]);
+  if (refs.length === 0) {
+    const keys = [...root.keys()].slice(0, 8).map((k) => (typeof k === 'string' ? k : describe(k)));
+    throw new UserError(`no tensors found in the checkpoint${wrapper ? `'s '${wrapper}'` : ''} (top-level keys: ${keys.join(', ') || 'none'})`);
+  }
+
+  // Expanded (stride-0) views can ask for far more memory than the file holds: cap what they may build.
+  const budget = Math.max(4 * buf.length, 256 * 2 ** 20);
+  let total = 0;
+  for (const [name, ref] of refs) {
+    let n = 1;
+    for (const d of ref.shape) n *= Math.max(d, 0);
+    total += outputBytes(ref.storage.dtype, n);
+    if (total > budget) throw new UserError(`tensor ${name} of shape [${ref.shape.join(', ')}] takes the load past ${budget} bytes of tensor data`);
+  }
+
+  const storages = zip.readStorages(new Set(refs.map(([, r]) => r.storage.key)));
+  const stateDict: StateDict = new Map();
+  const shared = new Set<string>();
+  for (const [name, ref] of refs) {
+    const { key, dtype, numel } = ref.storage;
+    const bytes = (storages.get(key) as Uint8Array).subarray(0, numel * itemSize(dtype));
+    // The first tensor of a storage may alias the extracted bytes; later ones copy so tensors never overlap.
+    stateDict.set(name, materialize(bytes, dtype, ref, `tensor ${name}`, !shared.has(key)));
+    shared.add(key);
+  }
+  const meta = wrapper ? metaOf(root, wrapper) : undefined;
+  return meta === undefined ? { stateDict, format: 'torch-zip' } : { stateDict, meta, format: 'torch-zip' };
+}
+
+function metaOf(root: PyDict, wrapper: string): unknown {
+  if (root.has('meta')) return toPlain(root.get('meta') as PyValue);
+  const rest: Record<string, unknown> = {};
+  let any = false;
+  for (const [k, v] of root) {
+    if (k === wrapper || typeof k !== 'string' || TRAINING_STATE.has(k) || containsTensor(v, new Set(), 0)) continue;
+    define(rest, k, toPlain(v));
+    any = true;
+  }
+  return any ? rest : undefined;
+}
+
+function containsTensor(v: PyValue, seen: Set<object>, depth: number): boolean {
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array || seen.has(v)) return false;
+  if (depth > MAX_META_DEPTH) throw new UserError(`checkpoint nests deeper than ${MAX_META_DEPTH} levels`);
+  seen.add(v);
+  if (Array.isArray(v)) return v.some((x) => containsTensor(x, seen, depth + 1));
+  if (v instanceof Map) {
+    for (const x of v.values()) if (containsTensor(x, seen, depth + 1)) return true;
+    return false;
+  }
+  if (v.$py === 'argparse.Namespace') return containsTensor(v.fields, seen, depth + 1);
+  return v.$py === 'tensor' || v.$py === 'storage';
+}
+
+function define(obj: Record<string, unknown>, key: string, value: unknown): void {
+  // defineProperty, so that a '__proto__' key stays a plain field.
+  Object.defineProperty(obj, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/**
+ * Converts unpickled values to plain JSON-like data: dicts -> objects (keys stringified), tuples -> arrays,
+ * numpy scalars -> numbers, Namespace -> object, tensors -> {tensor: {dtype, shape}} (no data).
+ */
+export function toPlain(v: PyValue, depth = 0, seen = new Map<object, unknown>()): unknown {
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array) return v;
+  if (depth > MAX_META_DEPTH) throw new UserError(`checkpoint meta nests deeper than ${MAX_META_DEPTH} levels`);
+  const done = seen.get(v);
+  if (done !== undefined) return done;
+  if (Array.isArray(v)) {
+    const out: unknown[] = [];
+    seen.set(v, out);
+    for (const x of v) out.push(toPlain(x, depth + 1, seen));
+    return out;
+  }
+  if (v instanceof Map || v.$py === 'argparse.Namespace') {
+    const out: Record<string, unknown> = {};
+    seen.set(v, out);
+    for (const [k, x] of v instanceof Map ? v : v.fields) define(out, typeof k === 'string' ? k : String(toPlain(k, depth + 1, seen)), toPlain(x, depth + 1, seen));
+    return out;
+  }
+  switch (v.$py) {
+    case 'tensor': return { tensor: { dtype: v.storage.dtype, shape: [...v.shape] } };
+    case 'numpy.dtype': return v.str;
+    case 'storage': return { storage: { dtype: v.dtype, numel: v.numel } };
+    case 'global': return `${v.module}.${v.name}`;
+  }
+}
+
+function listKeys(keys: readonly string[], max = 5): string {
+  const shown = keys.slice(0, max).join(', ');
+  return keys.length > max ? `${shown}, ... ${keys.length - max} more` : shown;
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}
+
+/**
+ * Throws a UserError naming missing and unexpected keys (sorted, first few of each), like
+ * `load_state_dict(strict=True)`: "FasterNet-S checkpoint: 2 missing keys (a, b), 1 unexpected key (foo)".
+ * `ignore` drops keys from both sides (e.g. `k => k.endsWith('num_batches_tracked')`).
+ */
+export function checkKeys(sd: StateDict, expected: Iterable<string>, what: string, opts: { ignore?: (k: string) => boolean } = {}): void {
+  const ignore = opts.ignore ?? (() => false);
+  const want = new Set(expected);
+  const missing = [...want].filter((k) => !sd.has(k) && !ignore(k)).sort();
+  const unexpected = [...sd.keys()].filter((k) => !want.has(k) && !ignore(k)).sort();
+  const parts: string[] = [];
+  if (missing.length) parts.push(`${plural(missing.length, 'missing key')} (${listKeys(missing)})`);
+  if (unexpected.length) parts.push(`${plural(unexpected.length, 'unexpected key')} (${listKeys(unexpected)})`);
+  if (parts.length) throw new UserError(`${what}: ${parts.join(', ')}`);
+}
+
+/**
+ * Throws a UserError listing tensors whose shape differs from `expected` (keys absent from `sd` are skipped:
+ * checkKeys reports those).
+ */
+export function checkShapes(sd: StateDict, expected: Iterable<[string, readonly number[]]>, what: string): void {
+  const bad: string[] = [];
+  for (const [k, shape] of expected) {
+    const t = sd.get(k);
+    if (t && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
+      bad.push(`${k}: [${t.shape.join(', ')}], expected [${shape.join(', ')}]`);
+    }
+  }
+  bad.sort();
+  if (bad.length) throw new UserError(`${what}: ${plural(bad.length, 'shape mismatch')} (${listKeys(bad, 3)})`);
+}
+
+/**
+ * The entries whose key starts with `prefix`, with it removed (mmcv `_load_checkpoint_with_prefix`), e.g.
+ * 'backbone.' from a detector or 'module.' from DataParallel. With `keepOthers`, other keys stay as they are
+ * (mmcv `revise_keys`). Throws a UserError when no key has the prefix.
+ */
+export function stripPrefix(sd: StateDict, prefix: string, opts: { keepOthers?: boolean } = {}): StateDict {
+  const out: StateDict = new Map();
+  let hits = 0;
+  for (const [k, t] of sd) {
+    if (k.startsWith(prefix)) {
+      out.set(k.slice(prefix.length), t);
+      hits++;
+    } else if (opts.keepOthers) {
+      out.set(k, t);
+    }
+  }
+  if (hits === 0) throw new UserError(`no checkpoint key starts with '${prefix}' (keys look like: ${listKeys([...sd.keys()], 3)})`);
+  return out;
+}
+
+export type { Tensor };
