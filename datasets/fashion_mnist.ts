@@ -56,15 +56,10 @@ export function parseIdx(raw: Uint8Array): { dims: number[]; data: Uint8Array } 
   return { dims, data: buf.subarray(start) };
 }
 
-/** Load one Fashion-MNIST split (60k 'train' or 10k 't10k' items). */
-export function loadFashionMnist(split: FashionSplit, dir = FASHION_MNIST_DIR): ItemSet {
-  const imgPath = join(dir, `${split}-images-idx3-ubyte.gz`);
-  const lblPath = join(dir, `${split}-labels-idx1-ubyte.gz`);
-  if (!existsSync(imgPath)) {
-    throw new Error(`Fashion-MNIST not found at ${imgPath} (apt-get install -y dataset-fashion-mnist)`);
-  }
-  const img = parseIdx(readFileSync(imgPath));
-  const lbl = parseIdx(readFileSync(lblPath));
+/** An item set from raw (optionally gzipped) IDX image and label files. */
+export function itemSetFromIdx(split: FashionSplit, imagesIdx: Uint8Array, labelsIdx: Uint8Array): ItemSet {
+  const img = parseIdx(imagesIdx);
+  const lbl = parseIdx(labelsIdx);
   if (img.dims.length !== 3 || lbl.dims.length !== 1 || img.dims[0] !== lbl.dims[0]) {
     throw new Error(`Fashion-MNIST ${split}: image dims [${img.dims}] do not match label dims [${lbl.dims}]`);
   }
@@ -72,6 +67,16 @@ export function loadFashionMnist(split: FashionSplit, dir = FASHION_MNIST_DIR): 
   const indices = new Int32Array(count);
   for (let i = 0; i < count; i++) indices[i] = i;
   return { split, images: img.data, labels: lbl.data, count, rows: img.dims[1], cols: img.dims[2], indices };
+}
+
+/** Load one Fashion-MNIST split (60k 'train' or 10k 't10k' items). */
+export function loadFashionMnist(split: FashionSplit, dir = FASHION_MNIST_DIR): ItemSet {
+  const imgPath = join(dir, `${split}-images-idx3-ubyte.gz`);
+  const lblPath = join(dir, `${split}-labels-idx1-ubyte.gz`);
+  if (!existsSync(imgPath)) {
+    throw new Error(`Fashion-MNIST not found at ${imgPath} (apt-get install -y dataset-fashion-mnist)`);
+  }
+  return itemSetFromIdx(split, readFileSync(imgPath), readFileSync(lblPath));
 }
 
 /** A copy of the items at the given positions (keeps their original Fashion-MNIST indices). */
