@@ -14,7 +14,10 @@ const program = new Command()
   .showHelpAfterError();
 
 // Command registrations (one line per command file).
-const commands: Array<Promise<{ register: (p: Command) => void }>> = [];
+const commands: Array<Promise<{ register: (p: Command) => void }>> = [
+  import('./convert.ts'),
+  import('./classify.ts'),
+];
 for (const mod of await Promise.all(commands)) mod.register(program);
 
 try {

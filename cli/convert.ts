@@ -1,0 +1,75 @@
+/**
+ * `fasternet convert CKPT --flavor imagenet --out M.onnx`: a PyTorch checkpoint (torch.save zip or safetensors)
+ * to a self-describing ONNX model (metadata in runtime/metadata.ts). BatchNorms are folded into convs.
+ * Flavors: 'imagenet' (FasterNet T0..L or torchvision ResNet50 classifier). Detection flavors register here too.
+ */
+import type { Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { checkKeys, checkShapes, loadCheckpoint, stripPrefix } from '../io/checkpoint.ts';
+import type { StateDict } from '../runtime/tensor.ts';
+import type { ModelMetadata } from '../runtime/metadata.ts';
+import { archName, detectArch, imagenetModel } from '../backbones/model.ts';
+import { fasternetParamSpecs, type PConvImpl } from '../backbones/fasternet.ts';
+import { resnet50ParamSpecs } from '../backbones/resnet.ts';
+import { UserError } from './errors.ts';
+
+export interface ConvertOptions {
+  arch?: string;
+  pconv?: PConvImpl;
+}
+
+export type FlavorConverter = (sd: StateDict, o: ConvertOptions) => { bytes: Uint8Array; meta: ModelMetadata };
+
+/** Strips DataParallel's 'module.' when every key carries it. */
+export function unwrapDataParallel(sd: StateDict): StateDict {
+  const keys = [...sd.keys()];
+  return keys.length > 0 && keys.every((k) => k.startsWith('module.')) ? stripPrefix(sd, 'module.') : sd;
+}
+
+/** Checks an ImageNet classifier state dict against the architecture's expected keys and shapes. */
+export function checkImagenetStateDict(sd: StateDict, arch: string): void {
+  const head = sd.get(arch === 'resnet50' ? 'fc.weight' : 'head.weight');
+  if (!head) throw new UserError(`${arch} checkpoint has no classifier head (${arch === 'resnet50' ? 'fc' : 'head'}.weight): a detection backbone needs a detection flavor`);
+  const numClasses = head.shape[0];
+  const specs = arch === 'resnet50' ? resnet50ParamSpecs(numClasses) : fasternetParamSpecs(arch, { numClasses });
+  const ignore = (k: string) => k.endsWith('num_batches_tracked');
+  checkKeys(sd, specs.map((s) => s.key), `${arch} checkpoint`, { ignore });
+  checkShapes(sd, specs.filter((s) => !ignore(s.key)).map((s) => [s.key, s.shape] as [string, number[]]), `${arch} checkpoint`);
+}
+
+export const FLAVORS: Record<string, FlavorConverter> = {
+  imagenet: (sd, o) => {
+    const arch = o.arch ? archName(o.arch) : detectArch(sd);
+    checkImagenetStateDict(sd, arch);
+    return imagenetModel(sd, { arch, pconv: o.pconv });
+  },
+  // Detection flavors ('torchvision', 'mmdet') add one line each here.
+};
+
+export async function convertCheckpoint(ckptPath: string, flavor: string, outPath: string, o: ConvertOptions = {}): Promise<ModelMetadata> {
+  const convert = FLAVORS[flavor];
+  if (!convert) throw new UserError(`unknown flavor ${flavor} (expected one of ${Object.keys(FLAVORS).join(', ')})`);
+  const { stateDict } = await loadCheckpoint(ckptPath);
+  const { bytes, meta } = convert(unwrapDataParallel(stateDict), o);
+  try {
+    await writeFile(outPath, bytes);
+  } catch (err) {
+    throw new UserError(`cannot write ${outPath}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  return meta;
+}
+
+export function register(program: Command): void {
+  program.command('convert')
+    .description('convert a PyTorch checkpoint (.pth zip or .safetensors) to ONNX with BatchNorm folded')
+    .argument('<checkpoint>', 'checkpoint file')
+    .requiredOption('--flavor <name>', `what to build: ${Object.keys(FLAVORS).join(', ')}`)
+    .requiredOption('--out <file>', 'ONNX file to write')
+    .option('--arch <name>', 'architecture (t0, t1, t2, s, m, l, resnet50); detected from the checkpoint when absent')
+    .option('--pconv <impl>', 'ONNX form of the partial conv: split_cat or slice_cat', 'split_cat')
+    .action(async (ckpt: string, opts: { flavor: string; out: string; arch?: string; pconv: string }) => {
+      if (opts.pconv !== 'split_cat' && opts.pconv !== 'slice_cat') throw new UserError(`--pconv must be split_cat or slice_cat, got ${opts.pconv}`);
+      const meta = await convertCheckpoint(ckpt, opts.flavor, opts.out, { arch: opts.arch, pconv: opts.pconv });
+      process.stdout.write(`${opts.out}: ${meta.arch} ${meta.flavor}, ${meta.numClasses} classes\n`);
+    });
+}
