@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { argsortDescending } from '../postprocess/sort.ts';
+import { batchedNms, batchedNmsMmcv, multiclassNms, nms, nmsMmcv } from '../postprocess/nms.ts';
+import { loadTopic } from './ops_fixtures.ts';
+
+const T = loadTopic('nms');
+const byKind = (k: string) => T.cases.filter((c) => c.kind === k);
+
+describe('argsortDescending (torch CPU sort order)', () => {
+  for (const c of byKind('sort')) {
+    it(c.name, () => {
+      expect(Array.from(argsortDescending(T.f32(c.values)))).toEqual(Array.from(T.i32(c.expected)));
+    });
+  }
+});
+
+describe('nms vs torchvision.ops.nms and mmcv nms_cpu', () => {
+  for (const c of byKind('nms')) {
+    it(c.name, () => {
+      const b = T.f32(c.boxes), s = T.f32(c.scores);
+      expect(Array.from(nms(b, s, c.iou))).toEqual(Array.from(T.i32(c.torchvision)));
+      expect(Array.from(nmsMmcv(b, s, c.iou))).toEqual(Array.from(T.i32(c.mmcv)));
+    });
+  }
+  it('mmcv offset / score_threshold / max_num', () => {
+    const c = byKind('nms_mmcv_opts')[0];
+    const keep = nmsMmcv(T.f32(c.boxes), T.f32(c.scores), c.iou, { offset: c.offset, scoreThreshold: c.scoreThreshold, maxNum: c.maxNum });
+    expect(Array.from(keep)).toEqual(Array.from(T.i32(c.mmcv)));
+  });
+  it('float vs double threshold: IoU exactly float32(0.3) is suppressed by torchvision only', () => {
+    const b = new Float32Array([0, 0, 10, 1, 0, 0, 3, 1]);
+    const s = new Float32Array([0.9, 0.8]);
+    expect(Array.from(nms(b, s, 0.3))).toEqual([0]);
+    expect(Array.from(nmsMmcv(b, s, 0.3))).toEqual([0, 1]);
+  });
+  it('rejects mismatched inputs', () => {
+    expect(() => nms(new Float32Array(7), new Float32Array(2), 0.5)).toThrow(/boxes has 7 values/);
+  });
+});
+
+describe('batched NMS', () => {
+  for (const c of byKind('batched')) {
+    it(c.name, () => {
+      const b = T.f32(c.boxes), s = T.f32(c.scores), idx = T.i32(c.idxs);
+      expect(Array.from(batchedNms(b, s, idx, c.iou))).toEqual(Array.from(T.i32(c.torchvision)));
+      const { dets, keep } = batchedNmsMmcv(b, s, idx, { iouThreshold: c.iou });
+      expect(Array.from(keep)).toEqual(Array.from(T.i32(c.mmcv)));
+      expect(Array.from(dets)).toEqual(Array.from(T.f32(c.mmcvDets)));
+      expect(Array.from(batchedNms(b, s, idx, c.iou, { flavor: 'mmcv', splitThr: 500 }))).toEqual(Array.from(T.i32(c.mmcvSplit500)));
+      expect(Array.from(batchedNms(b, s, idx, c.iou, { flavor: 'mmcv', classAgnostic: true }))).toEqual(Array.from(T.i32(c.mmcvAgnostic)));
+    });
+  }
+});
+
+describe('mmdet multiclass_nms', () => {
+  for (const c of byKind('multiclass')) {
+    it(c.name, () => {
+      const r = multiclassNms(T.f32(c.boxes), T.f32(c.scores), c.numClasses, c.scoreThr, { iouThreshold: c.iou }, c.maxNum);
+      expect(Array.from(r.dets)).toEqual(Array.from(T.f32(c.dets)));
+      expect(Array.from(r.labels)).toEqual(Array.from(T.i32(c.labels)));
+      expect(Array.from(r.inds)).toEqual(Array.from(T.i32(c.inds)));
+    });
+  }
+});
