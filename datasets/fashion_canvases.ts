@@ -8,8 +8,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { FASHION_MNIST_CLASSES, type ItemSet } from './fashion_mnist.ts';
-// TODO(switch): use ../postprocess/mask.ts once it lands (same encode/toCocoRle signatures)
-import { encode, toCocoRle } from './rle.ts';
+import { area as rleArea, encode, toBbox, toCocoRle } from '../postprocess/mask.ts';
 
 export interface CanvasOptions {
   /** Canvas height = width in pixels. */
@@ -385,39 +384,18 @@ export const FASHION_CATEGORIES = FASHION_MNIST_CLASSES.map((name, i) => ({
   supercategory: 'fashion',
 }));
 
-/** Tight [x, y, w, h] box and pixel count of a row-major 0/1 mask. */
-export function maskBoxArea(mask: Uint8Array, h: number, w: number): { bbox: [number, number, number, number]; area: number } {
-  let x0 = w;
-  let y0 = h;
-  let x1 = -1;
-  let y1 = -1;
-  let area = 0;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (!mask[y * w + x]) continue;
-      area++;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      if (y > y1) y1 = y;
-    }
-  }
-  if (area === 0) return { bbox: [0, 0, 0, 0], area: 0 };
-  return { bbox: [x0, y0, x1 - x0 + 1, y1 - y0 + 1], area };
-}
-
 /** COCO annotations of one canvas; ids continue from `nextId`. */
 export function canvasAnnotations(sample: CanvasSample, imageId: number, nextId: number): CocoAnnotation[] {
   return sample.placements.map((pl, k) => {
-    const { bbox, area } = maskBoxArea(sample.masks[k], sample.height, sample.width);
-    const rle = toCocoRle(encode(sample.masks[k], sample.height, sample.width));
+    const rle = encode(sample.masks[k], sample.height, sample.width);
+    const [x, y, w, h] = toBbox(rle);
     return {
       id: nextId + k,
       image_id: imageId,
       category_id: pl.label + 1,
-      segmentation: { size: [rle.size[0], rle.size[1]], counts: rle.counts },
-      area,
-      bbox,
+      segmentation: { size: [sample.height, sample.width], counts: toCocoRle(rle).counts as string },
+      area: rleArea(rle),
+      bbox: [x, y, w, h],
       iscrowd: 0,
       source: { split: pl.sourceSplit, index: pl.sourceIndex },
     };
