@@ -1,0 +1,164 @@
+/**
+ * Box delta decoding and box filters of torchvision 0.14 (`BoxCoder.decode_single`, `clip_boxes_to_image`,
+ * `remove_small_boxes`) and mmdet 2.25 (`DeltaXYWHBBoxCoder.decode` -> `delta2bbox`, add_ctr_clamp=False).
+ * Every op is rounded to float32 in the frameworks' order (Math.fround) and exp replays torch's SLEEF expf,
+ * so results are bit-identical to PyTorch on CPU.
+ *
+ * Layout: `boxes` is (n, 4) x1y1x2y2; `deltas` is (n, k*4) (k = 1 for the RPN, numClasses for a box head);
+ * the output has the shape of `deltas`.
+ */
+
+import { expf } from './torch_math.ts';
+
+const f32 = Math.fround;
+
+/** (2, 2, ...) -> number of deltas per box, with a clear error for a mismatch. */
+function deltasPerBox(deltas: Float32Array, boxes: Float32Array, what: string): number {
+  const n = boxes.length / 4;
+  if (!Number.isInteger(n)) throw new Error(`${what}: boxes length ${boxes.length} is not a multiple of 4`);
+  if (n === 0) {
+    if (deltas.length !== 0) throw new Error(`${what}: ${deltas.length} deltas for 0 boxes`);
+    return 0;
+  }
+  const k = deltas.length / (n * 4);
+  if (!Number.isInteger(k) || k < 1) throw new Error(`${what}: deltas length ${deltas.length} does not fit ${n} boxes`);
+  return k;
+}
+
+/** torchvision BoxCoder(weights (1,1,1,1)) for the RPN. */
+export const TORCHVISION_RPN_WEIGHTS = [1, 1, 1, 1] as const;
+/** torchvision RoIHeads box coder weights. */
+export const TORCHVISION_BOX_WEIGHTS = [10, 10, 5, 5] as const;
+/** torchvision bbox_xform_clip = log(1000 / 16). */
+export const BBOX_XFORM_CLIP = Math.log(1000 / 16);
+
+/**
+ * torchvision BoxCoder.decode_single: pred (n, k*4) from deltas (n, k*4) relative to boxes (n, 4).
+ * No +1 on widths (0.14); boxes x1 = ctr - 0.5 * w.
+ */
+export function decodeBoxesTorchvision(
+  deltas: Float32Array,
+  boxes: Float32Array,
+  weights: readonly [number, number, number, number] | readonly number[] = TORCHVISION_RPN_WEIGHTS,
+  bboxXformClip: number = BBOX_XFORM_CLIP,
+): Float32Array {
+  const k = deltasPerBox(deltas, boxes, 'decodeBoxesTorchvision');
+  const n = boxes.length / 4;
+  const [wx, wy, ww, wh] = weights.map(f32);
+  const clip = f32(bboxXformClip);
+  const out = new Float32Array(deltas.length);
+  for (let i = 0; i < n; i++) {
+    const x1 = boxes[i * 4], y1 = boxes[i * 4 + 1], x2 = boxes[i * 4 + 2], y2 = boxes[i * 4 + 3];
+    const widths = f32(x2 - x1);
+    const heights = f32(y2 - y1);
+    const ctrX = f32(x1 + f32(0.5 * widths));
+    const ctrY = f32(y1 + f32(0.5 * heights));
+    for (let c = 0; c < k; c++) {
+      const o = (i * k + c) * 4;
+      const dx = f32(deltas[o] / wx);
+      const dy = f32(deltas[o + 1] / wy);
+      let dw = f32(deltas[o + 2] / ww);
+      let dh = f32(deltas[o + 3] / wh);
+      if (dw > clip) dw = clip;
+      if (dh > clip) dh = clip;
+      const px = f32(f32(dx * widths) + ctrX);
+      const py = f32(f32(dy * heights) + ctrY);
+      const pw = f32(expf(dw) * widths);
+      const ph = f32(expf(dh) * heights);
+      const cw = f32(0.5 * pw);
+      const ch = f32(0.5 * ph);
+      out[o] = px - cw;
+      out[o + 1] = py - ch;
+      out[o + 2] = px + cw;
+      out[o + 3] = py + ch;
+    }
+  }
+  return out;
+}
+
+/** torchvision.ops.clip_boxes_to_image on (n, 4) boxes (or any multiple of 4), in place when `out` is boxes. */
+export function clipBoxesToImage(boxes: Float32Array, height: number, width: number, out: Float32Array = new Float32Array(boxes.length)): Float32Array {
+  for (let o = 0; o < boxes.length; o += 2) {
+    out[o] = clampNaN(boxes[o], 0, width);
+    out[o + 1] = clampNaN(boxes[o + 1], 0, height);
+  }
+  return out;
+}
+
+/** torch.clamp: NaN stays NaN. */
+function clampNaN(v: number, lo: number, hi: number): number {
+  return v < lo ? lo : v > hi ? hi : v;
+}
+
+/** torchvision.ops.remove_small_boxes: indices whose width and height are both >= minSize (float32 compare). */
+export function removeSmallBoxes(boxes: Float32Array, minSize: number): Int32Array {
+  const n = boxes.length / 4;
+  const m = f32(minSize);
+  const keep = new Int32Array(n);
+  let k = 0;
+  for (let i = 0; i < n; i++) {
+    const w = f32(boxes[i * 4 + 2] - boxes[i * 4]);
+    const h = f32(boxes[i * 4 + 3] - boxes[i * 4 + 1]);
+    if (w >= m && h >= m) keep[k++] = i;
+  }
+  return keep.slice(0, k);
+}
+
+/** mmdet DeltaXYWHBBoxCoder(target_stds) of the RPN head. */
+export const MMDET_RPN_STDS = [1, 1, 1, 1] as const;
+/** mmdet Shared2FCBBoxHead bbox_coder target_stds. */
+export const MMDET_RCNN_STDS = [0.1, 0.1, 0.2, 0.2] as const;
+
+export interface MmdetDecodeOptions {
+  means?: readonly number[];
+  stds?: readonly number[];
+  /** (H, W) of the resized image (img_shape); boxes are clipped to it when given. */
+  maxShape?: readonly [number, number] | null;
+  /** Default 16 / 1000. */
+  whRatioClip?: number;
+}
+
+/** mmdet 2.25 delta2bbox (add_ctr_clamp=False, clip_border=True): (n, k*4) boxes. */
+export function decodeBoxesMmdet(deltas: Float32Array, rois: Float32Array, opts: MmdetDecodeOptions = {}): Float32Array {
+  const k = deltasPerBox(deltas, rois, 'decodeBoxesMmdet');
+  const n = rois.length / 4;
+  const means = (opts.means ?? [0, 0, 0, 0]).map(f32);
+  const stds = (opts.stds ?? MMDET_RPN_STDS).map(f32);
+  const maxRatio = f32(Math.abs(Math.log(opts.whRatioClip ?? 16 / 1000)));
+  const out = new Float32Array(deltas.length);
+  for (let i = 0; i < n; i++) {
+    const x1 = rois[i * 4], y1 = rois[i * 4 + 1], x2 = rois[i * 4 + 2], y2 = rois[i * 4 + 3];
+    const px = f32(f32(x1 + x2) * 0.5);
+    const py = f32(f32(y1 + y2) * 0.5);
+    const pw = f32(x2 - x1);
+    const ph = f32(y2 - y1);
+    for (let c = 0; c < k; c++) {
+      const o = (i * k + c) * 4;
+      const dx = f32(f32(deltas[o] * stds[0]) + means[0]);
+      const dy = f32(f32(deltas[o + 1] * stds[1]) + means[1]);
+      let dw = f32(f32(deltas[o + 2] * stds[2]) + means[2]);
+      let dh = f32(f32(deltas[o + 3] * stds[3]) + means[3]);
+      dw = clampNaN(dw, -maxRatio, maxRatio);
+      dh = clampNaN(dh, -maxRatio, maxRatio);
+      const gw = f32(pw * expf(dw));
+      const gh = f32(ph * expf(dh));
+      const gx = f32(px + f32(pw * dx));
+      const gy = f32(py + f32(ph * dy));
+      const hw = f32(gw * 0.5);
+      const hh = f32(gh * 0.5);
+      out[o] = gx - hw;
+      out[o + 1] = gy - hh;
+      out[o + 2] = gx + hw;
+      out[o + 3] = gy + hh;
+    }
+  }
+  if (opts.maxShape) {
+    const [H, W] = opts.maxShape;
+    // torch.where(b < 0, 0, b); torch.where(b > max, max, b): NaN passes through.
+    for (let o = 0; o < out.length; o += 2) {
+      out[o] = clampNaN(out[o], 0, W);
+      out[o + 1] = clampNaN(out[o + 1], 0, H);
+    }
+  }
+  return out;
+}

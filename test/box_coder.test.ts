@@ -1,0 +1,61 @@
+import { describe, expect, it } from 'vitest';
+import {
+  clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, MMDET_RCNN_STDS, MMDET_RPN_STDS,
+  removeSmallBoxes, TORCHVISION_BOX_WEIGHTS,
+} from '../postprocess/box_coder.ts';
+import { loadTopic } from './ops_fixtures.ts';
+
+const T = loadTopic('box_coder');
+
+/** Largest difference in float32 ulps (at the reference's magnitude); NaN must match NaN. */
+function maxUlps(got: Float32Array, want: Float32Array): number {
+  expect(got.length).toBe(want.length);
+  let worst = 0;
+  for (let i = 0; i < got.length; i++) {
+    const a = got[i], b = want[i];
+    if (Number.isNaN(b)) {
+      expect(Number.isNaN(a)).toBe(true);
+      continue;
+    }
+    if (a === b) continue;
+    const ulp = Math.max(Math.abs(b) * 2 ** -23, 2 ** -149);
+    worst = Math.max(worst, Math.abs(a - b) / ulp);
+  }
+  return worst;
+}
+
+describe('torchvision BoxCoder / clip / remove_small_boxes', () => {
+  const c = T.cases.find((c) => c.kind === 'torchvision')!;
+  const boxes = T.f32(c.boxes);
+  it('decode RPN (weights 1,1,1,1) bit-exact', () => {
+    expect(maxUlps(decodeBoxesTorchvision(T.f32(c.deltas), boxes), T.f32(c.rpn))).toBe(0);
+  });
+  it('decode box head (weights 10,10,5,5), 5 classes, bit-exact', () => {
+    expect(maxUlps(decodeBoxesTorchvision(T.f32(c.deltasK), boxes, TORCHVISION_BOX_WEIGHTS), T.f32(c.head))).toBe(0);
+  });
+  it('clip_boxes_to_image and remove_small_boxes', () => {
+    // Clip the reference decode so that this checks clipping alone.
+    const clipped = clipBoxesToImage(T.f32(c.rpn), c.imageSize[0], c.imageSize[1]);
+    expect(Array.from(clipped)).toEqual(Array.from(T.f32(c.clipped)));
+    expect(Array.from(removeSmallBoxes(clipped, 1e-3))).toEqual(Array.from(T.i32(c.keep1e3)));
+    expect(Array.from(removeSmallBoxes(clipped, 10))).toEqual(Array.from(T.i32(c.keep10)));
+  });
+});
+
+describe('mmdet delta2bbox', () => {
+  const c = T.cases.find((c) => c.kind === 'mmdet')!;
+  const boxes = T.f32(c.boxes);
+  const maxShape: [number, number] = [c.imageSize[0], c.imageSize[1]];
+  it('RPN stds, clipped to img_shape, bit-exact', () => {
+    expect(maxUlps(decodeBoxesMmdet(T.f32(c.deltas), boxes, { stds: MMDET_RPN_STDS, maxShape }), T.f32(c.rpn))).toBe(0);
+  });
+  it('RPN stds, no clipping, bit-exact', () => {
+    expect(maxUlps(decodeBoxesMmdet(T.f32(c.deltas), boxes), T.f32(c.rpnNoClip))).toBe(0);
+  });
+  it('RCNN stds (0.1, 0.1, 0.2, 0.2), 5 classes, bit-exact', () => {
+    expect(maxUlps(decodeBoxesMmdet(T.f32(c.deltasK), boxes, { stds: MMDET_RCNN_STDS, maxShape }), T.f32(c.head))).toBe(0);
+  });
+  it('rejects deltas that do not fit the boxes', () => {
+    expect(() => decodeBoxesMmdet(new Float32Array(6), new Float32Array(4))).toThrow(/does not fit/);
+  });
+});
