@@ -82,8 +82,11 @@ export function addInput(g: Graph, name: string, dims: Dim[], elemType: number =
   return name;
 }
 
-/** Marks `value` as a graph output named `name` (an Identity node renames it when the names differ). */
-export function addOutput(g: Graph, value: string, name = value, elemType: number = DataType.FLOAT): string {
+/**
+ * Marks `value` as a graph output named `name` (an Identity node renames it when the names differ). `dims`
+ * (symbolic names allowed) declare its shape where static shapes are not tracked; ONNX checkers want one.
+ */
+export function addOutput(g: Graph, value: string, name = value, dims?: Dim[], elemType: number = DataType.FLOAT): string {
   let out = value;
   if (name !== value) {
     if (g.used.has(name)) throw new Error(`graph value ${name} already exists`);
@@ -93,7 +96,7 @@ export function addOutput(g: Graph, value: string, name = value, elemType: numbe
     if (s) g.shapes.set(name, s);
     out = name;
   }
-  g.outputs.push({ name: out, dims: g.shapes.get(out), elemType });
+  g.outputs.push({ name: out, dims: g.shapes.get(out) ?? dims, elemType });
   return out;
 }
 

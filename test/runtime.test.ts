@@ -1,0 +1,121 @@
+import { describe, expect, it } from 'vitest';
+import { ModelProto } from '../runtime/onnx_proto.ts';
+import {
+  addInput, addOutput, attr, addNode, batchNorm, conv, convBn, createGraph, foldBatchNorm, gelu, linear, serializeModel,
+} from '../runtime/graph.ts';
+import { createSession, runSession } from '../runtime/session.ts';
+import { imagenetPreprocess, metadataFromBytes, metadataProps, parseMetadata, type ModelMetadata } from '../runtime/metadata.ts';
+import { syntheticInput, syntheticStateDict, syntheticTensor } from '../backbones/synthetic.ts';
+import { fasternetParamSpecs } from '../backbones/fasternet.ts';
+import { featuresGraph } from '../backbones/model.ts';
+import type { FloatTensor, StateDict } from '../runtime/tensor.ts';
+
+function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+function bnStateDict(): StateDict {
+  const sd: StateDict = new Map();
+  for (const [k, shape] of [['conv.weight', [6, 4, 3, 3]], ['conv.bias', [6]], ['bn.weight', [6]], ['bn.bias', [6]],
+    ['bn.running_mean', [6]], ['bn.running_var', [6]]] as Array<[string, number[]]>) sd.set(k, syntheticTensor(k, shape, 5));
+  return sd;
+}
+
+describe('graph builder', () => {
+  it('writes float attributes as FLOAT even when integral, ints as INT', () => {
+    const g = createGraph();
+    const x = addInput(g, 'x', [2, 3]);
+    const w: FloatTensor = { shape: [4, 3], data: new Float32Array(12) };
+    addOutput(g, linear(g, x, w, undefined, 'fc'));
+    addNode(g, 'LeakyRelu', [x], { alpha: attr.float(1) }, { name: 'lr' });
+    const m = ModelProto.toObject(ModelProto.decode(serializeModel(g)), { longs: Number }) as {
+      graph: { node: Array<{ opType: string; attribute: Array<{ name: string; type: number; f?: number; i?: number }> }> };
+    };
+    const gemm = m.graph.node.find((n) => n.opType === 'Gemm')!;
+    expect(gemm.attribute.find((a) => a.name === 'alpha')).toMatchObject({ type: 1, f: 1 });
+    expect(gemm.attribute.find((a) => a.name === 'transB')).toMatchObject({ type: 2, i: 1 });
+    expect(m.graph.node.find((n) => n.opType === 'LeakyRelu')!.attribute[0]).toMatchObject({ name: 'alpha', type: 1, f: 1 });
+  });
+
+  it('folds BatchNorm into the conv (same output as Conv -> BatchNormalization in ORT)', async () => {
+    const sd = bnStateDict();
+    for (const eps of [1e-5, 1e-3]) {
+      const g = createGraph();
+      const x = addInput(g, 'x', [1, 4, 7, 5]);
+      const w = sd.get('conv.weight') as FloatTensor, b = sd.get('conv.bias') as FloatTensor;
+      addOutput(g, batchNorm(g, conv(g, x, w, b, { pad: 1, name: 'conv' }), sd, 'bn', eps), 'ref');
+      addOutput(g, convBn(g, x, sd, 'conv', 'bn', { pad: 1, bnEps: eps, name: 'folded' }), 'folded');
+      const s = await createSession(serializeModel(g), { optimization: 'disabled' });
+      const out = await runSession(s, { x: syntheticInput([1, 4, 7, 5], 3) });
+      expect(maxAbsDiff(out.ref.data, out.folded.data)).toBeLessThan(1e-5);
+      await s.release();
+    }
+    const folded = foldBatchNorm(sd.get('conv.weight') as FloatTensor, undefined, {
+      weight: new Float32Array(6).fill(2), bias: new Float32Array(6).fill(1), runningMean: new Float32Array(6).fill(0.5),
+      runningVar: new Float32Array(6).fill(3), eps: 1,
+    });
+    expect(folded.bias.data[0]).toBeCloseTo(1 - 0.5 * 2 / 2, 6);
+    expect(folded.weight.data[0]).toBeCloseTo((sd.get('conv.weight')!.data as Float32Array)[0], 6);
+  });
+
+  it('gelu is the exact erf GELU', async () => {
+    const g = createGraph();
+    const x = addInput(g, 'x', [5]);
+    addOutput(g, gelu(g, x), 'y');
+    const s = await createSession(serializeModel(g));
+    const xs = new Float32Array([-3, -1, 0, 0.5, 2]);
+    const y = (await runSession(s, { x: { shape: [5], data: xs } })).y.data;
+    // torch.nn.functional.gelu(torch.tensor([-3, -1, 0, 0.5, 2.])) in float32
+    const ref = [-0.004049867391586304, -0.1586552858352661, 0, 0.3457311987876892, 1.9544999599456787];
+    ref.forEach((r, i) => expect(y[i]).toBeCloseTo(r, 6));
+  });
+
+  it('tracks static shapes and counts MACs', () => {
+    const g = createGraph();
+    const x = addInput(g, 'x', [1, 4, 7, 5]);
+    const y = conv(g, x, syntheticTensor('w', [6, 4, 3, 3], 1) as FloatTensor, undefined, { stride: 2, pad: 1 });
+    expect(g.shapes.get(y)).toEqual([1, 6, 4, 3]);
+    expect(g.macs).toBe(6 * 4 * 3 * 4 * 3 * 3);
+  });
+
+  it('PConv as Split or as Slice gives the same features', async () => {
+    const sd = syntheticStateDict(fasternetParamSpecs('t0', { forkFeat: true }), 9);
+    const input = syntheticInput([1, 3, 64, 64], 9);
+    const outs = [];
+    for (const pconv of ['split_cat', 'slice_cat'] as const) {
+      const s = await createSession(serializeModel(featuresGraph(sd, { arch: 't0', pconv }).graph));
+      outs.push(await runSession(s, { input }));
+      await s.release();
+    }
+    for (const k of ['norm0', 'norm2', 'norm4', 'norm6']) expect(maxAbsDiff(outs[0][k].data, outs[1][k].data)).toBeLessThan(1e-5);
+  });
+});
+
+describe('model metadata', () => {
+  const meta: ModelMetadata = {
+    arch: 'fasternet_s', flavor: 'imagenet', numClasses: 1000, preprocess: imagenetPreprocess(), input: 'input', outputs: ['logits'],
+  };
+
+  it('round-trips through metadata_props of a serialized model', () => {
+    const g = createGraph();
+    addOutput(g, addInput(g, 'input', [1]));
+    const props = metadataFromBytes(serializeModel(g, { metadata: metadataProps(meta) }));
+    expect(parseMetadata(props)).toEqual(meta);
+    expect(meta.preprocess).toMatchObject({ resize: 248, crop: 224 });
+  });
+
+  it('refuses models without it', () => {
+    expect(() => parseMetadata({}, 'm.onnx')).toThrow(/m.onnx was not written by fasternet convert/);
+    expect(() => parseMetadata({ ...metadataProps(meta), 'fasternet.numClasses': '"x"' })).toThrow(/malformed/);
+  });
+});
+
+describe('session', () => {
+  it('rejects bad thread counts and bad models with one-line errors', async () => {
+    await expect(createSession(new Uint8Array([1, 2, 3]), { threads: 0 })).rejects.toThrow(/threads must be a positive integer/);
+    await expect(createSession(new Uint8Array([1, 2, 3]))).rejects.toThrow(/cannot load ONNX model/);
+    await expect(createSession('/nonexistent.onnx')).rejects.toThrow(/cannot read model/);
+  });
+});
