@@ -5,12 +5,12 @@
  * (FasterNet / DeiT style) or {'model_state_dict': ...}. Modeled on `torch.load(p, map_location='cpu')`
  * followed by mmcv's checkpoint unwrapping.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { UserError } from '../cli/errors.ts';
 import type { StateDict, Tensor } from '../runtime/tensor.ts';
 import { itemSize, materialize, outputBytes } from './dtypes.ts';
 import { looksLikeSafetensors, parseSafetensors } from './safetensors.ts';
-import { readTorchZip } from './torch_zip.ts';
+import { openTorchZipFile, readTorchZip } from './torch_zip.ts';
 import { describe, type PyDict, type PyValue, type TensorRef } from './unpickle.ts';
 
 export interface Checkpoint {
@@ -24,7 +24,7 @@ export interface Checkpoint {
 }
 
 export interface CheckpointOptions {
-  /** Largest file accepted, in bytes (default and ceiling: 2 GiB - 1, what Node can read into one buffer). */
+  /** Largest file accepted, in bytes (default: no limit; files other than torch zips must be under 2 GiB). */
   maxBytes?: number;
 }
 
@@ -35,29 +35,41 @@ const MAX_META_DEPTH = 100;
 const TRAINING_STATE = new Set(['optimizer', 'optimizer_states', 'lr_scheduler', 'lr_schedulers', 'scaler', 'model_ema']);
 const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19];
 
-/** Reads and parses a checkpoint file; errors name the file. */
+/**
+ * Reads and parses a checkpoint file; errors name the file. torch zips are read record by record (only the
+ * storages the state dict uses, no whole-file buffer, any size); safetensors files are read whole.
+ */
 export async function loadCheckpoint(path: string, opts: CheckpointOptions = {}): Promise<Checkpoint> {
-  const maxBytes = Math.min(opts.maxBytes ?? READ_LIMIT, READ_LIMIT);
+  const maxBytes = opts.maxBytes ?? Infinity;
   let size: number;
+  const head = new Uint8Array(4);
   try {
     const st = await stat(path);
     if (!st.isFile()) throw new UserError(`checkpoint ${path} is not a file`);
     size = st.size;
+    const fh = await open(path, 'r');
+    try {
+      await fh.read(head, 0, 4, 0);
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     if (err instanceof UserError) throw err;
     throw new UserError(`cannot read checkpoint ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  if (size > maxBytes) {
-    const why = size > READ_LIMIT ? ' (files over 2 GiB cannot be read into one buffer)' : '';
-    throw new UserError(`checkpoint ${path} is ${size} bytes, over the ${maxBytes}-byte limit${why}`);
-  }
-  const buf = await readFile(path);
+  if (size > maxBytes) throw new UserError(`checkpoint ${path} is ${size} bytes, over the ${maxBytes}-byte limit`);
   try {
-    return parseCheckpoint(buf, { maxBytes });
+    if (isZip(head)) return await loadTorchZip(path, size);
+    if (size > READ_LIMIT) throw new UserError(`checkpoint is ${size} bytes; files over 2 GiB can only be read in torch zip format`);
+    return parseCheckpoint(await readFile(path));
   } catch (err) {
     if (err instanceof UserError) throw new UserError(`${path}: ${err.message}`);
     throw err;
   }
+}
+
+function isZip(buf: Uint8Array): boolean {
+  return startsWith(buf, [0x50, 0x4b, 0x03, 0x04]) || startsWith(buf, [0x50, 0x4b, 0x05, 0x06]);
 }
 
 function startsWith(buf: Uint8Array, magic: readonly number[]): boolean {
@@ -66,12 +78,12 @@ function startsWith(buf: Uint8Array, magic: readonly number[]): boolean {
 
 /**
  * Parses a checkpoint held in memory, sniffing the format from its first bytes. Tensors may share memory
- * with `buf` (safetensors) but never with each other.
+ * with `buf` (safetensors) but never with each other. torch zip storages are copied out of `buf` once.
  */
 export function parseCheckpoint(buf: Uint8Array, opts: CheckpointOptions = {}): Checkpoint {
   const maxBytes = opts.maxBytes ?? READ_LIMIT;
   if (buf.length > maxBytes) throw new UserError(`checkpoint is ${buf.length} bytes, over the ${maxBytes}-byte limit`);
-  if (startsWith(buf, [0x50, 0x4b, 0x03, 0x04]) || startsWith(buf, [0x50, 0x4b, 0x05, 0x06])) return parseTorchZip(buf, maxBytes);
+  if (isZip(buf)) return parseTorchZip(buf);
   if (looksLikeSafetensors(buf)) return { ...parseSafetensors(buf), format: 'safetensors' };
   if (startsWith(buf, LEGACY_MAGIC)) {
     throw new UserError(
@@ -89,9 +101,14 @@ function isTensorRef(v: PyValue): v is TensorRef {
   return v !== null && typeof v === 'object' && '$py' in v && v.$py === 'tensor';
 }
 
-function parseTorchZip(buf: Uint8Array, maxBytes: number): Checkpoint {
-  const zip = readTorchZip(buf, maxBytes);
-  const root = zip.root;
+interface Selected {
+  root: PyDict;
+  wrapper?: string;
+  refs: Array<[string, TensorRef]>;
+}
+
+/** Finds the state dict inside the unpickled object and its tensors, checking their total size. */
+function selectTensors(root: PyValue, fileSize: number): Selected {
   if (!(root instanceof Map)) throw new UserError(`checkpoint holds ${describe(root)}, not a dict of tensors`);
   const wrapper = WRAPPER_KEYS.find((k) => root.get(k) instanceof Map);
   const sdValue = wrapper ? (root.get(wrapper) as PyDict) : root;
@@ -101,9 +118,8 @@ function parseTorchZip(buf: Uint8Array, maxBytes: number): Checkpoint {
     const keys = [...root.keys()].slice(0, 8).map((k) => (typeof k === 'string' ? k : describe(k)));
     throw new UserError(`no tensors found in the checkpoint${wrapper ? `'s '${wrapper}'` : ''} (top-level keys: ${keys.join(', ') || 'none'})`);
   }
-
   // Expanded (stride-0) views can ask for far more memory than the file holds: cap what they may build.
-  const budget = Math.max(4 * buf.length, 256 * 2 ** 20);
+  const budget = Math.max(4 * fileSize, 256 * 2 ** 20);
   let total = 0;
   for (const [name, ref] of refs) {
     let n = 1;
@@ -111,19 +127,47 @@ function parseTorchZip(buf: Uint8Array, maxBytes: number): Checkpoint {
     total += outputBytes(ref.storage.dtype, n);
     if (total > budget) throw new UserError(`tensor ${name} of shape [${ref.shape.join(', ')}] takes the load past ${budget} bytes of tensor data`);
   }
+  return wrapper ? { root, wrapper, refs } : { root, refs };
+}
 
-  const storages = zip.readStorages(new Set(refs.map(([, r]) => r.storage.key)));
+function storageKeys(sel: Selected): Set<string> {
+  return new Set(sel.refs.map(([, r]) => r.storage.key));
+}
+
+/** Materializes the selected tensors from their storages' bytes (fresh buffers, so they may be aliased). */
+function finish(sel: Selected, storages: Map<string, Uint8Array>): Checkpoint {
   const stateDict: StateDict = new Map();
   const shared = new Set<string>();
-  for (const [name, ref] of refs) {
+  for (const [name, ref] of sel.refs) {
     const { key, dtype, numel } = ref.storage;
     const bytes = (storages.get(key) as Uint8Array).subarray(0, numel * itemSize(dtype));
-    // The first tensor of a storage may alias the extracted bytes; later ones copy so tensors never overlap.
+    // The first tensor of a storage may alias the storage bytes; later ones copy so tensors never overlap.
     stateDict.set(name, materialize(bytes, dtype, ref, `tensor ${name}`, !shared.has(key)));
     shared.add(key);
   }
-  const meta = wrapper ? metaOf(root, wrapper) : undefined;
+  const meta = sel.wrapper ? metaOf(sel.root, sel.wrapper) : undefined;
   return meta === undefined ? { stateDict, format: 'torch-zip' } : { stateDict, meta, format: 'torch-zip' };
+}
+
+/** Deflated records (torch never writes them; a re-zipped file may) can inflate this far. */
+function maxInflated(fileSize: number): number {
+  return Math.max(64 * fileSize, 2 ** 30);
+}
+
+function parseTorchZip(buf: Uint8Array): Checkpoint {
+  const zip = readTorchZip(buf, maxInflated(buf.length));
+  const sel = selectTensors(zip.root, buf.length);
+  return finish(sel, zip.readStorages(storageKeys(sel)));
+}
+
+async function loadTorchZip(path: string, fileSize: number): Promise<Checkpoint> {
+  const zip = await openTorchZipFile(path, fileSize, maxInflated(fileSize));
+  try {
+    const sel = selectTensors(zip.root, fileSize);
+    return finish(sel, await zip.readStorages(storageKeys(sel)));
+  } finally {
+    await zip.close();
+  }
 }
 
 function metaOf(root: PyDict, wrapper: string): unknown {

@@ -1,16 +1,23 @@
 /**
  * The torch >= 1.6 `torch.save` zip layout: `<archive>/data.pkl` (the pickled object, tensors as persistent ids
  * naming storages), `<archive>/data/<key>` (raw storage bytes, stored uncompressed), `<archive>/version` and,
- * from torch 2.x, `<archive>/byteorder`. Zip structure is read by fflate from the central directory; we only
- * check what it reports against the buffer before trusting it.
+ * from torch 2.x, `<archive>/byteorder`.
+ *
+ * Zip structure comes from libraries that read the central directory (torch writes data descriptors, so the
+ * local headers alone cannot be trusted): fflate for an in-memory buffer (sync; extracting copies each entry
+ * once), yauzl for a file (async; reads only the records needed, each straight into its own buffer, so a
+ * checkpoint's optimizer state is never read and no whole-file buffer exists; ZIP64 and files over 4 GiB work).
  */
+import { open, type FileHandle } from 'node:fs/promises';
 import { unzipSync, type UnzipFileInfo } from 'fflate';
+import yauzl from 'yauzl';
 import { UserError } from '../cli/errors.ts';
 import { byteswap, itemSize } from './dtypes.ts';
 import { STORAGE_CLASSES, describe, unpickle, type PyValue, type StorageRef } from './unpickle.ts';
 
-interface ZipEntry {
+export interface ZipEntry {
   name: string;
+  /** Compressed size. */
   size: number;
   originalSize: number;
   compression: number;
@@ -19,13 +26,20 @@ interface ZipEntry {
 export interface TorchZip {
   /** The unpickled object, with tensors as TensorRef views. */
   root: PyValue;
-  /** Raw little-endian bytes of each requested storage, read once each. */
+  /** Raw little-endian bytes of each requested storage, in fresh buffers (so they may be aliased). */
   readStorages(keys: Iterable<string>): Map<string, Uint8Array>;
+}
+
+export interface TorchZipFile {
+  root: PyValue;
+  readStorages(keys: Iterable<string>): Promise<Map<string, Uint8Array>>;
+  close(): Promise<void>;
 }
 
 // Smallest central-directory record: bounds the entry count a corrupt directory can claim.
 const MIN_CDIR_RECORD = 46;
 const MAX_PICKLE_BYTES = 1 << 30;
+const MAX_ENTRIES = 10_000_000;
 
 function zipError(err: unknown): never {
   if (err instanceof UserError) throw err;
@@ -33,82 +47,66 @@ function zipError(err: unknown): never {
   throw new UserError(`truncated or corrupt zip checkpoint (${msg})`);
 }
 
-function listEntries(buf: Uint8Array, maxInflated: number): ZipEntry[] {
-  const entries: ZipEntry[] = [];
-  const seen = new Set<string>();
-  try {
-    unzipSync(buf, {
-      filter: (f: UnzipFileInfo) => {
-        if (entries.length >= buf.length / MIN_CDIR_RECORD) throw new UserError('corrupt zip checkpoint: central directory lists more entries than fit in the file');
-        if (!f.name || seen.has(f.name)) throw new UserError(`corrupt zip checkpoint: ${f.name ? `duplicate entry ${f.name}` : 'entry without a name'}`);
-        const bad = !Number.isSafeInteger(f.size) || f.size < 0 || f.size > buf.length || !Number.isSafeInteger(f.originalSize) || f.originalSize < 0;
-        if (bad) throw new UserError(`truncated or corrupt zip checkpoint: entry ${f.name} claims ${f.size} bytes in a ${buf.length}-byte file`);
-        if (f.compression === 0 && f.originalSize !== f.size) throw new UserError(`corrupt zip checkpoint: stored entry ${f.name} has mismatched sizes`);
-        if (f.compression === 8 && f.originalSize > maxInflated) throw new UserError(`zip checkpoint entry ${f.name} inflates to ${f.originalSize} bytes, over the limit`);
-        if (f.compression !== 0 && f.compression !== 8) throw new UserError(`unsupported: zip entry ${f.name} uses compression method ${f.compression}`);
-        seen.add(f.name);
-        entries.push({ name: f.name, size: f.size, originalSize: f.originalSize, compression: f.compression });
-        return false;
-      },
-    });
-  } catch (err) {
-    zipError(err);
+/** Checks one directory entry and adds it; shared by both readers. */
+function addEntry(entries: Map<string, ZipEntry>, e: ZipEntry, fileSize: number, maxInflated: number): void {
+  if (entries.size >= Math.min(MAX_ENTRIES, fileSize / MIN_CDIR_RECORD)) {
+    throw new UserError('corrupt zip checkpoint: central directory lists more entries than fit in the file');
   }
-  return entries;
+  if (!e.name || entries.has(e.name)) throw new UserError(`corrupt zip checkpoint: ${e.name ? `duplicate entry ${e.name}` : 'entry without a name'}`);
+  const sane = (v: number): boolean => Number.isSafeInteger(v) && v >= 0;
+  if (!sane(e.size) || e.size > fileSize || !sane(e.originalSize)) {
+    throw new UserError(`truncated or corrupt zip checkpoint: entry ${e.name} claims ${e.size} bytes in a ${fileSize}-byte file`);
+  }
+  if (e.compression === 0 && e.originalSize !== e.size) throw new UserError(`corrupt zip checkpoint: stored entry ${e.name} has mismatched sizes`);
+  if (e.compression === 8 && e.originalSize > maxInflated) throw new UserError(`zip checkpoint entry ${e.name} inflates to ${e.originalSize} bytes, over the limit`);
+  if (e.compression !== 0 && e.compression !== 8) throw new UserError(`unsupported: zip entry ${e.name} uses compression method ${e.compression}`);
+  entries.set(e.name, e);
 }
 
-/** Extracts the named entries (only those) and checks each came out at its directory size. */
-function extract(buf: Uint8Array, wanted: Map<string, ZipEntry>): Map<string, Uint8Array> {
-  let files: Record<string, Uint8Array>;
-  try {
-    files = unzipSync(buf, { filter: (f) => wanted.has(f.name) });
-  } catch (err) {
-    zipError(err);
-  }
-  const out = new Map<string, Uint8Array>();
-  for (const [name, e] of wanted) {
-    const data = files[name];
-    if (!data || data.length !== e.originalSize) {
-      throw new UserError(`truncated or corrupt zip checkpoint: entry ${name} has ${data?.length ?? 0} of its ${e.originalSize} bytes`);
+interface Layout {
+  prefix: string;
+  entries: Map<string, ZipEntry>;
+  /** data.pkl and byteorder (if any): the records read before unpickling. */
+  control: ZipEntry[];
+}
+
+function layout(entries: Map<string, ZipEntry>): Layout {
+  const all = [...entries.values()];
+  const pkl = all.filter((e) => /^[^/]+\/data\.pkl$/.test(e.name));
+  if (pkl.length === 0) {
+    if (all.some((e) => /(^|\/)(constants\.pkl|code\/)/.test(e.name))) {
+      throw new UserError('this is a TorchScript archive (torch.jit.save), not a state dict: save model.state_dict() with torch.save instead');
     }
-    out.set(name, data);
+    const names = all.slice(0, 5).map((e) => e.name).join(', ');
+    throw new UserError(`zip file has no <archive>/data.pkl, so it is not a torch.save checkpoint (entries: ${names || 'none'})`);
   }
-  return out;
-}
-
-function findArchivePrefix(entries: ZipEntry[]): string {
-  const pkl = entries.filter((e) => /^[^/]+\/data\.pkl$/.test(e.name));
-  if (pkl.length === 1) return pkl[0].name.slice(0, -'data.pkl'.length);
   if (pkl.length > 1) throw new UserError(`corrupt zip checkpoint: ${pkl.length} data.pkl records`);
-  if (entries.some((e) => /(^|\/)(constants\.pkl|code\/)/.test(e.name))) {
-    throw new UserError('this is a TorchScript archive (torch.jit.save), not a state dict: save model.state_dict() with torch.save instead');
+  const prefix = pkl[0].name.slice(0, -'data.pkl'.length);
+  if (pkl[0].originalSize > MAX_PICKLE_BYTES) throw new UserError(`data.pkl is ${pkl[0].originalSize} bytes, too large for a state dict`);
+  const control = [pkl[0]];
+  const order = entries.get(`${prefix}byteorder`);
+  if (order) {
+    if (order.originalSize > 16) throw new UserError('corrupt zip checkpoint: byteorder record is too long');
+    control.push(order);
   }
-  const names = entries.slice(0, 5).map((e) => e.name).join(', ');
-  throw new UserError(`zip file has no <archive>/data.pkl, so it is not a torch.save checkpoint (entries: ${names || 'none'})`);
+  return { prefix, entries, control };
 }
 
-/** Parses the zip directory and data.pkl; storages are read later, only those the caller needs. */
-export function readTorchZip(buf: Uint8Array, maxInflated: number): TorchZip {
-  const entries = listEntries(buf, maxInflated);
-  const prefix = findArchivePrefix(entries);
-  const byName = new Map(entries.map((e) => [e.name, e]));
-  const control = new Map<string, ZipEntry>();
-  const pklEntry = byName.get(`${prefix}data.pkl`) as ZipEntry;
-  if (pklEntry.originalSize > MAX_PICKLE_BYTES) throw new UserError(`data.pkl is ${pklEntry.originalSize} bytes, too large for a state dict`);
-  control.set(pklEntry.name, pklEntry);
-  const orderEntry = byName.get(`${prefix}byteorder`);
-  if (orderEntry) {
-    if (orderEntry.originalSize > 16) throw new UserError('corrupt zip checkpoint: byteorder record is too long');
-    control.set(orderEntry.name, orderEntry);
-  }
-  const records = extract(buf, control);
+interface Unpickled {
+  root: PyValue;
+  storages: Map<string, StorageRef>;
+  bigEndian: boolean;
+}
+
+function unpickleArchive(lay: Layout, records: Map<string, Uint8Array>): Unpickled {
+  const { prefix, entries } = lay;
   let bigEndian = false;
-  if (orderEntry) {
-    const order = new TextDecoder().decode(records.get(orderEntry.name));
+  const orderBytes = records.get(`${prefix}byteorder`);
+  if (orderBytes) {
+    const order = new TextDecoder().decode(orderBytes);
     if (order !== 'little' && order !== 'big') throw new UserError(`corrupt zip checkpoint: byteorder is '${order.slice(0, 16)}'`);
     bigEndian = order === 'big';
   }
-
   const storages = new Map<string, StorageRef>();
   const persistentLoad = (pid: PyValue): PyValue => {
     // ('storage', torch.FloatStorage, key, location, numel)
@@ -123,7 +121,7 @@ export function readTorchZip(buf: Uint8Array, maxInflated: number): TorchZip {
       throw new UserError('corrupt zip checkpoint: malformed storage persistent id');
     }
     const dtype = STORAGE_CLASSES[cls.name];
-    const entry = byName.get(`${prefix}data/${key}`);
+    const entry = entries.get(`${prefix}data/${key}`);
     if (!entry) throw new UserError(`corrupt zip checkpoint: storage ${key} has no data/${key} record`);
     const bytes = numel * itemSize(dtype);
     if (bytes > entry.originalSize) {
@@ -137,22 +135,151 @@ export function readTorchZip(buf: Uint8Array, maxInflated: number): TorchZip {
     storages.set(key, ref);
     return ref;
   };
-  const root = unpickle(records.get(pklEntry.name) as Uint8Array, { persistentLoad });
+  const root = unpickle(records.get(`${prefix}data.pkl`) as Uint8Array, { persistentLoad });
+  return { root, storages, bigEndian };
+}
 
-  const readStorages = (keys: Iterable<string>): Map<string, Uint8Array> => {
-    const wanted = new Map<string, ZipEntry>();
-    for (const key of keys) wanted.set(`${prefix}data/${key}`, byName.get(`${prefix}data/${key}`) as ZipEntry);
-    const got = extract(buf, wanted);
-    const out = new Map<string, Uint8Array>();
-    for (const key of keys) {
-      const bytes = got.get(`${prefix}data/${key}`) as Uint8Array;
-      if (bigEndian) {
-        const ref = storages.get(key);
-        if (ref) byteswap(bytes, itemSize(ref.dtype)); // `extract` returned a fresh copy
-      }
-      out.set(key, bytes);
+function storageEntries(lay: Layout, keys: Iterable<string>): ZipEntry[] {
+  return [...new Set(keys)].map((k) => lay.entries.get(`${lay.prefix}data/${k}`) as ZipEntry);
+}
+
+/** Byte-swaps big-endian storages in place (their buffers are fresh) and keys the result by storage key. */
+function finishStorages(lay: Layout, u: Unpickled, records: Map<string, Uint8Array>): Map<string, Uint8Array> {
+  const out = new Map<string, Uint8Array>();
+  const start = `${lay.prefix}data/`.length;
+  for (const [name, bytes] of records) {
+    const key = name.slice(start);
+    const ref = u.storages.get(key);
+    if (u.bigEndian && ref) byteswap(bytes, itemSize(ref.dtype));
+    out.set(key, bytes);
+  }
+  return out;
+}
+
+// ---- in-memory buffer: fflate --------------------------------------------------------------------------
+
+function listEntriesSync(buf: Uint8Array, maxInflated: number): Map<string, ZipEntry> {
+  const entries = new Map<string, ZipEntry>();
+  try {
+    unzipSync(buf, {
+      filter: (f: UnzipFileInfo) => {
+        addEntry(entries, { name: f.name, size: f.size, originalSize: f.originalSize, compression: f.compression }, buf.length, maxInflated);
+        return false;
+      },
+    });
+  } catch (err) {
+    zipError(err);
+  }
+  return entries;
+}
+
+/** Extracts the named entries (only those) and checks each came out at its directory size. */
+function extractSync(buf: Uint8Array, wanted: ZipEntry[]): Map<string, Uint8Array> {
+  const names = new Set(wanted.map((e) => e.name));
+  let files: Record<string, Uint8Array>;
+  try {
+    files = unzipSync(buf, { filter: (f) => names.has(f.name) });
+  } catch (err) {
+    zipError(err);
+  }
+  const out = new Map<string, Uint8Array>();
+  for (const e of wanted) {
+    const data = files[e.name];
+    if (!data || data.length !== e.originalSize) {
+      throw new UserError(`truncated or corrupt zip checkpoint: entry ${e.name} has ${data?.length ?? 0} of its ${e.originalSize} bytes`);
     }
-    return out;
+    out.set(e.name, data);
+  }
+  return out;
+}
+
+/** Parses the zip directory and data.pkl of an in-memory checkpoint; storages are read on request. */
+export function readTorchZip(buf: Uint8Array, maxInflated: number): TorchZip {
+  const lay = layout(listEntriesSync(buf, maxInflated));
+  const u = unpickleArchive(lay, extractSync(buf, lay.control));
+  return {
+    root: u.root,
+    readStorages: (keys) => finishStorages(lay, u, extractSync(buf, storageEntries(lay, keys))),
   };
-  return { root, readStorages };
+}
+
+// ---- file: yauzl ---------------------------------------------------------------------------------------
+
+async function readFully(fh: FileHandle, e: ZipEntry, position: number): Promise<Uint8Array> {
+  const out = new Uint8Array(e.size);
+  let done = 0;
+  while (done < e.size) {
+    const { bytesRead } = await fh.read(out, done, Math.min(e.size - done, 1 << 30), position + done);
+    if (bytesRead === 0) throw new UserError(`truncated zip checkpoint: entry ${e.name} has ${done} of its ${e.size} bytes`);
+    done += bytesRead;
+  }
+  return out;
+}
+
+async function inflateEntry(zip: yauzl.ZipFile, raw: yauzl.Entry, e: ZipEntry): Promise<Uint8Array> {
+  const out = new Uint8Array(e.originalSize);
+  let done = 0;
+  const stream = await zip.openReadStreamPromise(raw);
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    if (done + chunk.length > out.length) throw new UserError(`corrupt zip checkpoint: entry ${e.name} inflates past its ${out.length} bytes`);
+    out.set(chunk, done);
+    done += chunk.length;
+  }
+  if (done !== out.length) throw new UserError(`truncated zip checkpoint: entry ${e.name} inflates to ${done} of its ${out.length} bytes`);
+  return out;
+}
+
+/**
+ * Opens a checkpoint file: reads the zip directory and data.pkl; storages are read on request. Call close().
+ */
+export async function openTorchZipFile(path: string, fileSize: number, maxInflated: number): Promise<TorchZipFile> {
+  const fh = await open(path, 'r');
+  let zip: yauzl.ZipFile | undefined;
+  try {
+    const entries = new Map<string, ZipEntry>();
+    const raws = new Map<string, yauzl.Entry>();
+    try {
+      // yauzl owns its own descriptor (its close() closes it); ours reads the stored records.
+      zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, decodeStrings: true, validateEntrySizes: true });
+      for await (const raw of zip.eachEntry()) {
+        const e = { name: raw.fileName, size: raw.compressedSize, originalSize: raw.uncompressedSize, compression: raw.compressionMethod };
+        addEntry(entries, e, fileSize, maxInflated);
+        raws.set(e.name, raw);
+      }
+    } catch (err) {
+      zipError(err);
+    }
+    const z = zip as yauzl.ZipFile;
+    const read = async (wanted: ZipEntry[]): Promise<Map<string, Uint8Array>> => {
+      const out = new Map<string, Uint8Array>();
+      try {
+        for (const e of wanted) {
+          const raw = raws.get(e.name) as yauzl.Entry;
+          if (e.compression === 8) {
+            out.set(e.name, await inflateEntry(z, raw, e));
+          } else {
+            const { fileDataStart } = await z.readLocalFileHeaderPromise(raw, { minimal: true });
+            out.set(e.name, await readFully(fh, e, fileDataStart));
+          }
+        }
+      } catch (err) {
+        zipError(err);
+      }
+      return out;
+    };
+    const lay = layout(entries);
+    const u = unpickleArchive(lay, await read(lay.control));
+    return {
+      root: u.root,
+      readStorages: async (keys) => finishStorages(lay, u, await read(storageEntries(lay, keys))),
+      close: async () => {
+        z.close();
+        await fh.close();
+      },
+    };
+  } catch (err) {
+    zip?.close();
+    await fh.close();
+    throw err;
+  }
 }

@@ -1,4 +1,5 @@
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
@@ -48,17 +49,25 @@ function expectStateDict(sd: StateDict, file: string): void {
   }
 }
 
+/** Loads through both readers (file: yauzl, record by record; buffer: fflate) and checks they agree. */
 async function load(name: string): Promise<Checkpoint> {
-  return loadCheckpoint(join(DIR, name));
+  const fromFile = await loadCheckpoint(join(DIR, name));
+  const fromBuffer = parseCheckpoint(readFileSync(join(DIR, name)));
+  expect(fromBuffer).toEqual(fromFile);
+  return fromFile;
 }
 
+/** Both readers refuse; returns the file reader's message (which starts with the path). */
 async function refusal(name: string): Promise<string> {
-  const err = await load(name).then(
+  const err = await loadCheckpoint(join(DIR, name)).then(
     () => undefined,
     (e: unknown) => e,
   );
   expect(err, name).toBeInstanceOf(UserError);
-  return (err as UserError).message;
+  const msg = (err as UserError).message;
+  const bufMsg = parseError(readFileSync(join(DIR, name)));
+  if (!name.includes('truncated')) expect(msg).toBe(`${join(DIR, name)}: ${bufMsg}`);
+  return msg;
 }
 
 function parseError(buf: Uint8Array): string {
@@ -213,6 +222,7 @@ describe('refusals', () => {
   it('names missing files, size limits and unknown formats', async () => {
     await expect(loadCheckpoint(join(DIR, 'nope.pth'))).rejects.toThrow(/cannot read checkpoint .*nope\.pth: ENOENT/);
     await expect(loadCheckpoint(join(DIR, 'dtypes.pth'), { maxBytes: 1000 })).rejects.toThrow(/is \d+ bytes, over the 1000-byte limit/);
+    await expect(loadCheckpoint(DIR)).rejects.toThrow(/is not a file/);
     expect(parseError(new Uint8Array(0))).toMatch(/unrecognized checkpoint format \(first bytes: none\)/);
     expect(parseError(new TextEncoder().encode('hello world'))).toMatch(/first bytes: 68 65 6c 6c 6f 20 77 6f/);
     expect(parseError(new Uint8Array([0x80, 0x02, 0x7d, 0x2e]))).toMatch(/bare pickle/);
@@ -318,6 +328,36 @@ describe('restricted unpickler bounds', () => {
       }
     }
     expect(refused).toBeGreaterThan(100);
+  });
+
+  it('never throws anything but UserError, nor leaks a descriptor, reading damaged files', async () => {
+    const good = readFileSync(join(DIR, 'mmdet.pth'));
+    const dir = mkdtempSync(join(tmpdir(), 'ckfuzz-'));
+    let seed = 777;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const fdsBefore = readdirSync('/proc/self/fd').length;
+    let refused = 0;
+    try {
+      for (let trial = 0; trial < 120; trial++) {
+        const buf = new Uint8Array(trial % 3 === 0 ? good.subarray(0, rnd(good.length)) : good);
+        for (let k = 0; k < 1 + rnd(8); k++) buf[rnd(buf.length)] = rnd(256);
+        const path = join(dir, `t${trial}.pth`);
+        writeFileSync(path, buf);
+        try {
+          await loadCheckpoint(path);
+        } catch (e) {
+          if (!(e instanceof UserError)) throw new Error(`trial ${trial}: ${String(e)}`);
+          refused++;
+        }
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(refused).toBeGreaterThan(40);
+    expect(readdirSync('/proc/self/fd').length).toBeLessThanOrEqual(fdsBefore);
   });
 });
 
