@@ -1,0 +1,166 @@
+/**
+ * RoI heads: the box head (TwoMLPHead / Shared2FCBBoxHead: flatten, fc6 + ReLU, fc7 + ReLU, then class logits and
+ * per-class deltas) and the mask head (MaskRCNNHeads / FCNMaskHead: 4 x (3x3 conv + ReLU), 2x2 stride-2
+ * transposed conv + ReLU, 1x1 conv to per-class 28x28 logits) as two small ONNX models, and their TypeScript
+ * post-processing: softmax, per-class decoding, clipping, score threshold, class-aware NMS, top-k, and the
+ * per-detection mask of its own class.
+ */
+import type { FloatTensor } from '../runtime/tensor.ts';
+import { addInput, addNode, addOutput, addInitializer, attr, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
+import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
+import { batchedNms, multiclassNms } from '../postprocess/nms.ts';
+import type { ConvWeights } from '../necks/fpn.ts';
+import type { BoxHeadConfig } from './config.ts';
+
+export interface BoxHeadWeights {
+  fc6: ConvWeights;
+  fc7: ConvWeights;
+  /** [K, 1024]: K = classes + background. */
+  cls: ConvWeights;
+  /** [4K or 4(K-1), 1024]. */
+  reg: ConvWeights;
+}
+
+export interface MaskHeadWeights {
+  convs: ConvWeights[];
+  /** ConvTranspose2d weight [in, out, 2, 2]. */
+  upsample: ConvWeights;
+  logits: ConvWeights;
+}
+
+/** Box head ONNX model: input `rois` [R, C, 7, 7] -> `class_logits` [R, K], `box_regression` [R, 4K']. */
+export function boxHeadModel(w: BoxHeadWeights): Uint8Array {
+  const inFeatures = w.fc6.weight.shape[1];
+  const g = createGraph('box_head');
+  const x = addInput(g, 'rois', ['R', inFeatures]);
+  let h = relu(g, linear(g, x, w.fc6.weight, w.fc6.bias, 'fc6'), 'fc6.relu');
+  h = relu(g, linear(g, h, w.fc7.weight, w.fc7.bias, 'fc7'), 'fc7.relu');
+  addOutput(g, linear(g, h, w.cls.weight, w.cls.bias, 'cls_score'), 'class_logits');
+  addOutput(g, linear(g, h, w.reg.weight, w.reg.bias, 'bbox_pred'), 'box_regression');
+  return serializeModel(g, { docString: 'Mask R-CNN box head' });
+}
+
+/** Mask head ONNX model: input `rois` [R, C, 14, 14] -> `mask_logits` [R, K, 28, 28]. */
+export function maskHeadModel(w: MaskHeadWeights): Uint8Array {
+  const g = createGraph('mask_head');
+  let x = addInput(g, 'rois', ['R', w.convs[0].weight.shape[1], 'S', 'S']);
+  w.convs.forEach((c, i) => { x = relu(g, conv(g, x, c.weight, c.bias, { pad: 1, name: `mask_fcn${i + 1}` }), `mask_fcn${i + 1}.relu`); });
+  const [kh, kw] = w.upsample.weight.shape.slice(2);
+  const inputs = [x, addInitializer(g, 'conv5_mask.weight', w.upsample.weight)];
+  if (w.upsample.bias) inputs.push(addInitializer(g, 'conv5_mask.bias', w.upsample.bias));
+  x = addNode(g, 'ConvTranspose', inputs, { kernel_shape: attr.ints([kh, kw]), strides: attr.ints([2, 2]) }, { name: 'conv5_mask' })[0];
+  x = relu(g, x, 'conv5_mask.relu');
+  x = conv(g, x, w.logits.weight, w.logits.bias, { name: 'mask_fcn_logits' });
+  addOutput(g, x, 'mask_logits');
+  return serializeModel(g, { docString: 'Mask R-CNN mask head' });
+}
+
+export interface Detections {
+  /** n*4 x1y1x2y2 in resized-image (network) coordinates. */
+  boxes: Float32Array;
+  scores: Float32Array;
+  /** Label as the framework reports it (torchvision: box-head column, 0 = background; mmdet: 0-based class). */
+  labels: Int32Array;
+}
+
+/** Row-wise softmax of [R, K] logits in float32 (exp(x - max) / sum). */
+export function softmaxRows(logits: Float32Array, K: number): Float32Array {
+  const out = new Float32Array(logits.length);
+  for (let r = 0; r < logits.length / K; r++) {
+    const o = r * K;
+    let mx = -Infinity;
+    for (let k = 0; k < K; k++) if (logits[o + k] > mx) mx = logits[o + k];
+    let sum = 0;
+    for (let k = 0; k < K; k++) {
+      const e = Math.fround(Math.exp(Math.fround(logits[o + k] - mx)));
+      out[o + k] = e;
+      sum = Math.fround(sum + e);
+    }
+    for (let k = 0; k < K; k++) out[o + k] = Math.fround(out[o + k] / sum);
+  }
+  return out;
+}
+
+/** torchvision RoIHeads.postprocess_detections for one image. */
+function torchvisionDetections(
+  classLogits: Float32Array, boxRegression: Float32Array, proposals: Float32Array, imageSize: [number, number], cfg: BoxHeadConfig,
+): Detections {
+  const R = proposals.length / 4;
+  const K = classLogits.length / R;
+  const pred = clipBoxesToImage(decodeBoxesTorchvision(boxRegression, proposals, cfg.coder.values), imageSize[0], imageSize[1]);
+  const probs = softmaxRows(classLogits, K);
+  // (proposal, class) pairs in row-major order without the background column, score > threshold.
+  const sel: number[] = [];
+  for (let r = 0; r < R; r++) for (let k = 1; k < K; k++) if (probs[r * K + k] > cfg.scoreThresh) sel.push(r * K + k);
+  let boxes = new Float32Array(sel.length * 4);
+  sel.forEach((p, i) => boxes.set(pred.subarray(p * 4, p * 4 + 4), i * 4));
+  const keepLarge = removeSmallBoxes(boxes, cfg.minSize);
+  const cand = Array.from(keepLarge, (i) => sel[i]);
+  boxes = new Float32Array(cand.length * 4);
+  const scores = new Float32Array(cand.length);
+  const labels = new Int32Array(cand.length);
+  cand.forEach((p, i) => {
+    boxes.set(pred.subarray(p * 4, p * 4 + 4), i * 4);
+    scores[i] = probs[p];
+    labels[i] = p % K;
+  });
+  const keep = batchedNms(boxes, scores, labels, cfg.nmsThresh, { flavor: 'torchvision' }).subarray(0, cfg.maxDetections);
+  return gather({ boxes, scores, labels }, keep);
+}
+
+/** mmdet BBoxHead.get_bboxes (rescale=False) + multiclass_nms for one image. */
+function mmdetDetections(
+  classLogits: Float32Array, boxRegression: Float32Array, proposals: Float32Array, imageSize: [number, number], cfg: BoxHeadConfig,
+): Detections {
+  const R = proposals.length / 4;
+  const K = classLogits.length / R;
+  const probs = softmaxRows(classLogits, K);
+  const pred = decodeBoxesMmdet(boxRegression, proposals, { stds: cfg.coder.values, maxShape: imageSize });
+  const { dets, labels } = multiclassNms(pred, probs, K - 1, cfg.scoreThresh, { iouThreshold: cfg.nmsThresh }, cfg.maxDetections);
+  const n = labels.length;
+  const boxes = new Float32Array(n * 4);
+  const scores = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    boxes.set(dets.subarray(i * 5, i * 5 + 4), i * 4);
+    scores[i] = dets[i * 5 + 4];
+  }
+  return { boxes, scores, labels };
+}
+
+/** Final detections of one image from the box head's outputs for `proposals` (resized-image coordinates). */
+export function boxDetections(
+  classLogits: Float32Array, boxRegression: Float32Array, proposals: Float32Array, imageSize: [number, number], cfg: BoxHeadConfig,
+): Detections {
+  const R = proposals.length / 4;
+  if (R === 0) return { boxes: new Float32Array(0), scores: new Float32Array(0), labels: new Int32Array(0) };
+  if (classLogits.length % R !== 0) throw new Error(`box head gave ${classLogits.length} logits for ${R} RoIs`);
+  return cfg.background === 'first'
+    ? torchvisionDetections(classLogits, boxRegression, proposals, imageSize, cfg)
+    : mmdetDetections(classLogits, boxRegression, proposals, imageSize, cfg);
+}
+
+function gather(d: Detections, keep: ArrayLike<number>): Detections {
+  const n = keep.length;
+  const out: Detections = { boxes: new Float32Array(n * 4), scores: new Float32Array(n), labels: new Int32Array(n) };
+  for (let k = 0; k < n; k++) {
+    const i = keep[k];
+    out.boxes.set(d.boxes.subarray(i * 4, i * 4 + 4), k * 4);
+    out.scores[k] = d.scores[i];
+    out.labels[k] = d.labels[i];
+  }
+  return out;
+}
+
+/** Sigmoid probabilities of each detection's own class: maskLogits [n, K, m, m] -> [n, m, m]. */
+export function selectMaskProbabilities(maskLogits: FloatTensor, labels: Int32Array): Float32Array {
+  const [n, K, mh, mw] = maskLogits.shape;
+  if (n !== labels.length) throw new Error(`mask head gave ${n} masks for ${labels.length} detections`);
+  const m = mh * mw;
+  const out = new Float32Array(n * m);
+  for (let i = 0; i < n; i++) {
+    if (labels[i] < 0 || labels[i] >= K) throw new Error(`label ${labels[i]} outside the mask head's ${K} classes`);
+    const src = (i * K + labels[i]) * m;
+    for (let j = 0; j < m; j++) out[i * m + j] = Math.fround(1 / (1 + Math.exp(-maskLogits.data[src + j])));
+  }
+  return out;
+}
