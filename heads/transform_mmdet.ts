@@ -8,8 +8,9 @@
  *                      bit-exact); scale_factor = [new_w / w, new_h / h, new_w / w, new_h / h] as
  *                      float32 (from the result's shape, so w and h scales differ slightly).
  *     Normalize        mmcv.imnormalize_: float32, BGR->RGB if to_rgb, cv2.subtract(mean) then
- *                      cv2.multiply(1 / std): f32(f32(x - f32(mean)) * f32(1 / std)), which is not
- *                      bit-equal to (x - mean) / std.
+ *                      cv2.multiply(1 / std): f32(f32(x - f32(mean)) * (1 / std in double)) -- the
+ *                      subtraction runs in float32, the scalar multiply in double (checked against
+ *                      cv2 4.6); neither (x - mean) / std nor an all-float32 product is bit-equal.
  *                      pytorch style: mean [123.675, 116.28, 103.53], std [58.395, 57.12, 57.375],
  *                      to_rgb=True; caffe style: mean [103.53, 116.28, 123.675], std 1, to_rgb=False
  *                      (network input stays BGR).
@@ -96,7 +97,7 @@ export function mmdetPreprocess(
   const px = resized.data;
   for (let c = 0; c < 3; c++) {
     const mean = Math.fround(cfg.mean[c]);
-    const stdinv = Math.fround(1 / cfg.std[c]);
+    const stdinv = 1 / cfg.std[c]; // cv2.multiply by a scalar works in double, then rounds to float32
     const out = input.data.subarray(c * plane, (c + 1) * plane);
     const sc = src[c];
     for (let y = 0; y < nh; y++) {
