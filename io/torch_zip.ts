@@ -8,7 +8,9 @@
  * once), yauzl for a file (async; reads only the records needed, each straight into its own buffer, so a
  * checkpoint's optimizer state is never read and no whole-file buffer exists; ZIP64 and files over 4 GiB work).
  */
+import { read as fsRead } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import { unzipSync, type UnzipFileInfo } from 'fflate';
 import yauzl from 'yauzl';
 import { UserError } from '../cli/errors.ts';
@@ -205,7 +207,67 @@ export function readTorchZip(buf: Uint8Array, maxInflated: number): TorchZip {
 
 // ---- file: yauzl ---------------------------------------------------------------------------------------
 
-async function readFully(fh: FileHandle, e: ZipEntry, position: number): Promise<Uint8Array> {
+function outOfRange(start: number, end: number, size: number): Error | undefined {
+  const ok = Number.isSafeInteger(start) && Number.isSafeInteger(end) && start >= 0 && start <= end && end <= size;
+  return ok ? undefined : new Error(`a zip record points at bytes ${start}..${end}, outside the ${size}-byte file`);
+}
+
+/** Bytes [start, end) of `fd`. Unlike fs.ReadStream, destroying it never closes the descriptor. */
+function rangeStream(fd: number, start: number, end: number): Readable {
+  let pos = start;
+  return new Readable({
+    read(size) {
+      const n = Math.min(Math.max(size, 1 << 16), end - pos);
+      if (n <= 0) {
+        this.push(null);
+        return;
+      }
+      const buf = Buffer.allocUnsafe(n);
+      fsRead(fd, buf, 0, n, pos, (err, got) => {
+        if (err) return void this.destroy(err);
+        if (got === 0) return void this.destroy(new Error('unexpected end of file'));
+        pos += got;
+        this.push(got < n ? buf.subarray(0, got) : buf);
+      });
+    },
+  });
+}
+
+/**
+ * yauzl's file access, through our descriptor, refusing reads outside the file: yauzl itself passes offsets
+ * from a corrupt ZIP64 record straight to fs.read, which throws outside any callback and kills the process.
+ */
+class CheckedReader extends yauzl.RandomAccessReader {
+  constructor(
+    private readonly fd: number,
+    private readonly size: number,
+  ) {
+    super();
+  }
+
+  override _readStreamForRange(start: number, end: number): Readable {
+    const err = outOfRange(start, end, this.size);
+    if (err) return new Readable({ read() { this.destroy(err); } });
+    return rangeStream(this.fd, start, end);
+  }
+
+  override read(buffer: Buffer, offset: number, length: number, position: number, callback: (err: Error | null, bytesRead: number) => void): void {
+    const err = outOfRange(position, position + length, this.size);
+    if (err) {
+      setImmediate(callback, err, 0);
+      return;
+    }
+    fsRead(this.fd, buffer, offset, length, position, (e, n) => callback(e, n));
+  }
+
+  override close(callback: (err: Error | null) => void): void {
+    setImmediate(callback, null); // the descriptor belongs to openTorchZipFile
+  }
+}
+
+async function readFully(fh: FileHandle, e: ZipEntry, position: number, fileSize: number): Promise<Uint8Array> {
+  const bad = outOfRange(position, position + e.size, fileSize);
+  if (bad) throw new UserError(`truncated or corrupt zip checkpoint: entry ${e.name}: ${bad.message}`);
   const out = new Uint8Array(e.size);
   let done = 0;
   while (done < e.size) {
@@ -239,8 +301,8 @@ export async function openTorchZipFile(path: string, fileSize: number, maxInflat
     const entries = new Map<string, ZipEntry>();
     const raws = new Map<string, yauzl.Entry>();
     try {
-      // yauzl owns its own descriptor (its close() closes it); ours reads the stored records.
-      zip = await yauzl.openPromise(path, { lazyEntries: true, autoClose: false, decodeStrings: true, validateEntrySizes: true });
+      const reader = new CheckedReader(fh.fd, fileSize);
+      zip = await yauzl.fromRandomAccessReaderPromise(reader, fileSize, { lazyEntries: true, autoClose: false, decodeStrings: true, validateEntrySizes: true });
       for await (const raw of zip.eachEntry()) {
         const e = { name: raw.fileName, size: raw.compressedSize, originalSize: raw.uncompressedSize, compression: raw.compressionMethod };
         addEntry(entries, e, fileSize, maxInflated);
@@ -259,7 +321,7 @@ export async function openTorchZipFile(path: string, fileSize: number, maxInflat
             out.set(e.name, await inflateEntry(z, raw, e));
           } else {
             const { fileDataStart } = await z.readLocalFileHeaderPromise(raw, { minimal: true });
-            out.set(e.name, await readFully(fh, e, fileDataStart));
+            out.set(e.name, await readFully(fh, e, fileDataStart, fileSize));
           }
         }
       } catch (err) {

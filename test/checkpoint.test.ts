@@ -213,6 +213,26 @@ describe('refusals', () => {
     expect(await refusal('malicious/truncated.pth')).toMatch(/truncated or corrupt zip checkpoint/);
   });
 
+  it('refuses a ZIP64 locator pointing past the file (yauzl alone would crash the process) and bad deflate data', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ckbad-'));
+    try {
+      const z = Buffer.from(readFileSync(join(DIR, 'zip64.pth')));
+      const locator = z.lastIndexOf(Buffer.from([0x50, 0x4b, 0x06, 0x07]));
+      z.writeBigUInt64LE(0xffffffffffffff00n, locator + 8);
+      writeFileSync(join(dir, 'z64.pth'), z);
+      await expect(loadCheckpoint(join(dir, 'z64.pth'))).rejects.toThrow(/truncated or corrupt zip checkpoint \(a zip record points at bytes \d+\.\.\d+, outside the 5476-byte file\)/);
+      expect(parseError(z)).toMatch(/truncated or corrupt zip checkpoint: entry dtypes\/data\.pkl claims 4294967295 bytes/);
+      const d = Buffer.from(readFileSync(join(DIR, 'deflated.pth')));
+      d.fill(0xff, 60, 70); // inside data.pkl's deflate stream
+      writeFileSync(join(dir, 'deflated.pth'), d);
+      // The inflate stream is destroyed mid-read; the descriptor must survive until we close it ourselves.
+      await expect(loadCheckpoint(join(dir, 'deflated.pth'))).rejects.toThrow(/truncated or corrupt zip checkpoint \(invalid bit length repeat\)/);
+      expect(parseError(d)).toMatch(/truncated or corrupt zip checkpoint/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('explains how to re-save the legacy format', async () => {
     const msg = await refusal('legacy.pth');
     expect(msg).toMatch(/legacy \(pre-1\.6, non-zip\) torch\.save format/);
@@ -313,7 +333,7 @@ describe('restricted unpickler bounds', () => {
     const good = readFileSync(join(DIR, 'dtypes.pth'));
     let seed = 12345;
     const rnd = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) >>> 0;
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return seed % n;
     };
     let refused = 0;
@@ -335,7 +355,7 @@ describe('restricted unpickler bounds', () => {
     const dir = mkdtempSync(join(tmpdir(), 'ckfuzz-'));
     let seed = 777;
     const rnd = (n: number): number => {
-      seed = (seed * 1103515245 + 12345) >>> 0;
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
       return seed % n;
     };
     const fdsBefore = readdirSync('/proc/self/fd').length;
