@@ -63,7 +63,13 @@ export function detectFasterNetVariant(sd: StateDict, prefix = ''): string {
   throw new UserError(`FasterNet checkpoint with embed_dim ${stem.shape[0]} and depths [${depths}] matches no known variant`);
 }
 
-export type PConvImpl = 'split_cat' | 'slice_cat';
+/**
+ * ONNX forms of the partial conv, all the same math: 'split_cat' (Split -> Conv -> Concat, the official
+ * forward_split_cat), 'slice_cat' (Slice x2 -> Conv -> Concat; ORT rewrites it to the same Split),
+ * 'group_identity' (one 3x3 conv with 4 groups: the first group holds the PConv weights, the others an identity
+ * kernel; 4x the PConv FLOPs but no Split/Concat, so ORT keeps the whole block in its blocked NCHWc layout).
+ */
+export type PConvImpl = 'split_cat' | 'slice_cat' | 'group_identity';
 
 export interface FasterNetOptions {
   /** Graph value holding the NCHW image batch. */
@@ -93,7 +99,13 @@ function resolveConfig(sd: StateDict, o: FasterNetOptions): { name: string; cfg:
 function partialConv(g: Graph, x: string, sd: StateDict, key: string, dim: number, nDiv: number, impl: PConvImpl): string {
   const dConv = Math.floor(dim / nDiv);
   const w = param(sd, `${key}.weight`);
-  if (impl === 'split_cat') {
+  if (impl === 'group_identity' && dim % nDiv === 0) {
+    const k = new Float32Array(dim * dConv * 9);
+    k.set(w.data);
+    for (let o = dConv; o < dim; o++) k[(o * dConv + (o % dConv)) * 9 + 4] = 1;
+    return conv(g, x, { shape: [dim, dConv, 3, 3], data: k }, undefined, { pad: 1, group: nDiv, name: key });
+  }
+  if (impl === 'split_cat' || impl === 'group_identity') {
     const [x1, x2] = split(g, x, [dConv, dim - dConv], 1, `${key}.split`);
     const y1 = conv(g, x1, w, undefined, { pad: 1, name: key });
     return concat(g, [y1, x2], 1, `${key}.cat`);

@@ -1,0 +1,113 @@
+/**
+ * Subcommands `bench backbones` and `bench ops`, attached to the `bench` parent command by
+ * registerBackboneBench(bench). Logic lives in backbones/bench.ts.
+ */
+import type { Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
+import { UserError } from '../cli/errors.ts';
+import {
+  ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, benchBackbone, benchOp, benchTorch, type BenchRow, type OpBenchRow,
+} from './bench.ts';
+import { archName } from './model.ts';
+
+const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
+
+function parseSize(s: string): [number, number] {
+  const m = /^(\d+)(?:x(\d+))?$/.exec(s);
+  if (!m) throw new UserError(`--size must be N or HxW, got ${s}`);
+  const h = Number(m[1]), w = Number(m[2] ?? m[1]);
+  if (h < 32 || w < 32) throw new UserError(`--size must be at least 32, got ${s}`);
+  return [h, w];
+}
+
+function parseThreads(s: string): number[] {
+  const t = s.split(',').map(Number);
+  if (t.some((v) => !Number.isInteger(v) || v < 1)) throw new UserError(`--threads must be positive integers (e.g. 1,2), got ${s}`);
+  return t;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+const pad = (s: string | number, n: number) => String(s).padStart(n);
+
+async function writeJson(path: string | undefined, rows: unknown): Promise<void> {
+  if (!path) return;
+  try {
+    await writeFile(path, `${JSON.stringify(rows, null, 1)}\n`);
+  } catch (err) {
+    throw new UserError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+}
+
+function peakLine(threads: number[]): string {
+  const p = avx2PeakGflops(1);
+  return `peak FP32 (AVX2 FMA, 2 x 16 FLOP/cycle/core x ${p.ghz.toFixed(2)} GHz): ${p.gflops.toFixed(1)} GFLOP/s per core`
+    + threads.map((t) => `, ${(t * p.gflops).toFixed(1)} with ${t}`).join('') + `; ${availableParallelism()} cores visible`;
+}
+
+export function registerBackboneBench(bench: Command): void {
+  bench.command('backbones')
+    .description('latency, FLOPs and GFLOP/s of FasterNet T0..L and ResNet50 in ONNX Runtime (vs the official PyTorch code where available)')
+    .option('--arch <name>', `architecture (repeatable): ${ARCHS.join(', ')}`, collect)
+    .option('--size <N|HxW>', 'input size (repeatable); 224 builds the classifier, others the detection backbone', collect)
+    .option('--threads <list>', 'ORT intra-op thread counts, comma separated', '1,2')
+    .option('--iters <n>', 'timed runs per measurement (median reported); default 10 at 224, 3 above')
+    .option('--official-repo <dir>', 'clone of the official FasterNet repo, to time its PyTorch code (env FASTERNET_OFFICIAL_REPO)')
+    .option('--no-torch', 'skip the PyTorch comparison')
+    .option('--json <file>', 'write the rows as JSON')
+    .action(async (o: { arch?: string[]; size?: string[]; threads: string; iters?: string; officialRepo?: string; torch: boolean; json?: string }) => {
+      const archs = (o.arch ?? ARCHS).map(archName);
+      const sizes = (o.size ?? ['224', '800x1333']).map(parseSize);
+      const threads = parseThreads(o.threads);
+      const repo = o.officialRepo ?? process.env.FASTERNET_OFFICIAL_REPO;
+      const rows: Array<BenchRow & { torch_ms_median?: number; torch_runtime?: string }> = [];
+      console.log(peakLine(threads));
+      console.log(`${'arch'.padEnd(13)} ${'input'.padStart(9)} thr ${pad('params', 8)} ${pad('GMACs', 8)} ${pad('ms', 9)} ${pad('GFLOP/s', 8)} ${pad('torch ms', 9)} ${pad('speedup', 7)}`);
+      for (const size of sizes) {
+        const big = size[0] * size[1] > 224 * 224 * 4;
+        const iters = o.iters ? Number(o.iters) : big ? 3 : 10;
+        for (const arch of archs) {
+          const res = await benchBackbone(arch, size, threads, { iters, warmup: big ? 1 : 3 });
+          for (const r of res) {
+            const t = o.torch ? await benchTorch(arch, size, r.threads, { officialRepo: repo, iters, root }) : null;
+            const row = t ? { ...r, torch_ms_median: t.ms_median, torch_runtime: t.runtime } : r;
+            rows.push(row);
+            console.log(`${r.arch.padEnd(13)} ${pad(`${size[0]}x${size[1]}`, 9)} ${pad(r.threads, 3)} ${pad((r.params / 1e6).toFixed(2) + 'M', 8)} `
+              + `${pad((r.macs / 1e9).toFixed(2), 8)} ${pad(r.ms_median.toFixed(2), 9)} ${pad(r.gflops.toFixed(1), 8)} `
+              + `${pad(t ? t.ms_median.toFixed(2) : '-', 9)} ${pad(t ? (t.ms_median / r.ms_median).toFixed(2) + 'x' : '-', 7)}`);
+          }
+        }
+      }
+      // The acceptance ratios: FasterNet-S against ResNet50 (same runtime) and against the official PyTorch code.
+      for (const r of rows.filter((x) => x.arch === 'fasternet_s')) {
+        const res = rows.find((x) => x.arch === 'resnet50' && x.threads === r.threads && x.input[0] === r.input[0] && x.input[1] === r.input[1]);
+        const parts = [`fasternet_s ${r.input.join('x')} ${r.threads} thread(s):`];
+        if (res) parts.push(`${(res.ms_median / r.ms_median).toFixed(2)}x faster than resnet50`);
+        if (r.torch_ms_median) parts.push(`${(r.torch_ms_median / r.ms_median).toFixed(2)}x faster than the official PyTorch code (${r.torch_runtime})`);
+        if (parts.length > 1) console.log(parts.join(' '));
+      }
+      await writeJson(o.json, rows);
+    });
+
+  bench.command('ops')
+    .description("the paper's Table 1: 10 stacked Conv 3x3 / GConv (16 groups) / DWConv / PConv (r=1/4) layers, latency and FLOP/s")
+    .option('--threads <list>', 'ORT intra-op thread counts, comma separated', '1')
+    .option('--iters <n>', 'timed runs per measurement (median reported)', '30')
+    .option('--json <file>', 'write the rows as JSON')
+    .action(async (o: { threads: string; iters: string; json?: string }) => {
+      const threads = parseThreads(o.threads);
+      console.log(peakLine(threads));
+      console.log(`${'op'.padEnd(7)} ${pad('shape', 12)} thr ${pad('MFLOPs', 9)} ${pad('ms', 8)} ${pad('GFLOP/s', 8)}`);
+      const rows: OpBenchRow[] = [];
+      for (const t of threads) {
+        for (const shape of TABLE1_SHAPES) {
+          for (const op of TABLE1_OPS) {
+            const r = await benchOp(op, shape, t, { iters: Number(o.iters) });
+            rows.push(r);
+            console.log(`${op.padEnd(7)} ${pad(shape.join('x'), 12)} ${pad(t, 3)} ${pad((r.flops / 1e6).toFixed(1), 9)} ${pad(r.ms_median.toFixed(3), 8)} ${pad(r.gflops.toFixed(1), 8)}`);
+          }
+        }
+      }
+      await writeJson(o.json, rows);
+    });
+}
