@@ -12,6 +12,7 @@ import { archName, detectArch, imagenetModel } from '../backbones/model.ts';
 import { fasternetParamSpecs, type PConvImpl } from '../backbones/fasternet.ts';
 import { resnet50ParamSpecs } from '../backbones/resnet.ts';
 import { UserError } from './errors.ts';
+import { convertTorchvisionDetector } from '../io/convert_detection.ts';
 
 export interface ConvertOptions {
   arch?: string;
@@ -44,6 +45,7 @@ export const FLAVORS: Record<string, FlavorConverter> = {
     return imagenetModel(sd, { arch, pconv: o.pconv });
   },
   // Detection flavors ('torchvision', 'mmdet') add one line each here.
+  torchvision: (sd) => convertTorchvisionDetector(sd),
 };
 
 export async function convertCheckpoint(ckptPath: string, flavor: string, outPath: string, o: ConvertOptions = {}): Promise<ModelMetadata> {

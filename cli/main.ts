@@ -17,6 +17,7 @@ const program = new Command()
 const commands: Array<Promise<{ register: (p: Command) => void }>> = [
   import('./convert.ts'),
   import('./classify.ts'),
+  import('./detect.ts'),
 ];
 for (const mod of await Promise.all(commands)) mod.register(program);
 

@@ -139,6 +139,8 @@ export interface RunOptions {
   timings?: Record<string, number>;
   /** Filled with the intermediate tensors. */
   intermediates?: Partial<Intermediates>;
+  /** Per-call overrides of the box head's score threshold and top-k, and a label filter applied after NMS. */
+  boxHead?: { scoreThresh?: number; maxDetections?: number; keepLabel?: (label: number) => boolean };
 }
 
 function preprocess(img: ImageU8, cfg: DetectorConfig): { input: FloatTensor; imageSize: [number, number]; toOriginal: (b: Float32Array) => Float32Array } {
@@ -223,7 +225,14 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
   if (mid) { mid.classLogits = head.class_logits.data; mid.boxRegression = head.box_regression.data; }
 
   t0 = now();
-  const dets = boxDetections(head.class_logits.data, head.box_regression.data, proposals.boxes, pre.imageSize, cfg.boxHead);
+  const ov = o.boxHead ?? {};
+  const boxCfg = {
+    ...cfg.boxHead,
+    ...(ov.scoreThresh !== undefined ? { scoreThresh: ov.scoreThresh } : {}),
+    ...(ov.maxDetections !== undefined ? { maxDetections: ov.maxDetections } : {}),
+  };
+  let dets = boxDetections(head.class_logits.data, head.box_regression.data, proposals.boxes, pre.imageSize, boxCfg);
+  if (ov.keepLabel) dets = filterDetections(dets, ov.keepLabel);
   t.nms = now() - t0;
   if (mid) mid.detections = dets;
 
@@ -256,6 +265,18 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
     : [];
   t.mask_paste = now() - t0;
   return { boxes, scores: dets.scores, labels: dets.labels, masks, imageSize: [imH, imW] };
+}
+
+function filterDetections(d: Detections, keep: (label: number) => boolean): Detections {
+  const idx: number[] = [];
+  for (let i = 0; i < d.labels.length; i++) if (keep(d.labels[i])) idx.push(i);
+  const out: Detections = { boxes: new Float32Array(idx.length * 4), scores: new Float32Array(idx.length), labels: new Int32Array(idx.length) };
+  idx.forEach((i, k) => {
+    out.boxes.set(d.boxes.subarray(i * 4, i * 4 + 4), k * 4);
+    out.scores[k] = d.scores[i];
+    out.labels[k] = d.labels[i];
+  });
+  return out;
 }
 
 export async function releaseDetector(det: Detector): Promise<void> {

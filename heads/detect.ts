@@ -1,0 +1,202 @@
+/**
+ * Library entry point: `detect(image, { model })` -> instances with boxes, scores, labels (with names and COCO
+ * category ids) and masks as COCO RLE (bitmaps on request).
+ *
+ *   const { detections } = await detect('photo.jpg', { model: 'mask_rcnn.onnx', scoreThreshold: 0.5 });
+ *
+ * Models are loaded once per path and shared; calls on one model are queued (sessions are not re-entered),
+ * so concurrent calls are safe. `worker: true` runs decoding and inference in a worker_thread (one per model
+ * path, reused), keeping the event loop free; results are the same.
+ */
+import { Worker } from 'node:worker_threads';
+import { decodeImage } from '../io/image.ts';
+import type { ImageU8 } from '../io/resize_cv2.ts';
+import { encode, toCocoRle, area as rleArea, type CocoRle } from '../postprocess/mask.ts';
+import { blitMask, clearMask } from '../postprocess/paste_masks.ts';
+import { loadDetector, runDetector, type Detector } from './mask_rcnn.ts';
+import { UserError } from '../cli/errors.ts';
+
+/** A file path, encoded image bytes (JPEG, PNG, ...), or raw interleaved RGB pixels. */
+export type ImageInput = string | Uint8Array | { data: Uint8Array; width: number; height: number; channels?: number };
+
+export interface DetectOptions {
+  /** Path of a model written by `fasternet convert --flavor torchvision|mmdet`, or a loaded Detector. */
+  model: string | Detector;
+  /** Keep detections scoring at least this (default: the model's 0.05). */
+  scoreThreshold?: number;
+  /** At most this many detections (default: the model's 100). */
+  maxDetections?: number;
+  /** Keep only these classes: names ('person') or labels as reported (torchvision: COCO ids). */
+  classes?: Array<string | number>;
+  /** Also return each mask as a full-image row-major 0/1 bitmap. */
+  bitmaps?: boolean;
+  /** Run in a worker thread. */
+  worker?: boolean;
+  /** ONNX Runtime intra-op threads of a model loaded by this call (default 2). */
+  threads?: number;
+  /** Filled with milliseconds per stage. */
+  timings?: Record<string, number>;
+}
+
+export interface Detection {
+  /** [x1, y1, x2, y2] in image pixels. */
+  box: [number, number, number, number];
+  /** COCO [x, y, width, height]. */
+  bbox: [number, number, number, number];
+  score: number;
+  /** The label as the framework reports it (torchvision: 1..90 COCO ids; mmdet: 0-based class). */
+  label: number;
+  labelName: string;
+  /** COCO-results category_id. */
+  categoryId: number;
+  /** COCO compressed RLE of the binary mask. */
+  mask: CocoRle;
+  /** Pixels in the mask. */
+  area: number;
+  /** Row-major height x width 0/1 mask, when `bitmaps` was asked for. */
+  bitmap?: Uint8Array;
+}
+
+export interface DetectResult {
+  width: number;
+  height: number;
+  detections: Detection[];
+}
+
+const models = new Map<string, Promise<Detector>>();
+
+/** A model loaded once per path (and thread count). */
+export function getDetector(path: string, threads?: number): Promise<Detector> {
+  const key = `${path}\0${threads ?? ''}`;
+  let d = models.get(key);
+  if (!d) {
+    d = loadDetector(path, { threads });
+    models.set(key, d);
+    d.catch(() => models.delete(key));
+  }
+  return d;
+}
+
+async function toImage(image: ImageInput): Promise<ImageU8> {
+  if (typeof image === 'string' || image instanceof Uint8Array) return decodeImage(image);
+  const { data, width, height } = image;
+  const channels = image.channels ?? 3;
+  if (channels !== 3) throw new UserError(`raw images must be RGB (3 channels), got ${channels}`);
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new UserError(`bad raw image size ${width}x${height}`);
+  if (!(data instanceof Uint8Array) || data.length !== width * height * 3) {
+    throw new UserError(`raw RGB image ${width}x${height} needs ${width * height * 3} bytes, got ${data?.length}`);
+  }
+  return { data, width, height, channels: 3 };
+}
+
+function checkOptions(o: DetectOptions): void {
+  if (!o || (typeof o.model !== 'string' && typeof o.model !== 'object')) throw new UserError('detect: options.model (a .onnx path) is required');
+  if (o.scoreThreshold !== undefined && !(o.scoreThreshold >= 0 && o.scoreThreshold <= 1)) throw new UserError(`scoreThreshold must be in [0, 1], got ${o.scoreThreshold}`);
+  if (o.maxDetections !== undefined && !(Number.isInteger(o.maxDetections) && o.maxDetections >= 0)) throw new UserError(`maxDetections must be a non-negative integer, got ${o.maxDetections}`);
+}
+
+/** Runs `image` through the model in this thread. */
+export async function detectInProcess(image: ImageInput, o: DetectOptions): Promise<DetectResult> {
+  checkOptions(o);
+  const det = typeof o.model === 'string' ? await getDetector(o.model, o.threads) : o.model;
+  const img = await toImage(image);
+  const cfg = det.cfg;
+  const keepLabel = classFilter(o.classes, cfg.classNames);
+  const raw = await runDetector(det, img, {
+    timings: o.timings,
+    boxHead: { scoreThresh: o.scoreThreshold, maxDetections: o.maxDetections, keepLabel },
+  });
+  const { width: w, height: h } = img;
+  const full = new Uint8Array(w * h);
+  const detections: Detection[] = [];
+  for (let i = 0; i < raw.scores.length; i++) {
+    const m = raw.masks[i];
+    blitMask(m, full, w);
+    const rle = encode(full, h, w);
+    const bitmap = o.bitmaps ? full.slice() : undefined;
+    clearMask(m, full, w);
+    const b = raw.boxes.subarray(i * 4, i * 4 + 4);
+    const label = raw.labels[i];
+    detections.push({
+      box: [b[0], b[1], b[2], b[3]],
+      bbox: [b[0], b[1], b[2] - b[0], b[3] - b[1]],
+      score: raw.scores[i],
+      label,
+      labelName: cfg.classNames[label] ?? String(label),
+      categoryId: cfg.categoryIds[label] ?? label,
+      mask: toCocoRle(rle),
+      area: rleArea(rle),
+      ...(bitmap ? { bitmap } : {}),
+    });
+  }
+  return { width: w, height: h, detections };
+}
+
+/** Label predicate for `classes` (names or labels), or undefined for all. */
+function classFilter(classes: Array<string | number> | undefined, names: string[]): ((label: number) => boolean) | undefined {
+  if (!classes) return undefined;
+  const labels = new Set<number>();
+  for (const c of classes) {
+    if (typeof c === 'number') labels.add(c);
+    else {
+      const i = names.indexOf(c);
+      if (i < 0) throw new UserError(`unknown class '${c}' (the model's classes: ${names.filter((n) => n !== 'N/A' && n !== '__background__').slice(0, 8).join(', ')}, ...)`);
+      labels.add(i);
+    }
+  }
+  return (l) => labels.has(l);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Worker mode
+
+interface Pending { resolve: (r: DetectResult) => void; reject: (e: Error) => void }
+interface WorkerHandle { worker: Worker; pending: Map<number, Pending>; next: number }
+
+const workers = new Map<string, WorkerHandle>();
+
+function workerFor(model: string, threads?: number): WorkerHandle {
+  const key = `${model}\0${threads ?? ''}`;
+  let h = workers.get(key);
+  if (h) return h;
+  const worker = new Worker(new URL('./detect_worker.ts', import.meta.url), { execArgv: ['--import', 'tsx'] });
+  worker.unref();
+  const handle: WorkerHandle = { worker, pending: new Map(), next: 0 };
+  worker.on('message', (msg: { id: number; result?: DetectResult; error?: { message: string; user: boolean } }) => {
+    const p = handle.pending.get(msg.id);
+    if (!p) return;
+    handle.pending.delete(msg.id);
+    if (handle.pending.size === 0) worker.unref();
+    if (msg.error) p.reject(msg.error.user ? new UserError(msg.error.message) : new Error(msg.error.message));
+    else p.resolve(msg.result!);
+  });
+  worker.on('error', (err) => {
+    for (const p of handle.pending.values()) p.reject(err);
+    handle.pending.clear();
+    workers.delete(key);
+  });
+  workers.set(key, handle);
+  return handle;
+}
+
+/** Stops the worker threads started by `worker: true` calls. */
+export async function closeDetectWorkers(): Promise<void> {
+  const all = [...workers.values()];
+  workers.clear();
+  await Promise.all(all.map((h) => h.worker.terminate()));
+}
+
+/** Detects instances in one image (see module comment). */
+export async function detect(image: ImageInput, options: DetectOptions): Promise<DetectResult> {
+  checkOptions(options);
+  if (!options.worker) return detectInProcess(image, options);
+  if (typeof options.model !== 'string') throw new UserError('worker: true needs options.model to be a path');
+  const h = workerFor(options.model, options.threads);
+  const id = h.next++;
+  const { worker: _w, timings: _t, ...rest } = options;
+  return new Promise<DetectResult>((resolve, reject) => {
+    h.pending.set(id, { resolve, reject });
+    h.worker.ref();
+    h.worker.postMessage({ id, image, options: rest });
+  });
+}
