@@ -7,7 +7,7 @@
  */
 import { open, readFile, stat } from 'node:fs/promises';
 import { UserError } from '../cli/errors.ts';
-import type { StateDict, Tensor } from '../runtime/tensor.ts';
+import type { StateDict } from '../runtime/tensor.ts';
 import { itemSize, materialize, outputBytes } from './dtypes.ts';
 import { looksLikeSafetensors, parseSafetensors } from './safetensors.ts';
 import { openTorchZipFile, readTorchZip } from './torch_zip.ts';
@@ -229,13 +229,13 @@ export function toPlain(v: PyValue, depth = 0, seen = new Map<object, unknown>()
   }
 }
 
-function listKeys(keys: readonly string[], max = 5): string {
-  const shown = keys.slice(0, max).join(', ');
-  return keys.length > max ? `${shown}, ... ${keys.length - max} more` : shown;
+function listKeys(keys: readonly string[], max = 5, sep = ', '): string {
+  const shown = keys.slice(0, max).join(sep);
+  return keys.length > max ? `${shown}${sep}... ${keys.length - max} more` : shown;
 }
 
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
+function plural(n: number, word: string, words = `${word}s`): string {
+  return `${n} ${n === 1 ? word : words}`;
 }
 
 /**
@@ -267,7 +267,7 @@ export function checkShapes(sd: StateDict, expected: Iterable<[string, readonly 
     }
   }
   bad.sort();
-  if (bad.length) throw new UserError(`${what}: ${plural(bad.length, 'shape mismatch')} (${listKeys(bad, 3)})`);
+  if (bad.length) throw new UserError(`${what}: ${plural(bad.length, 'shape mismatch', 'shape mismatches')} (${listKeys(bad, 3, '; ')})`);
 }
 
 /**
@@ -279,15 +279,13 @@ export function stripPrefix(sd: StateDict, prefix: string, opts: { keepOthers?: 
   const out: StateDict = new Map();
   let hits = 0;
   for (const [k, t] of sd) {
-    if (k.startsWith(prefix)) {
-      out.set(k.slice(prefix.length), t);
-      hits++;
-    } else if (opts.keepOthers) {
-      out.set(k, t);
-    }
+    const name = k.startsWith(prefix) ? k.slice(prefix.length) : opts.keepOthers ? k : undefined;
+    if (name === undefined) continue;
+    if (out.has(name)) throw new UserError(`stripping '${prefix}' makes two checkpoint keys '${name}'`);
+    out.set(name, t);
+    if (name !== k) hits++;
   }
   if (hits === 0) throw new UserError(`no checkpoint key starts with '${prefix}' (keys look like: ${listKeys([...sd.keys()], 3)})`);
   return out;
 }
 
-export type { Tensor };

@@ -405,6 +405,9 @@ describe('checkKeys / checkShapes / stripPrefix', () => {
   it('compares shapes', () => {
     expect(() => checkShapes(sd, [['foo', [1]], ['absent', [3]]], 'X')).not.toThrow();
     expect(() => checkShapes(sd, [['foo', [2, 1]]], 'X')).toThrow(/^X: 1 shape mismatch \(foo: \[1\], expected \[2, 1\]\)$/);
+    expect(() => checkShapes(sd, [['foo', [2]], ['bn.num_batches_tracked', [1]]], 'X')).toThrow(
+      /^X: 2 shape mismatches \(bn\.num_batches_tracked: \[\], expected \[1\]; foo: \[1\], expected \[2\]\)$/,
+    );
   });
 
   it('selects and strips a prefix', async () => {
@@ -413,6 +416,8 @@ describe('checkKeys / checkShapes / stripPrefix', () => {
     expect([...backbone.keys()]).toEqual(['0.weight', '0.bias', '1.weight', '1.bias', '1.running_mean', '1.running_var', '1.num_batches_tracked']);
     expect(backbone.get('0.weight')).toBe(full.get('backbone.0.weight'));
     expect([...stripPrefix(full, 'backbone.', { keepOthers: true }).keys()]).toContain('neck.weight');
+    const clash: StateDict = new Map([['module.a', t([1])], ['a', t([1])]]);
+    expect(() => stripPrefix(clash, 'module.', { keepOthers: true })).toThrow(/stripping 'module\.' makes two checkpoint keys 'a'/);
     expect(() => stripPrefix(full, 'module.')).toThrow(/no checkpoint key starts with 'module\.' \(keys look like: backbone\.0\.weight, backbone\.0\.bias, backbone\.1\.weight, \.\.\. 6 more\)/);
   });
 });
