@@ -20,7 +20,11 @@
  *   roi_head.mask_head.conv_logits               [C, 256, 1, 1]
  * BatchNorm `num_batches_tracked` buffers are dropped.
  */
-import type { StateDict, Tensor } from '../runtime/tensor.ts';
+import type { FloatTensor, StateDict, Tensor } from '../runtime/tensor.ts';
+import type { ModelMetadata } from '../runtime/metadata.ts';
+import type { ConvWeights } from '../necks/fpn.ts';
+import { buildDetectorModel, type DetectorWeights } from '../heads/mask_rcnn.ts';
+import { mmdetDetectorConfig, type DetectorConfig } from '../heads/config.ts';
 
 export const COCO_CLASSES: readonly string[] = [
   'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat', 'traffic light',
@@ -235,4 +239,60 @@ export function convertMmdetMaskRcnn(
     categoryIds,
     normStyle,
   };
+}
+
+function floatOf(t: Tensor, what: string): FloatTensor {
+  if (!(t.data instanceof Float32Array)) throw new Error(`mmdet checkpoint tensor ${what} is not floating point`);
+  return t as FloatTensor;
+}
+
+function conv(p: MmdetTensor, what: string): ConvWeights {
+  return { weight: floatOf(p.weight, `${what}.weight`), bias: p.bias ? floatOf(p.bias, `${what}.bias`) : undefined };
+}
+
+export interface MmdetDetector {
+  weights: DetectorWeights;
+  config: DetectorConfig;
+  arch: string;
+  parts: MmdetMaskRcnn;
+}
+
+/** An mmdet Mask R-CNN state dict (+ meta) as the pipeline's DetectorWeights and mmdet DetectorConfig. */
+export function mmdetDetectorWeights(stateDict: StateDict, meta: MmdetMeta = {}, options: ConvertMmdetOptions = {}): MmdetDetector {
+  const parts = convertMmdetMaskRcnn(stateDict, meta, options);
+  const sd = unwrapModule(stateDict);
+  const b = parts.backbone;
+  const backbone: DetectorWeights['backbone'] = b.type === 'resnet50'
+    ? { kind: 'resnet50', stateDict: sd, prefix: 'backbone.', style: b.style }
+    : { kind: 'fasternet', stateDict: sd, prefix: 'backbone.', variant: b.variant === 'custom' ? undefined : b.variant };
+  const weights: DetectorWeights = {
+    backbone,
+    fpn: {
+      lateral: parts.fpn.lateral.map((c, i) => conv(c, `neck.lateral_convs.${i}.conv`)),
+      output: parts.fpn.output.map((c, i) => conv(c, `neck.fpn_convs.${i}.conv`)),
+    },
+    rpn: { conv: conv(parts.rpn.conv, 'rpn_conv'), cls: conv(parts.rpn.cls, 'rpn_cls'), reg: conv(parts.rpn.reg, 'rpn_reg') },
+    boxHead: {
+      fc6: conv(parts.bboxHead.fc6, 'shared_fcs.0'),
+      fc7: conv(parts.bboxHead.fc7, 'shared_fcs.1'),
+      cls: conv(parts.bboxHead.cls, 'fc_cls'),
+      reg: conv(parts.bboxHead.reg, 'fc_reg'),
+    },
+    maskHead: {
+      convs: parts.maskHead.convs.map((c, i) => conv(c, `mask_head.convs.${i}.conv`)),
+      upsample: conv(parts.maskHead.upsample, 'mask_head.upsample'),
+      logits: conv(parts.maskHead.logits, 'mask_head.conv_logits'),
+    },
+  };
+  const config = mmdetDetectorConfig(parts.numClasses, parts.classNames, parts.categoryIds, parts.normStyle);
+  const arch = b.type === 'resnet50' ? `resnet50_${b.style}` : `fasternet_${b.variant}`;
+  return { weights, config, arch, parts };
+}
+
+/** `fasternet convert --flavor mmdet`: state dict (+ meta) -> single-file ONNX detector. */
+export function convertMmdetDetector(
+  stateDict: StateDict, meta: MmdetMeta = {}, options: ConvertMmdetOptions = {},
+): { bytes: Uint8Array; meta: ModelMetadata } {
+  const d = mmdetDetectorWeights(stateDict, meta, options);
+  return buildDetectorModel(d.weights, d.config, d.arch);
 }
