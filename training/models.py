@@ -36,11 +36,10 @@ def head_kwargs(image_size):
         max_size=image_size,
         image_mean=[0.485, 0.456, 0.406],
         image_std=[0.229, 0.224, 0.225],
-        # fewer sampled proposals than COCO's defaults: a canvas holds at most 6 objects, and it is CPU time
+        # training only: fewer proposals and sampled RoIs than COCO's defaults (a canvas holds at most 6
+        # objects; it is CPU time). Test-time settings stay torchvision's, so inference needs no extra config.
         rpn_pre_nms_top_n_train=1000,
         rpn_post_nms_top_n_train=500,
-        rpn_pre_nms_top_n_test=500,
-        rpn_post_nms_top_n_test=500,
         box_batch_size_per_image=64,
         box_detections_per_img=100,
     )
