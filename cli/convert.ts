@@ -68,10 +68,10 @@ export function register(program: Command): void {
     .requiredOption('--flavor <name>', `what to build: ${Object.keys(FLAVORS).join(', ')}`)
     .requiredOption('--out <file>', 'ONNX file to write')
     .option('--arch <name>', 'architecture (t0, t1, t2, s, m, l, resnet50); detected from the checkpoint when absent')
-    .option('--pconv <impl>', 'ONNX form of the partial conv: split_cat or slice_cat', 'split_cat')
+    .option('--pconv <impl>', 'ONNX form of the partial conv: split_cat, slice_cat or group_identity', 'split_cat')
     .action(async (ckpt: string, opts: { flavor: string; out: string; arch?: string; pconv: string }) => {
-      if (opts.pconv !== 'split_cat' && opts.pconv !== 'slice_cat') throw new UserError(`--pconv must be split_cat or slice_cat, got ${opts.pconv}`);
-      const meta = await convertCheckpoint(ckpt, opts.flavor, opts.out, { arch: opts.arch, pconv: opts.pconv });
+      if (!['split_cat', 'slice_cat', 'group_identity'].includes(opts.pconv)) throw new UserError(`--pconv must be split_cat, slice_cat or group_identity, got ${opts.pconv}`);
+      const meta = await convertCheckpoint(ckpt, opts.flavor, opts.out, { arch: opts.arch, pconv: opts.pconv as PConvImpl });
       process.stdout.write(`${opts.out}: ${meta.arch} ${meta.flavor}, ${meta.numClasses} classes\n`);
     });
 }

@@ -80,16 +80,19 @@ describe('graph builder', () => {
     expect(g.macs).toBe(6 * 4 * 3 * 4 * 3 * 3);
   });
 
-  it('PConv as Split or as Slice gives the same features', async () => {
+  it('PConv as Split, Slice or identity-padded group conv gives the same features', async () => {
     const sd = syntheticStateDict(fasternetParamSpecs('t0', { forkFeat: true }), 9);
     const input = syntheticInput([1, 3, 64, 64], 9);
     const outs = [];
-    for (const pconv of ['split_cat', 'slice_cat'] as const) {
+    for (const pconv of ['split_cat', 'slice_cat', 'group_identity'] as const) {
       const s = await createSession(serializeModel(featuresGraph(sd, { arch: 't0', pconv }).graph));
       outs.push(await runSession(s, { input }));
       await s.release();
     }
-    for (const k of ['norm0', 'norm2', 'norm4', 'norm6']) expect(maxAbsDiff(outs[0][k].data, outs[1][k].data)).toBeLessThan(1e-5);
+    for (const k of ['norm0', 'norm2', 'norm4', 'norm6']) {
+      expect(maxAbsDiff(outs[0][k].data, outs[1][k].data)).toBeLessThan(1e-5);
+      expect(maxAbsDiff(outs[0][k].data, outs[2][k].data)).toBeLessThan(1e-4);
+    }
   });
 });
 
