@@ -22,19 +22,33 @@ function checkInputs(boxes: Float32Array, scores: Float32Array, what: string): n
   return n;
 }
 
+export type NmsStrategy = 'auto' | 'grid' | 'brute';
+
 /**
  * Greedy NMS over `order` (visit order); returns kept original indices in visit order.
  * `thr` is compared with the float32 IoU as given (pass Math.fround(t) for mmcv's float threshold).
  * `offset` is mmcv's legacy +1 box extent (0 or 1).
+ *
+ * The kernels compare every kept box with every later live box. We reach the same decisions while only
+ * looking at boxes that can possibly exceed the threshold: IoU <= min(w)/max(w) (divide the intersection
+ * bound min(w)*min(h) by the area of the wider box), so a box j that box i can suppress has
+ * w_j < w_i / thr and, overlapping, a centre within 0.5 * w_i * (1 + 1/thr) of i's (same for y). Boxes
+ * live in a uniform grid by centre; each kept box scans the cells of that window (with a 0.1% margin, far
+ * above float rounding of the IoU). Whether j is suppressed depends only on the IoU of (i, j), computed
+ * exactly as the kernel does, so the kept set and its order are identical. Empty, negative or non-finite
+ * boxes never suppress nor get suppressed when thr >= 0 (their IoU is 0, -0 or NaN).
  */
-function nmsInOrder(boxes: Float32Array, order: Int32Array, thr: number, offset: number, maxOut: number): Int32Array {
+function nmsInOrder(
+  boxes: Float32Array, order: Int32Array, thr: number, offset: number, maxOut: number, strategy: NmsStrategy = 'auto',
+): Int32Array {
   const n = order.length;
-  // Sorted, contiguous copies: the inner loop then streams through memory.
+  // Sorted, contiguous copies: the inner loops then stream through memory.
   const x1 = new Float64Array(n);
   const y1 = new Float64Array(n);
   const x2 = new Float64Array(n);
   const y2 = new Float64Array(n);
   const area = new Float64Array(n);
+  let finite = true;
   for (let k = 0; k < n; k++) {
     const b = order[k] * 4;
     const a = boxes[b], c = boxes[b + 1], d = boxes[b + 2], e = boxes[b + 3];
@@ -43,46 +57,127 @@ function nmsInOrder(boxes: Float32Array, order: Int32Array, thr: number, offset:
     x2[k] = d;
     y2[k] = e;
     area[k] = offset === 0 ? f32(f32(d - a) * f32(e - c)) : f32(f32(f32(d - a) + offset) * f32(f32(e - c) + offset));
+    if (!(Number.isFinite(a) && Number.isFinite(c) && Number.isFinite(d) && Number.isFinite(e))) finite = false;
   }
+  /** The kernel's test: does kept box i suppress box j? */
+  const suppresses = (i: number, j: number): boolean => {
+    // std::max(a, b) = a < b ? b : a and std::min(a, b) = b < a ? b : a (matters for NaN only)
+    const xx1 = x1[i] < x1[j] ? x1[j] : x1[i];
+    const xx2 = x2[j] < x2[i] ? x2[j] : x2[i];
+    let ww = offset === 0 ? f32(xx2 - xx1) : f32(f32(xx2 - xx1) + offset);
+    if (thr >= 0 && !(ww > 0)) return false;
+    const yy1 = y1[i] < y1[j] ? y1[j] : y1[i];
+    const yy2 = y2[j] < y2[i] ? y2[j] : y2[i];
+    let hh = offset === 0 ? f32(yy2 - yy1) : f32(f32(yy2 - yy1) + offset);
+    if (thr >= 0 && !(hh > 0)) return false;
+    if (!(ww > 0)) ww = 0; // std::max(0, v) is 0 for NaN too
+    if (!(hh > 0)) hh = 0;
+    const inter = f32(ww * hh);
+    return f32(inter / f32(f32(area[i] + area[j]) - inter)) > thr;
+  };
+  const useGrid = strategy === 'grid' || (strategy === 'auto' && n > 64);
+  if (useGrid && finite && thr >= 0.05) return gridGreedy(order, x1, y1, x2, y2, thr, offset, maxOut, suppresses);
+  return bruteGreedy(order, maxOut, suppresses);
+}
+
+function bruteGreedy(order: Int32Array, maxOut: number, suppresses: (i: number, j: number) => boolean): Int32Array {
+  const n = order.length;
   // Live list of not-yet-suppressed sorted positions, compacted as we go (same visit order as the kernel).
   const live = new Int32Array(n);
   for (let k = 0; k < n; k++) live[k] = k;
   let nLive = n;
   const keep = new Int32Array(Math.min(n, maxOut));
   let nKeep = 0;
-  // A zero intersection gives IoU 0 (or NaN for two empty boxes), which never exceeds a threshold >= 0.
-  const skipDisjoint = thr >= 0;
   let head = 0;
   while (head < nLive && nKeep < maxOut) {
     const i = live[head++];
     keep[nKeep++] = order[i];
-    const ix1 = x1[i], iy1 = y1[i], ix2 = x2[i], iy2 = y2[i], iarea = area[i];
     let w = head;
     for (let r = head; r < nLive; r++) {
       const j = live[r];
-      // std::max(a, b) = a < b ? b : a and std::min(a, b) = b < a ? b : a (matters for NaN only)
-      const xx1 = ix1 < x1[j] ? x1[j] : ix1;
-      const xx2 = x2[j] < ix2 ? x2[j] : ix2;
-      let ww = offset === 0 ? f32(xx2 - xx1) : f32(f32(xx2 - xx1) + offset);
-      if (skipDisjoint && !(ww > 0)) {
-        live[w++] = j;
-        continue;
-      }
-      const yy1 = iy1 < y1[j] ? y1[j] : iy1;
-      const yy2 = y2[j] < iy2 ? y2[j] : iy2;
-      let hh = offset === 0 ? f32(yy2 - yy1) : f32(f32(yy2 - yy1) + offset);
-      if (skipDisjoint && !(hh > 0)) {
-        live[w++] = j;
-        continue;
-      }
-      // std::max(0, v) returns 0 for NaN v as well.
-      if (!(ww > 0)) ww = 0;
-      if (!(hh > 0)) hh = 0;
-      const inter = f32(ww * hh);
-      const ovr = f32(inter / f32(f32(iarea + area[j]) - inter));
-      if (!(ovr > thr)) live[w++] = j;
+      if (!suppresses(i, j)) live[w++] = j;
     }
     nLive = w;
+  }
+  return keep.slice(0, nKeep);
+}
+
+const GRID_MAX = 64;
+
+function gridGreedy(
+  order: Int32Array, x1: Float64Array, y1: Float64Array, x2: Float64Array, y2: Float64Array,
+  thr: number, offset: number, maxOut: number, suppresses: (i: number, j: number) => boolean,
+): Int32Array {
+  const n = order.length;
+  const cx = new Float64Array(n), cy = new Float64Array(n), bw = new Float64Array(n), bh = new Float64Array(n);
+  const valid = new Uint8Array(n);
+  let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+  const sampleW: number[] = [], sampleH: number[] = [];
+  const step = Math.max(1, Math.floor(n / 1024));
+  for (let k = 0; k < n; k++) {
+    const w = x2[k] - x1[k] + offset, h = y2[k] - y1[k] + offset;
+    if (!(w > 0 && h > 0)) continue;
+    valid[k] = 1;
+    bw[k] = w;
+    bh[k] = h;
+    cx[k] = 0.5 * (x1[k] + x2[k] + offset);
+    cy[k] = 0.5 * (y1[k] + y2[k] + offset);
+    if (cx[k] < minX) minX = cx[k];
+    if (cx[k] > maxX) maxX = cx[k];
+    if (cy[k] < minY) minY = cy[k];
+    if (cy[k] > maxY) maxY = cy[k];
+    if (k % step === 0) {
+      sampleW.push(w);
+      sampleH.push(h);
+    }
+  }
+  const median = (a: number[]): number => (a.sort((p, q) => p - q), a.length ? a[a.length >> 1] : 1);
+  const csx = Math.max(median(sampleW), (maxX - minX) / GRID_MAX, 1e-6);
+  const csy = Math.max(median(sampleH), (maxY - minY) / GRID_MAX, 1e-6);
+  const gx = Math.min(GRID_MAX, Math.floor((maxX - minX) / csx) + 1);
+  const gy = Math.min(GRID_MAX, Math.floor((maxY - minY) / csy) + 1);
+  const cellX = (v: number): number => Math.min(gx - 1, Math.max(0, Math.floor((v - minX) / csx)));
+  const cellY = (v: number): number => Math.min(gy - 1, Math.max(0, Math.floor((v - minY) / csy)));
+  // Counting sort of valid boxes into cells; filled in visit order, so each cell lists ascending positions.
+  const nc = gx * gy;
+  const cellOf = new Int32Array(n);
+  const start = new Int32Array(nc + 1);
+  for (let k = 0; k < n; k++) {
+    if (!valid[k]) continue;
+    cellOf[k] = cellY(cy[k]) * gx + cellX(cx[k]);
+    start[cellOf[k] + 1]++;
+  }
+  for (let c = 0; c < nc; c++) start[c + 1] += start[c];
+  const len = new Int32Array(nc);
+  const items = new Int32Array(start[nc]);
+  for (let k = 0; k < n; k++) if (valid[k]) items[start[cellOf[k]] + len[cellOf[k]]++] = k;
+
+  const suppressed = new Uint8Array(n);
+  const keep = new Int32Array(Math.min(n, maxOut));
+  let nKeep = 0;
+  const reach = 0.5 * (1 + 1 / (thr * 0.999)); // window half-size per unit of the kept box's size
+  for (let i = 0; i < n && nKeep < maxOut; i++) {
+    if (suppressed[i]) continue;
+    keep[nKeep++] = order[i];
+    if (!valid[i]) continue;
+    const rx = reach * bw[i] + 1e-6 * (Math.abs(cx[i]) + 1);
+    const ry = reach * bh[i] + 1e-6 * (Math.abs(cy[i]) + 1);
+    const ca = cellX(cx[i] - rx), cb = cellX(cx[i] + rx);
+    const ra = cellY(cy[i] - ry), rb = cellY(cy[i] + ry);
+    for (let r = ra; r <= rb; r++) {
+      for (let c = r * gx + ca, ce = r * gx + cb; c <= ce; c++) {
+        const s = start[c], e = s + len[c];
+        let w = s;
+        for (let t = s; t < e; t++) {
+          const j = items[t];
+          // Positions <= i are done (kept or suppressed) for all later kept boxes too: drop them.
+          if (j <= i || suppressed[j]) continue;
+          if (suppresses(i, j)) suppressed[j] = 1;
+          else items[w++] = j;
+        }
+        len[c] = w - s;
+      }
+    }
   }
   return keep.slice(0, nKeep);
 }
@@ -91,10 +186,10 @@ function nmsInOrder(boxes: Float32Array, order: Int32Array, thr: number, offset:
  * torchvision.ops.nms: indices of kept boxes, in decreasing score order.
  * boxes: n*4 (x1, y1, x2, y2); IoU > iouThreshold suppresses.
  */
-export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number): Int32Array {
+export function nms(boxes: Float32Array, scores: Float32Array, iouThreshold: number, opts: { strategy?: NmsStrategy } = {}): Int32Array {
   checkInputs(boxes, scores, 'nms');
   // torchvision 0.14's CPU kernel sorts with stable=True (mmcv's does not).
-  return nmsInOrder(boxes, argsortDescendingStable(scores), iouThreshold, 0, Infinity);
+  return nmsInOrder(boxes, argsortDescendingStable(scores), iouThreshold, 0, Infinity, opts.strategy);
 }
 
 export interface MmcvNmsOptions {
@@ -104,6 +199,8 @@ export interface MmcvNmsOptions {
   scoreThreshold?: number;
   /** Keep at most this many (when > 0). Default -1. */
   maxNum?: number;
+  /** Candidate search; 'auto' (default) = spatial grid above 64 boxes. Results never depend on it. */
+  strategy?: NmsStrategy;
 }
 
 /** mmcv.ops.nms (CPU): kept indices in decreasing score order; the IoU threshold is a float32. */
@@ -124,7 +221,7 @@ export function nmsMmcv(boxes: Float32Array, scores: Float32Array, iouThreshold:
     b = gatherBoxes(boxes, valid);
     s = gather(scores, valid);
   }
-  let keep = nmsInOrder(b, argsortDescending(s), f32(iouThreshold), offset, Infinity);
+  let keep = nmsInOrder(b, argsortDescending(s), f32(iouThreshold), offset, Infinity, opts.strategy);
   if (maxNum > 0 && keep.length > maxNum) keep = keep.slice(0, maxNum);
   if (valid) for (let k = 0; k < keep.length; k++) keep[k] = valid[keep[k]];
   return keep;

@@ -33,6 +33,24 @@ describe('nms vs torchvision.ops.nms and mmcv nms_cpu', () => {
     expect(Array.from(nms(b, s, 0.3))).toEqual([0]);
     expect(Array.from(nmsMmcv(b, s, 0.3))).toEqual([0, 1]);
   });
+  it('grid candidate search decides exactly like the all-pairs loop', () => {
+    // Deterministic boxes of mixed sizes, some empty or inverted; scores with ties.
+    let a = 12345;
+    const rnd = () => ((a = (Math.imul(a, 1103515245) + 12345) >>> 0) / 4294967296);
+    const n = 1500;
+    const b = new Float32Array(n * 4), s = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const w = 2 + rnd() * (i % 7 === 0 ? 600 : 60), h = 2 + rnd() * 80, x = rnd() * 900, y = rnd() * 700;
+      b.set(i % 50 === 3 ? [x, y, x - w, y + h] : [x, y, x + w, y + h], i * 4);
+      s[i] = Math.floor(rnd() * 32) / 32;
+    }
+    for (const thr of [0.05, 0.2, 0.3, 0.5, 0.6, 0.7, 0.9, 1]) {
+      expect(Array.from(nms(b, s, thr, { strategy: 'grid' }))).toEqual(Array.from(nms(b, s, thr, { strategy: 'brute' })));
+      for (const offset of [0, 1]) {
+        expect(Array.from(nmsMmcv(b, s, thr, { offset, strategy: 'grid' }))).toEqual(Array.from(nmsMmcv(b, s, thr, { offset, strategy: 'brute' })));
+      }
+    }
+  });
   it('rejects mismatched inputs', () => {
     expect(() => nms(new Float32Array(7), new Float32Array(2), 0.5)).toThrow(/boxes has 7 values/);
   });
