@@ -1,6 +1,6 @@
 /**
- * Safe loading of PyTorch checkpoints: torch >= 1.6 `torch.save` zips (through a restricted unpickler that
- * executes nothing) and safetensors. Returns the state dict as runtime tensors, unwrapped from the usual
+ * Safe loading of PyTorch checkpoints: `torch.save` files, zip (torch >= 1.6) or legacy, through a restricted
+ * unpickler that executes nothing, and safetensors. Returns the state dict as runtime tensors, unwrapped from the usual
  * wrappers: a bare (Ordered)dict, mmdetection's {'state_dict', 'meta', 'optimizer'}, {'model': ...}
  * (FasterNet / DeiT style) or {'model_state_dict': ...}. Modeled on `torch.load(p, map_location='cpu')`
  * followed by mmcv's checkpoint unwrapping.
@@ -10,7 +10,8 @@ import { UserError } from '../cli/errors.ts';
 import type { StateDict } from '../runtime/tensor.ts';
 import { itemSize, materialize, outputBytes } from './dtypes.ts';
 import { looksLikeSafetensors, parseSafetensors } from './safetensors.ts';
-import { openTorchZipFile, readTorchZip } from './torch_zip.ts';
+import { readTorchLegacy } from './torch_legacy.ts';
+import { openTorchZipFile, readTorchZip, type TorchZip } from './torch_zip.ts';
 import { describe, type PyDict, type PyValue, type TensorRef } from './unpickle.ts';
 
 export interface Checkpoint {
@@ -20,7 +21,7 @@ export interface Checkpoint {
    * holding tensors; or safetensors `__metadata__`. Plain data (see toPlain); absent for a bare state dict.
    */
   meta?: unknown;
-  format: 'torch-zip' | 'safetensors';
+  format: 'torch-zip' | 'torch-legacy' | 'safetensors';
 }
 
 export interface CheckpointOptions {
@@ -37,7 +38,8 @@ const LEGACY_MAGIC = [0x80, 0x02, 0x8a, 0x0a, 0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20
 
 /**
  * Reads and parses a checkpoint file; errors name the file. torch zips are read record by record (only the
- * storages the state dict uses, no whole-file buffer, any size); safetensors files are read whole.
+ * storages the state dict uses, no whole-file buffer, any size); legacy torch and safetensors files are read
+ * whole (under 2 GiB).
  */
 export async function loadCheckpoint(path: string, opts: CheckpointOptions = {}): Promise<Checkpoint> {
   const maxBytes = opts.maxBytes ?? Infinity;
@@ -85,16 +87,10 @@ export function parseCheckpoint(buf: Uint8Array, opts: CheckpointOptions = {}): 
   if (buf.length > maxBytes) throw new UserError(`checkpoint is ${buf.length} bytes, over the ${maxBytes}-byte limit`);
   if (isZip(buf)) return parseTorchZip(buf);
   if (looksLikeSafetensors(buf)) return { ...parseSafetensors(buf), format: 'safetensors' };
-  if (startsWith(buf, LEGACY_MAGIC)) {
-    throw new UserError(
-      'legacy (pre-1.6, non-zip) torch.save format is not supported; re-save it with torch >= 1.6: ' +
-        `python -c "import torch; torch.save(torch.load('old.pth', map_location='cpu'), 'new.pth')" ` +
-        '(keep the default _use_new_zipfile_serialization=True)',
-    );
-  }
+  if (startsWith(buf, LEGACY_MAGIC)) return parseTorchLegacy(buf);
   if (buf[0] === 0x80) throw new UserError('file is a bare pickle, not a torch.save checkpoint; save it with torch.save(state_dict, path)');
   const head = Array.from(buf.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  throw new UserError(`unrecognized checkpoint format (first bytes: ${head || 'none'}); expected a torch.save zip or a safetensors file`);
+  throw new UserError(`unrecognized checkpoint format (first bytes: ${head || 'none'}); expected a torch.save file or a safetensors file`);
 }
 
 function isTensorRef(v: PyValue): v is TensorRef {
@@ -135,7 +131,7 @@ function storageKeys(sel: Selected): Set<string> {
 }
 
 /** Materializes the selected tensors from their storages' bytes (fresh buffers, so they may be aliased). */
-function finish(sel: Selected, storages: Map<string, Uint8Array>): Checkpoint {
+function finish(sel: Selected, storages: Map<string, Uint8Array>, format: Checkpoint['format']): Checkpoint {
   const stateDict: StateDict = new Map();
   const shared = new Set<string>();
   for (const [name, ref] of sel.refs) {
@@ -146,7 +142,7 @@ function finish(sel: Selected, storages: Map<string, Uint8Array>): Checkpoint {
     shared.add(key);
   }
   const meta = sel.wrapper ? metaOf(sel.root, sel.wrapper) : undefined;
-  return meta === undefined ? { stateDict, format: 'torch-zip' } : { stateDict, meta, format: 'torch-zip' };
+  return meta === undefined ? { stateDict, format } : { stateDict, meta, format };
 }
 
 /** Deflated records (torch never writes them; a re-zipped file may) can inflate this far. */
@@ -157,14 +153,29 @@ function maxInflated(fileSize: number): number {
 function parseTorchZip(buf: Uint8Array): Checkpoint {
   const zip = readTorchZip(buf, maxInflated(buf.length));
   const sel = selectTensors(zip.root, buf.length);
-  return finish(sel, zip.readStorages(storageKeys(sel)));
+  return finish(sel, zip.readStorages(storageKeys(sel)), 'torch-zip');
+}
+
+function parseTorchLegacy(buf: Uint8Array): Checkpoint {
+  let legacy: TorchZip;
+  try {
+    legacy = readTorchLegacy(buf);
+  } catch (err) {
+    if (!(err instanceof UserError)) throw err;
+    throw new UserError(
+      `${err.message} (legacy, pre-1.6 torch.save format); re-saving it with torch >= 1.6 gives a zip checkpoint: ` +
+        `python -c "import torch; torch.save(torch.load('old.pth', map_location='cpu'), 'new.pth')"`,
+    );
+  }
+  const sel = selectTensors(legacy.root, buf.length);
+  return finish(sel, legacy.readStorages(storageKeys(sel)), 'torch-legacy');
 }
 
 async function loadTorchZip(path: string, fileSize: number): Promise<Checkpoint> {
   const zip = await openTorchZipFile(path, fileSize, maxInflated(fileSize));
   try {
     const sel = selectTensors(zip.root, fileSize);
-    return finish(sel, await zip.readStorages(storageKeys(sel)));
+    return finish(sel, await zip.readStorages(storageKeys(sel)), 'torch-zip');
   } finally {
     await zip.close();
   }

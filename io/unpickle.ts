@@ -256,11 +256,16 @@ const MAX_LINE = 256;
  * Reads one pickle from `bytes`, resolving only allow-listed globals. Throws UserError on anything else.
  */
 export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue {
+  return unpickleAt(bytes, 0, opts).value;
+}
+
+/** Reads the pickle starting at `start`; `end` is the offset just past its STOP (files may hold several). */
+export function unpickleAt(bytes: Uint8Array, start: number, opts: UnpickleOptions = {}): { value: PyValue; end: number } {
   const maxDepth = opts.maxDepth ?? 1000;
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const utf8 = new TextDecoder('utf-8');
   const n = bytes.length;
-  let pos = 0;
+  let pos = start;
   let stack: PyValue[] = [];
   const metastack: PyValue[][] = [];
   const memo = new Map<number, PyValue>();
@@ -288,8 +293,8 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
     return Uint8Array.prototype.slice.call(bytes, p, p + len); // a copy even when `bytes` is a Buffer
   };
   const line = (): string => {
-    const end = bytes.indexOf(0x0a, pos);
-    if (end < 0 || end - pos > MAX_LINE) fail(`truncated or corrupt checkpoint: unterminated GLOBAL name at offset ${pos}`);
+    const end = bytes.subarray(pos, pos + MAX_LINE + 1).indexOf(0x0a) + pos;
+    if (end < pos) fail(`truncated or corrupt checkpoint: unterminated GLOBAL name at offset ${pos}`);
     const s = utf8.decode(bytes.subarray(pos, end));
     pos = end + 1;
     return s;
@@ -347,7 +352,7 @@ export function unpickle(bytes: Uint8Array, opts: UnpickleOptions = {}): PyValue
       case 0x95: u64('a FRAME'); break; // FRAME: framing is only a read-ahead hint
       case 0x2e: { // STOP
         if (stack.length !== 1 || metastack.length) fail('corrupt checkpoint: pickle stack is not a single value at STOP');
-        return stack[0];
+        return { value: stack[0], end: pos };
       }
       case 0x28: // MARK
         if (metastack.length >= maxDepth) fail(`corrupt checkpoint: pickle nests deeper than ${maxDepth} levels`);

@@ -126,6 +126,16 @@ describe('torch.save zip checkpoints', () => {
     expect(p4.meta).toEqual(expected.files['protocol4.pth'].meta);
   });
 
+  it('reads the legacy (pre-1.6) format to the same values and meta', async () => {
+    const legacy = await load('legacy.pth');
+    expect(legacy.format).toBe('torch-legacy');
+    expectStateDict(legacy.stateDict, 'protocol4.pth');
+    expectStateDict((await load('legacy_dtypes.pth')).stateDict, 'dtypes.pth');
+    const mmdet = await load('legacy_mmdet.pth');
+    expectStateDict(mmdet.stateDict, 'mmdet.pth');
+    expect(mmdet.meta).toEqual((await load('mmdet.pth')).meta);
+  });
+
   it('reads a hand-made zip with honest sizes (the control for the lying ones)', async () => {
     const sd = (await load('malicious/control_honest.pth')).stateDict;
     expect(Array.from((sd.get('w') as Tensor).data as Float32Array)).toEqual([0, 1, 2, 3, 4, 5]);
@@ -233,10 +243,12 @@ describe('refusals', () => {
     }
   });
 
-  it('explains how to re-save the legacy format', async () => {
-    const msg = await refusal('legacy.pth');
-    expect(msg).toMatch(/legacy \(pre-1\.6, non-zip\) torch\.save format/);
+  it('explains how to re-save a legacy file it cannot read', () => {
+    const good = readFileSync(join(DIR, 'legacy_dtypes.pth'));
+    const msg = parseError(good.subarray(0, good.length - 100)); // cut inside the last storage
+    expect(msg).toMatch(/^corrupt legacy checkpoint: storage \d+ claims \d+ elements, more than the file holds \(legacy, pre-1\.6 torch\.save format\)/);
     expect(msg).toContain("torch.save(torch.load('old.pth', map_location='cpu'), 'new.pth')");
+    expect(parseError(good.subarray(0, 300))).toMatch(/^truncated or corrupt checkpoint: .*\(legacy, pre-1\.6/);
   });
 
   it('names missing files, size limits and unknown formats', async () => {
