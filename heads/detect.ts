@@ -9,6 +9,8 @@
  * path, reused), keeping the event loop free; results are the same.
  */
 import { Worker } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import { pathToFileURL } from 'node:url';
 import { decodeImage } from '../io/image.ts';
 import type { ImageU8 } from '../io/resize_cv2.ts';
 import { encode, toCocoRle, area as rleArea, type CocoRle } from '../postprocess/mask.ts';
@@ -159,7 +161,11 @@ function workerFor(model: string, threads?: number): WorkerHandle {
   const key = `${model}\0${threads ?? ''}`;
   let h = workers.get(key);
   if (h) return h;
-  const worker = new Worker(new URL('./detect_worker.ts', import.meta.url), { execArgv: ['--import', 'tsx'] });
+  // The worker runs TypeScript too: register tsx's loader inside it, then import the worker module.
+  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const entry = new URL('./detect_worker.ts', import.meta.url).href;
+  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  const worker = new Worker(code, { eval: true });
   worker.unref();
   const handle: WorkerHandle = { worker, pending: new Map(), next: 0 };
   worker.on('message', (msg: { id: number; result?: DetectResult; error?: { message: string; user: boolean } }) => {
