@@ -30,9 +30,9 @@ export type NmsStrategy = 'auto' | 'grid' | 'brute';
  * `offset` is mmcv's legacy +1 box extent (0 or 1).
  *
  * The kernels compare every kept box with every later live box. We reach the same decisions while only
- * looking at boxes that can possibly exceed the threshold: IoU <= min(w)/max(w) (divide the intersection
- * bound min(w)*min(h) by the area of the wider box), so a box j that box i can suppress has
- * w_j < w_i / thr and, overlapping, a centre within 0.5 * w_i * (1 + 1/thr) of i's (same for y). Boxes
+ * looking at boxes that can possibly exceed the threshold: IoU <= ow/max(w) (the intersection ow*min(h)
+ * over the area of the wider box, ow = overlap width), so a box j that box i can suppress has w_j in
+ * (thr w_i, w_i / thr) and a centre within w_i * max(1 - thr, 1/(2 thr) - 1/2) of i's (same for y). Boxes
  * live in a uniform grid by centre; each kept box scans the cells of that window (with a 0.1% margin, far
  * above float rounding of the IoU). Whether j is suppressed depends only on the IoU of (i, j), computed
  * exactly as the kernel does, so the kept set and its order are identical. Empty, negative or non-finite
@@ -59,28 +59,35 @@ function nmsInOrder(
     area[k] = offset === 0 ? f32(f32(d - a) * f32(e - c)) : f32(f32(f32(d - a) + offset) * f32(f32(e - c) + offset));
     if (!(Number.isFinite(a) && Number.isFinite(c) && Number.isFinite(d) && Number.isFinite(e))) finite = false;
   }
-  /** The kernel's test: does kept box i suppress box j? */
-  const suppresses = (i: number, j: number): boolean => {
-    // std::max(a, b) = a < b ? b : a and std::min(a, b) = b < a ? b : a (matters for NaN only)
-    const xx1 = x1[i] < x1[j] ? x1[j] : x1[i];
-    const xx2 = x2[j] < x2[i] ? x2[j] : x2[i];
-    let ww = offset === 0 ? f32(xx2 - xx1) : f32(f32(xx2 - xx1) + offset);
-    if (thr >= 0 && !(ww > 0)) return false;
-    const yy1 = y1[i] < y1[j] ? y1[j] : y1[i];
-    const yy2 = y2[j] < y2[i] ? y2[j] : y2[i];
-    let hh = offset === 0 ? f32(yy2 - yy1) : f32(f32(yy2 - yy1) + offset);
-    if (thr >= 0 && !(hh > 0)) return false;
-    if (!(ww > 0)) ww = 0; // std::max(0, v) is 0 for NaN too
-    if (!(hh > 0)) hh = 0;
-    const inter = f32(ww * hh);
-    return f32(inter / f32(f32(area[i] + area[j]) - inter)) > thr;
-  };
   const useGrid = strategy === 'grid' || (strategy === 'auto' && n > 64);
-  if (useGrid && finite && thr >= 0.05) return gridGreedy(order, x1, y1, x2, y2, thr, offset, maxOut, suppresses);
-  return bruteGreedy(order, maxOut, suppresses);
+  if (useGrid && finite && thr >= 0.05) return gridGreedy(order, x1, y1, x2, y2, area, thr, offset, maxOut);
+  return bruteGreedy(order, x1, y1, x2, y2, area, thr, offset, maxOut);
 }
 
-function bruteGreedy(order: Int32Array, maxOut: number, suppresses: (i: number, j: number) => boolean): Int32Array {
+/** The kernel's test: does kept box i suppress box j (float32 IoU > thr)? */
+function iouAbove(
+  x1: Float64Array, y1: Float64Array, x2: Float64Array, y2: Float64Array, area: Float64Array,
+  i: number, j: number, thr: number, offset: number,
+): boolean {
+  // std::max(a, b) = a < b ? b : a and std::min(a, b) = b < a ? b : a (matters for NaN only)
+  const xx1 = x1[i] < x1[j] ? x1[j] : x1[i];
+  const xx2 = x2[j] < x2[i] ? x2[j] : x2[i];
+  let ww = offset === 0 ? f32(xx2 - xx1) : f32(f32(xx2 - xx1) + offset);
+  if (thr >= 0 && !(ww > 0)) return false;
+  const yy1 = y1[i] < y1[j] ? y1[j] : y1[i];
+  const yy2 = y2[j] < y2[i] ? y2[j] : y2[i];
+  let hh = offset === 0 ? f32(yy2 - yy1) : f32(f32(yy2 - yy1) + offset);
+  if (thr >= 0 && !(hh > 0)) return false;
+  if (!(ww > 0)) ww = 0; // std::max(0, v) is 0 for NaN too
+  if (!(hh > 0)) hh = 0;
+  const inter = f32(ww * hh);
+  return f32(inter / f32(f32(area[i] + area[j]) - inter)) > thr;
+}
+
+function bruteGreedy(
+  order: Int32Array, x1: Float64Array, y1: Float64Array, x2: Float64Array, y2: Float64Array, area: Float64Array,
+  thr: number, offset: number, maxOut: number,
+): Int32Array {
   const n = order.length;
   // Live list of not-yet-suppressed sorted positions, compacted as we go (same visit order as the kernel).
   const live = new Int32Array(n);
@@ -95,7 +102,7 @@ function bruteGreedy(order: Int32Array, maxOut: number, suppresses: (i: number, 
     let w = head;
     for (let r = head; r < nLive; r++) {
       const j = live[r];
-      if (!suppresses(i, j)) live[w++] = j;
+      if (!iouAbove(x1, y1, x2, y2, area, i, j, thr, offset)) live[w++] = j;
     }
     nLive = w;
   }
@@ -105,8 +112,8 @@ function bruteGreedy(order: Int32Array, maxOut: number, suppresses: (i: number, 
 const GRID_MAX = 64;
 
 function gridGreedy(
-  order: Int32Array, x1: Float64Array, y1: Float64Array, x2: Float64Array, y2: Float64Array,
-  thr: number, offset: number, maxOut: number, suppresses: (i: number, j: number) => boolean,
+  order: Int32Array, x1: Float64Array, y1: Float64Array, x2: Float64Array, y2: Float64Array, area: Float64Array,
+  thr: number, offset: number, maxOut: number,
 ): Int32Array {
   const n = order.length;
   const cx = new Float64Array(n), cy = new Float64Array(n), bw = new Float64Array(n), bh = new Float64Array(n);
@@ -155,11 +162,15 @@ function gridGreedy(
   const suppressed = new Uint8Array(n);
   const keep = new Int32Array(Math.min(n, maxOut));
   let nKeep = 0;
-  const reach = 0.5 * (1 + 1 / (thr * 0.999)); // window half-size per unit of the kept box's size
+  // Window half-size per unit of the kept box's size: the overlap ow <= (w_i + w_j)/2 - |dcx| must exceed
+  // thr * max(w_i, w_j) with w_j in (thr w_i, w_i / thr), so |dcx| < w_i * max(1 - thr, 1/(2 thr) - 1/2).
+  const tl = thr * 0.999; // lowered threshold: a margin far above the float rounding of the IoU
+  const reach = Math.max(1 - tl, 1 / (2 * tl) - 0.5) + 1e-3;
   for (let i = 0; i < n && nKeep < maxOut; i++) {
     if (suppressed[i]) continue;
     keep[nKeep++] = order[i];
     if (!valid[i]) continue;
+    const wi = bw[i], hi = bh[i];
     const rx = reach * bw[i] + 1e-6 * (Math.abs(cx[i]) + 1);
     const ry = reach * bh[i] + 1e-6 * (Math.abs(cy[i]) + 1);
     const ca = cellX(cx[i] - rx), cb = cellX(cx[i] + rx);
@@ -172,7 +183,13 @@ function gridGreedy(
           const j = items[t];
           // Positions <= i are done (kept or suppressed) for all later kept boxes too: drop them.
           if (j <= i || suppressed[j]) continue;
-          if (suppresses(i, j)) suppressed[j] = 1;
+          // IoU <= min(w)/max(w) and min(h)/max(h): sizes too different cannot reach the threshold
+          const wj = bw[j], hj = bh[j];
+          if (wj <= tl * wi || wj * tl >= wi || hj <= tl * hi || hj * tl >= hi) {
+            items[w++] = j;
+            continue;
+          }
+          if (iouAbove(x1, y1, x2, y2, area, i, j, thr, offset)) suppressed[j] = 1;
           else items[w++] = j;
         }
         len[c] = w - s;
