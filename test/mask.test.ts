@@ -32,6 +32,15 @@ interface Fixtures {
   masks: MaskCase[];
   merges: { masks: number[]; union: string; intersection: string }[];
   ious: { dt: number[]; gt: number[]; iscrowd: number[]; iou: Num[] }[];
+  raw_ious: {
+    size: [number, number];
+    dt: number[][];
+    gt: number[][];
+    iscrowd: number[];
+    iou: Num[];
+    merge_union: string;
+    merge_intersection: string;
+  }[];
   bbox_ious: { dt: Num[]; gt: Num[]; iscrowd: number[]; iou: Num[] }[];
   polygons: { h: number; w: number; segm: number[][]; parts: string[]; merged: string; area: number; bbox: number[] }[];
   boxes: { h: number; w: number; bbox: number[]; rle: string; area: number; bbox_out: number[] }[];
@@ -151,6 +160,23 @@ describe('iou against pycocotools', () => {
     }
     expect(minusOne).toBeGreaterThan(0);
     expect(crowdPairs).toBeGreaterThan(0);
+  });
+
+  it('RLEs with zero-length runs inside follow rleIou and rleMerge literally', () => {
+    let zeroRuns = 0;
+    for (const c of fx.raw_ious) {
+      const rle = (counts: number[]) => fromCocoRle({ size: c.size, counts });
+      const dts = c.dt.map(rle);
+      const gts = c.gt.map(rle);
+      expect(Array.from(iou(dts, gts, c.iscrowd))).toEqual(c.iou.map(num));
+      expect(rleToString(merge([...dts, ...gts]))).toBe(c.merge_union);
+      expect(rleToString(merge(dts.slice(0, 3), true))).toBe(c.merge_intersection);
+      zeroRuns += [...c.dt, ...c.gt].filter((k) => k.slice(1).includes(0)).length;
+    }
+    expect(zeroRuns).toBeGreaterThan(5);
+    // rleIou stops at the first place both masks hit a zero-length run: [2,0,0,3] meets itself with IoU 0
+    const r = fromCocoRle({ size: [1, 5], counts: [2, 0, 0, 3] });
+    expect(Array.from(iou([r], [r], [0]))).toEqual([0]);
   });
 
   it('crowd GT divides the intersection by the detection area', () => {
