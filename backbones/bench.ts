@@ -62,14 +62,14 @@ function learnableParams(sd: StateDict): number {
 
 /** Builds the backbone once and times it at each thread count. */
 export async function benchBackbone(
-  arch: string, size: [number, number], threadList: number[], o: TimingOptions & { pconv?: PConvImpl } = {},
+  arch: string, size: [number, number], threadList: number[], o: TimingOptions & { pconv?: PConvImpl; layout?: 'nchw' | 'nhwc' } = {},
 ): Promise<BenchRow[]> {
   const name = archName(arch);
   const classifier = size[0] === 224 && size[1] === 224;
   const specs = name === 'resnet50' ? resnet50ParamSpecs(classifier ? 1000 : 0) : fasternetParamSpecs(name, { forkFeat: !classifier });
   const sd = syntheticStateDict(specs, 0);
   const dims: [number, number, number, number] = [1, 3, size[0], size[1]];
-  const { graph } = classifier ? classifierGraph(sd, { arch: name, dims, pconv: o.pconv }) : featuresGraph(sd, { arch: name, dims, pconv: o.pconv });
+  const { graph } = classifier ? classifierGraph(sd, { arch: name, dims, pconv: o.pconv, layout: o.layout }) : featuresGraph(sd, { arch: name, dims, pconv: o.pconv, layout: o.layout });
   const bytes = serializeModel(graph);
   const input = syntheticInput(dims, 0);
   const rows: BenchRow[] = [];

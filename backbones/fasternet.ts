@@ -12,8 +12,8 @@
  */
 import type { StateDict } from '../runtime/tensor.ts';
 import {
-  activation, add, batchNorm, concat, conv, convBn, flatten, globalAveragePool, linear, param, slice, split,
-  type Graph,
+  activation, add, batchNorm, batchNormParams, concat, conv, convBn, flatten, foldBatchNorm, globalAveragePool, linear,
+  matmulLinear, param, slice, split, transpose, type Graph,
 } from '../runtime/graph.ts';
 import { UserError } from '../cli/errors.ts';
 import type { ParamSpec } from './synthetic.ts';
@@ -80,6 +80,11 @@ export interface FasterNetOptions {
   variant?: string;
   /** How the partial conv is expressed in ONNX (same math). */
   pconv?: PConvImpl;
+  /**
+   * 'nchw': every layer a Conv (ORT runs them in its blocked NCHWc layout). 'nhwc': blocks run channels-last,
+   * the 1x1 convs as MatMul (SGEMM over all pixels) and only the partial 3x3 conv transposed to NCHW.
+   */
+  layout?: 'nchw' | 'nhwc';
   bnEps?: number;
 }
 
@@ -134,14 +139,44 @@ function mlpBlock(g: Graph, x: string, sd: StateDict, key: string, dim: number, 
   return add(g, x, h, `${key}.add`);
 }
 
-/** Runs patch_embed and stages 0..6; returns the output value of each stage index. */
+/** One MLP block in channels-last layout (x is [N, H, W, C]). */
+function mlpBlockNhwc(g: Graph, x: string, sd: StateDict, key: string, dim: number, cfg: FasterNetConfig, o: FasterNetOptions): string {
+  const dConv = Math.floor(dim / cfg.nDiv);
+  const pk = `${key}.spatial_mixing.partial_conv3`;
+  const [x1, x2] = split(g, x, [dConv, dim - dConv], 3, `${pk}.split`);
+  let y1 = transpose(g, x1, [0, 3, 1, 2], `${pk}.to_nchw`);
+  y1 = conv(g, y1, param(sd, `${pk}.weight`), undefined, { pad: 1, name: pk });
+  y1 = transpose(g, y1, [0, 2, 3, 1], `${pk}.to_nhwc`);
+  const mixed = concat(g, [y1, x2], 3, `${pk}.cat`);
+  const w0 = param(sd, `${key}.mlp.0.weight`);
+  const f = foldBatchNorm(w0, undefined, batchNormParams(sd, `${key}.mlp.1`, o.bnEps));
+  let h = matmulLinear(g, mixed, { shape: f.weight.shape.slice(0, 2), data: f.weight.data }, f.bias, `${key}.mlp.0`);
+  h = activation(g, h, cfg.act, `${key}.mlp.2`);
+  const w3 = param(sd, `${key}.mlp.3.weight`);
+  const ls = sd.get(`${key}.layer_scale`);
+  const w3d = new Float32Array(w3.data);
+  if (ls) {
+    const per = w3.data.length / w3.shape[0];
+    for (let c = 0; c < w3.shape[0]; c++) for (let k = 0; k < per; k++) w3d[c * per + k] *= (ls.data as Float32Array)[c];
+  }
+  h = matmulLinear(g, h, { shape: w3.shape.slice(0, 2), data: w3d }, undefined, `${key}.mlp.3`);
+  return add(g, x, h, `${key}.add`);
+}
+
+/** Runs patch_embed and stages 0..6; returns the output value of each stage index (NCHW). */
 function trunk(g: Graph, sd: StateDict, o: FasterNetOptions): { stageOut: string[]; cfg: FasterNetConfig; p: string } {
   const { cfg, p } = resolveConfig(sd, o);
   let x = convBn(g, o.input, sd, `${p}patch_embed.proj`, `${p}patch_embed.norm`, { stride: 4, bnEps: o.bnEps });
   const stageOut: string[] = [];
   for (let s = 0; s < cfg.depths.length; s++) {
     const dim = cfg.embedDim * 2 ** s;
-    for (let b = 0; b < cfg.depths[s]; b++) x = mlpBlock(g, x, sd, `${p}stages.${2 * s}.blocks.${b}`, dim, cfg, o);
+    if (o.layout === 'nhwc') {
+      x = transpose(g, x, [0, 2, 3, 1], `${p}stages.${2 * s}.to_nhwc`);
+      for (let b = 0; b < cfg.depths[s]; b++) x = mlpBlockNhwc(g, x, sd, `${p}stages.${2 * s}.blocks.${b}`, dim, cfg, o);
+      x = transpose(g, x, [0, 3, 1, 2], `${p}stages.${2 * s}.to_nchw`);
+    } else {
+      for (let b = 0; b < cfg.depths[s]; b++) x = mlpBlock(g, x, sd, `${p}stages.${2 * s}.blocks.${b}`, dim, cfg, o);
+    }
     stageOut[2 * s] = x;
     if (s < cfg.depths.length - 1) {
       x = convBn(g, x, sd, `${p}stages.${2 * s + 1}.reduction`, `${p}stages.${2 * s + 1}.norm`, { stride: 2, bnEps: o.bnEps });

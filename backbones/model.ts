@@ -39,6 +39,7 @@ export interface GraphInputOptions {
   dims?: [Dim, Dim, Dim, Dim];
   inputName?: string;
   pconv?: PConvImpl;
+  layout?: 'nchw' | 'nhwc';
   style?: 'pytorch' | 'caffe';
   bnEps?: number;
 }
@@ -51,7 +52,7 @@ export function classifierGraph(sd: StateDict, o: GraphInputOptions = {}): { gra
   const common = { input, prefix: o.prefix, bnEps: o.bnEps };
   const logits = arch === 'resnet50'
     ? resnet50Logits(g, sd, { ...common, style: o.style })
-    : fasternetLogits(g, sd, { ...common, variant: arch, pconv: o.pconv });
+    : fasternetLogits(g, sd, { ...common, variant: arch, pconv: o.pconv, layout: o.layout });
   const head = sd.get(`${o.prefix ?? ''}${arch === 'resnet50' ? 'fc' : 'head'}.bias`);
   addOutput(g, logits, 'logits', [g.inputs[0].dims[0], head ? head.shape[0] : 'classes']);
   return { graph: g, arch, numClasses: head ? head.shape[0] : 0 };
@@ -65,7 +66,7 @@ export function featuresGraph(sd: StateDict, o: GraphInputOptions = {}): { graph
   const common = { input, prefix: o.prefix, bnEps: o.bnEps };
   const f = arch === 'resnet50'
     ? resnet50Features(g, sd, { ...common, style: o.style })
-    : fasternetFeatures(g, sd, { ...common, variant: arch, pconv: o.pconv });
+    : fasternetFeatures(g, sd, { ...common, variant: arch, pconv: o.pconv, layout: o.layout });
   const names = arch === 'resnet50' ? ['C2', 'C3', 'C4', 'C5'] : ['norm0', 'norm2', 'norm4', 'norm6'];
   f.features = f.features.map((v, i) => addOutput(g, v, names[i], [g.inputs[0].dims[0], f.channels[i], `${names[i]}_h`, `${names[i]}_w`]));
   return { graph: g, arch, features: f };

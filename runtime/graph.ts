@@ -415,3 +415,28 @@ export function serializeModel(g: Graph, o: SerializeOptions = {}): Uint8Array {
   if (err) throw new Error(`invalid ONNX model: ${err}`);
   return ModelProto.encode(ModelProto.fromObject(model)).finish();
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Layout ops
+
+export function transpose(g: Graph, x: string, perm: number[], name = 'transpose'): string {
+  const [y] = addNode(g, 'Transpose', [x], { perm: attr.ints(perm) }, { name });
+  const s = g.shapes.get(x);
+  if (s) g.shapes.set(y, perm.map((p) => s[p]));
+  return y;
+}
+
+/** x @ W^T (+ b) over the last axis, with a PyTorch [out, in(, 1, 1)] weight; counts MACs when shapes are known. */
+export function matmulLinear(g: Graph, x: string, weight: FloatTensor, bias: FloatTensor | undefined, name = 'matmul'): string {
+  const [out, inp] = weight.shape;
+  const wt = new Float32Array(out * inp);
+  for (let o = 0; o < out; o++) for (let i = 0; i < inp; i++) wt[i * out + o] = weight.data[o * inp + i];
+  let [y] = addNode(g, 'MatMul', [x, addInitializer(g, `${name}.weight_t`, { shape: [inp, out], data: wt })], {}, { name });
+  const s = g.shapes.get(x);
+  if (s) {
+    const t = s.slice(); t[t.length - 1] = out; g.shapes.set(y, t);
+    g.macs += numel(s.slice(0, -1)) * out * inp;
+  }
+  if (bias) y = sameShape(g, y, addNode(g, 'Add', [y, addInitializer(g, `${name}.bias`, { shape: [out], data: bias.data })], {}, { name: `${name}.add_bias` })[0]);
+  return y;
+}

@@ -80,18 +80,20 @@ describe('graph builder', () => {
     expect(g.macs).toBe(6 * 4 * 3 * 4 * 3 * 3);
   });
 
-  it('PConv as Split, Slice or identity-padded group conv gives the same features', async () => {
+  it('PConv as Split, Slice or identity-padded group conv, or channels-last MatMul blocks give the same features', async () => {
     const sd = syntheticStateDict(fasternetParamSpecs('t0', { forkFeat: true }), 9);
     const input = syntheticInput([1, 3, 64, 64], 9);
     const outs = [];
-    for (const pconv of ['split_cat', 'slice_cat', 'group_identity'] as const) {
-      const s = await createSession(serializeModel(featuresGraph(sd, { arch: 't0', pconv }).graph));
+    const forms = [{ pconv: 'split_cat' }, { pconv: 'slice_cat' }, { pconv: 'group_identity' }, { layout: 'nhwc' }] as const;
+    for (const f of forms) {
+      const s = await createSession(serializeModel(featuresGraph(sd, { arch: 't0', ...f }).graph));
       outs.push(await runSession(s, { input }));
       await s.release();
     }
     for (const k of ['norm0', 'norm2', 'norm4', 'norm6']) {
       expect(maxAbsDiff(outs[0][k].data, outs[1][k].data)).toBeLessThan(1e-5);
       expect(maxAbsDiff(outs[0][k].data, outs[2][k].data)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(outs[0][k].data, outs[3][k].data)).toBeLessThan(1e-4);
     }
   });
 });
