@@ -111,3 +111,27 @@ export function convertTorchvisionDetector(sd: StateDict, o: { classNames?: stri
   const d = torchvisionDetectorWeights(sd, o);
   return buildDetectorModel(d.weights, d.config, d.arch);
 }
+
+/**
+ * Keys and shapes (torchvision 0.14 names) of everything above the body: FPN on `inChannels`, RPN with 3
+ * anchors, box head (1024) and mask head (4 convs) for `numClasses` (background included). Used to build
+ * synthetic models for benchmarks and to document the layout the converter reads.
+ */
+export function torchvisionHeadSpecs(inChannels: number[], numClasses = 91, fpnChannels = 256): Array<{ key: string; shape: number[] }> {
+  const c = fpnChannels;
+  const s: Array<{ key: string; shape: number[] }> = [];
+  const convSpec = (key: string, cout: number, cin: number, k: number) => s.push({ key: `${key}.weight`, shape: [cout, cin, k, k] }, { key: `${key}.bias`, shape: [cout] });
+  inChannels.forEach((cin, i) => convSpec(`backbone.fpn.inner_blocks.${i}.0`, c, cin, 1));
+  inChannels.forEach((_, i) => convSpec(`backbone.fpn.layer_blocks.${i}.0`, c, c, 3));
+  convSpec('rpn.head.conv.0.0', c, c, 3);
+  convSpec('rpn.head.cls_logits', 3, c, 1);
+  convSpec('rpn.head.bbox_pred', 12, c, 1);
+  s.push({ key: 'roi_heads.box_head.fc6.weight', shape: [1024, c * 49] }, { key: 'roi_heads.box_head.fc6.bias', shape: [1024] });
+  s.push({ key: 'roi_heads.box_head.fc7.weight', shape: [1024, 1024] }, { key: 'roi_heads.box_head.fc7.bias', shape: [1024] });
+  s.push({ key: 'roi_heads.box_predictor.cls_score.weight', shape: [numClasses, 1024] }, { key: 'roi_heads.box_predictor.cls_score.bias', shape: [numClasses] });
+  s.push({ key: 'roi_heads.box_predictor.bbox_pred.weight', shape: [4 * numClasses, 1024] }, { key: 'roi_heads.box_predictor.bbox_pred.bias', shape: [4 * numClasses] });
+  for (let i = 0; i < 4; i++) convSpec(`roi_heads.mask_head.${i}.0`, c, c, 3);
+  s.push({ key: 'roi_heads.mask_predictor.conv5_mask.weight', shape: [c, c, 2, 2] }, { key: 'roi_heads.mask_predictor.conv5_mask.bias', shape: [c] });
+  convSpec('roi_heads.mask_predictor.mask_fcn_logits', numClasses, c, 1);
+  return s;
+}
