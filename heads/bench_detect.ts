@@ -7,8 +7,7 @@
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { decodeImage } from '../io/image.ts';
-import { encode } from '../postprocess/mask.ts';
-import { blitMask, clearMask } from '../postprocess/paste_masks.ts';
+import { encodeCropped } from './detect.ts';
 import { loadDetector, releaseDetector, runDetector } from './mask_rcnn.ts';
 import { UserError } from '../cli/errors.ts';
 
@@ -51,12 +50,7 @@ export async function benchDetect(modelPath: string, imagePath: string, o: { run
       const res = await runDetector(det, img, { timings: t, intermediates: mid as never });
       // RLE encoding is part of what a caller gets (detect() does it); time it with the paste.
       const t1 = performance.now();
-      const full = new Uint8Array(img.width * img.height);
-      for (const m of res.masks) {
-        blitMask(m, full, img.width);
-        encode(full, img.height, img.width);
-        clearMask(m, full, img.width);
-      }
+      for (const m of res.masks) encodeCropped(m, img.height, img.width);
       t.mask_paste += performance.now() - t1;
       const total = performance.now() - t0;
       if (r === 0) continue; // warm-up (first-run allocations, ORT arena growth)

@@ -13,8 +13,8 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { decodeImage } from '../io/image.ts';
 import type { ImageU8 } from '../io/resize_cv2.ts';
-import { encode, toCocoRle, area as rleArea, type CocoRle } from '../postprocess/mask.ts';
-import { blitMask, clearMask } from '../postprocess/paste_masks.ts';
+import { toCocoRle, area as rleArea, type CocoRle, type RLE } from '../postprocess/mask.ts';
+import { toFullMask, type PastedMask } from '../postprocess/paste_masks.ts';
 import { loadDetector, runDetector, type Detector } from './mask_rcnn.ts';
 import { UserError } from '../cli/errors.ts';
 
@@ -109,14 +109,11 @@ export async function detectInProcess(image: ImageInput, o: DetectOptions): Prom
     boxHead: { scoreThresh: o.scoreThreshold, maxDetections: o.maxDetections, keepLabel },
   });
   const { width: w, height: h } = img;
-  const full = new Uint8Array(w * h);
   const detections: Detection[] = [];
   for (let i = 0; i < raw.scores.length; i++) {
     const m = raw.masks[i];
-    blitMask(m, full, w);
-    const rle = encode(full, h, w);
-    const bitmap = o.bitmaps ? full.slice() : undefined;
-    clearMask(m, full, w);
+    const rle = encodeCropped(m, h, w);
+    const bitmap = o.bitmaps ? toFullMask(m, h, w) : undefined;
     const b = raw.boxes.subarray(i * 4, i * 4 + 4);
     const label = raw.labels[i];
     detections.push({
@@ -132,6 +129,33 @@ export async function detectInProcess(image: ImageInput, o: DetectOptions): Prom
     });
   }
   return { width: w, height: h, detections };
+}
+
+/**
+ * COCO RLE (column-major runs, zeros first) of a full h x w mask that is zero outside the crop `p`, read from
+ * the crop alone: the same counts as encode(toFullMask(p)) without touching the other h*w pixels.
+ */
+export function encodeCropped(p: PastedMask, h: number, w: number): RLE {
+  const counts: number[] = [];
+  let cur = 0;
+  let run = p.x0 * h; // whole zero columns left of the crop
+  const push = (v: number, n: number) => {
+    if (n === 0) return;
+    if (v === cur) run += n;
+    else {
+      counts.push(run);
+      cur = v;
+      run = n;
+    }
+  };
+  for (let x = 0; x < p.width; x++) {
+    push(0, p.y0);
+    for (let y = 0; y < p.height; y++) push(p.data[y * p.width + x] ? 1 : 0, 1);
+    push(0, h - p.y0 - p.height);
+  }
+  push(0, (w - p.x0 - p.width) * h);
+  counts.push(run);
+  return { h, w, counts: Uint32Array.from(counts) };
 }
 
 /** Label predicate for `classes` (names or labels), or undefined for all. */
