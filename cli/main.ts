@@ -18,6 +18,8 @@ const commands: Array<Promise<{ register: (p: Command) => void }>> = [
   import('./convert.ts'),
   import('./classify.ts'),
   import('./detect.ts'),
+  import('./eval.ts'),
+  import('./bench.ts'),
 ];
 for (const mod of await Promise.all(commands)) mod.register(program);
 

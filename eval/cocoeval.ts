@@ -34,9 +34,9 @@ export interface CocoEvalOutput {
 }
 
 const EPS = 2.220446049250313e-16; // np.spacing(1)
-const IGNORED = 0;
-const TP = 1;
-const FP = 2;
+/** Outcomes of one detection in one area range, packed: bit t = TP at threshold t, bit T + t = counted
+ * (TP or FP, i.e. not ignored) at threshold t. At most 16 thresholds fit. */
+const MAX_THRESHOLDS = 16;
 
 /** Indices 0..n-1 stably ordered by (cat, img), with each category's start: two counting-sort passes. */
 export function orderByCatImg(
@@ -63,30 +63,394 @@ export function orderByCatImg(
   return { order, catStart };
 }
 
-/** Stable descending sort of idx[0..n) by score (numpy argsort(-score, kind='mergesort')). */
-function sortByScoreDesc(idx: Int32Array, n: number, score: Float64Array): void {
-  if (n < 48) {
-    for (let i = 1; i < n; i++) {
-      const v = idx[i];
-      const s = score[v];
+/** Scratch space for stable descending argsorts of up to n values. */
+interface SortScratch {
+  sorted: Float64Array;
+  fill: Int32Array;
+}
+
+/**
+ * Stable descending argsort of vals[0..n) into out (numpy argsort(-x, kind='mergesort')): insertion sort
+ * for short lists, else a native numeric sort of the values and a binary search placing each index after
+ * the equal values before it.
+ */
+export function argsortDesc(vals: Float64Array, n: number, out: Int32Array, s: SortScratch): void {
+  if (n < 32) {
+    for (let i = 0; i < n; i++) {
+      const v = vals[i];
       let j = i - 1;
-      while (j >= 0 && score[idx[j]] < s) {
-        idx[j + 1] = idx[j];
+      while (j >= 0 && vals[out[j]] < v) {
+        out[j + 1] = out[j];
         j--;
       }
-      idx[j + 1] = v;
+      out[j + 1] = i;
     }
     return;
   }
-  // Array.prototype.sort is stable (TimSort); typed-array sort with a comparator is not guaranteed to be.
-  const tmp = Array.from(idx.subarray(0, n));
-  tmp.sort((a, b) => score[b] - score[a]);
-  idx.set(tmp);
+  const sorted = s.sorted.subarray(0, n);
+  sorted.set(vals.subarray(0, n));
+  sorted.sort();
+  const fill = s.fill;
+  fill.fill(0, 0, n + 1);
+  for (let i = 0; i < n; i++) {
+    const v = vals[i];
+    // First index holding a value > v: there are n - lo larger values, which come first.
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (sorted[mid] <= v) lo = mid + 1;
+      else hi = mid;
+    }
+    out[n - lo + fill[lo]++] = i;
+  }
 }
 
-/** A growable scratch buffer. */
-function ensure<T extends Int32Array | Float64Array | Uint8Array>(buf: T, n: number, make: (n: number) => T): T {
-  return buf.length >= n ? buf : make(Math.max(n, 2 * buf.length));
+/** Everything one evaluation run shares: inputs, parameters, outputs and scratch buffers sized once. */
+interface Ctx {
+  gt: CocoGt;
+  dt: CocoDt;
+  segm: boolean;
+  thr: Float64Array;
+  recThrs: Float64Array;
+  areaRng: Array<[number, number]>;
+  maxDets: number[];
+  maxDet: number;
+  T: number;
+  R: number;
+  K: number;
+  A: number;
+  M: number;
+  gOrder: Int32Array;
+  dOrder: Int32Array;
+  precision: Float64Array;
+  recall: Float64Array;
+  /** Non-ignored GT count per area range for the current category. */
+  npig: Float64Array;
+  // The current category's (image, category) units in ascending image order: image index, its GTs
+  // (gOrder[g0 .. g0 + nG)) and its kept detections (catDt[d0 .. d0 + nD), in score order).
+  nUnits: number;
+  unitIm: Int32Array;
+  unitG0: Int32Array;
+  unitNG: Int32Array;
+  unitD0: Int32Array;
+  unitND: Int32Array;
+  /** Unit index of an image within the current category (valid for the category's images only). */
+  imgUnit: Int32Array;
+  /** Detections of a unit seen so far while walking the category in score order. */
+  unitSeen: Int32Array;
+  // Kept detections of the current category, unit after unit, each unit's in score order: result index,
+  // and position in the category's score order (accumulate's stable sort).
+  cap: number;
+  catDt: Int32Array;
+  pos: Int32Array;
+  /** The category's detections' scores (dOrder order) and their stable descending argsort. */
+  catScore: Float64Array;
+  perm: Int32Array;
+  /** Per maxDets index m < M - 1: score-order positions of the kept detections counted under maxDets[m]. */
+  mList: Int32Array[];
+  mCount: Int32Array;
+  /** Packed outcomes (see MAX_THRESHOLDS) per area range and score-order position: [a * cap + i]. */
+  outcome: Uint32Array;
+  // One unit.
+  crowd: Uint8Array;
+  gtPerm: Int32Array;
+  gtIg: Uint8Array;
+  gtUsed: Uint8Array;
+  dtOut: Uint8Array;
+  sort: SortScratch;
+  // Accumulation of one column.
+  fpAtTp: Float64Array;
+  env: Float64Array;
+  jStar: Int32Array;
+}
+
+/** IoU matrix [D][G] of unit u: detections in score order, GTs in file order (COCOeval.computeIoU). */
+function unitIous(c: Ctx, u: number): Float64Array {
+  const { gt, dt, gOrder, catDt, crowd } = c;
+  const ga = gt.anns;
+  const im = c.unitIm[u];
+  const g0 = c.unitG0[u];
+  const G = c.unitNG[u];
+  const d0 = c.unitD0[u];
+  const D = c.unitND[u];
+  for (let g = 0; g < G; g++) crowd[g] = ga.iscrowd[gOrder[g0 + g]];
+  if (c.segm) {
+    const dR: RLE[] = new Array(D);
+    for (let j = 0; j < D; j++) dR[j] = dtRle(gt, dt, catDt[d0 + j]);
+    const gR: RLE[] = new Array(G);
+    for (let g = 0; g < G; g++) {
+      const a = gOrder[g0 + g];
+      gR[g] = toRle(ga.segm[a]!, gt.heights[im], gt.widths[im], `GT annotation ${ga.id[a]}`);
+    }
+    return maskIou(dR, gR, crowd.subarray(0, G));
+  }
+  const db = new Float64Array(4 * D);
+  const gb = new Float64Array(4 * G);
+  for (let j = 0; j < D; j++) {
+    const r = catDt[d0 + j];
+    if (Number.isNaN(dt.bbox[4 * r])) resolveDt(gt, dt, r, true);
+    for (let q = 0; q < 4; q++) db[4 * j + q] = dt.bbox[4 * r + q];
+  }
+  for (let g = 0; g < G; g++) {
+    const a = gOrder[g0 + g];
+    for (let q = 0; q < 4; q++) gb[4 * g + q] = ga.bbox[4 * a + q];
+  }
+  return bboxIou(db, gb, crowd.subarray(0, G));
+}
+
+/**
+ * Lists category k's units (images with GT or detections of k, ascending) and their kept detections.
+ * One stable descending score sort over all the category's detections (in image, then file order) gives
+ * both COCOeval orders at once: restricted to one image it is evaluateImg's per-image sort, whose first
+ * maxDets[-1] are kept, and restricted to the kept ones it is accumulate's sort of their concatenation.
+ * Returns how many detections the category keeps.
+ */
+function collectUnits(c: Ctx, k: number, gStart: Int32Array, dStart: Int32Array): number {
+  const nCat = findUnits(c, k, gStart, dStart);
+  const d0 = dStart[k];
+  const nD = dStart[k + 1] - d0;
+  const { catScore, dOrder } = c;
+  const score = c.dt.score;
+  for (let j = 0; j < nD; j++) catScore[j] = score[dOrder[d0 + j]];
+  argsortDesc(catScore, nD, c.perm, c.sort);
+  placeKept(c, d0, nD);
+  return nCat;
+}
+
+/** The units of category k and each one's slot range for kept detections; returns the kept total. */
+function findUnits(c: Ctx, k: number, gStart: Int32Array, dStart: Int32Array): number {
+  const { gt, dt, gOrder, dOrder, maxDet, imgUnit, unitSeen } = c;
+  const gImg = gt.anns.img;
+  const dImg = dt.img;
+  const nImg = gt.imageIds.length;
+  let gi = gStart[k];
+  const gEnd = gStart[k + 1];
+  let di = dStart[k];
+  const dEnd = dStart[k + 1];
+  let nUnits = 0;
+  let nCat = 0;
+  while (gi < gEnd || di < dEnd) {
+    const imG = gi < gEnd ? gImg[gOrder[gi]] : nImg;
+    const imD = di < dEnd ? dImg[dOrder[di]] : nImg;
+    const im = imG < imD ? imG : imD;
+    const g0 = gi;
+    while (gi < gEnd && gImg[gOrder[gi]] === im) gi++;
+    const d0 = di;
+    while (di < dEnd && dImg[dOrder[di]] === im) di++;
+    const D = di - d0 < maxDet ? di - d0 : maxDet;
+    imgUnit[im] = nUnits;
+    unitSeen[nUnits] = 0;
+    c.unitIm[nUnits] = im;
+    c.unitG0[nUnits] = g0;
+    c.unitNG[nUnits] = gi - g0;
+    c.unitD0[nUnits] = nCat;
+    c.unitND[nUnits] = D;
+    nUnits++;
+    nCat += D;
+  }
+  c.nUnits = nUnits;
+  return nCat;
+}
+
+/**
+ * Walks the category's detections (dOrder[d0 .. d0 + nD)) in score order (c.perm): the first maxDets[-1]
+ * of each image are kept, at their unit's next slot, with their position among the kept ones.
+ */
+function placeKept(c: Ctx, d0: number, nD: number): void {
+  const { dOrder, perm, imgUnit, unitSeen, maxDet, maxDets, M, mList, mCount, catDt, pos, unitD0 } = c;
+  const dImg = c.dt.img;
+  mCount.fill(0);
+  let i = 0; // position among the kept detections, in score order
+  for (let q = 0; q < nD; q++) {
+    const d = dOrder[d0 + perm[q]];
+    const u = imgUnit[dImg[d]];
+    const rank = unitSeen[u]++;
+    if (rank >= maxDet) continue;
+    const slot = unitD0[u] + rank;
+    catDt[slot] = d;
+    pos[slot] = i;
+    // Counted under maxDets[m] for every m with rank < maxDets[m].
+    for (let m = M - 2; m >= 0 && rank < maxDets[m]; m--) mList[m][mCount[m]++] = i;
+    i++;
+  }
+}
+
+/**
+ * COCOeval.evaluateImg for unit u and every area range: writes each kept detection's outcome per
+ * (area range, threshold) at its score-order position, and adds the unit's non-ignored GTs to npig.
+ */
+function evaluateUnit(c: Ctx, u: number): void {
+  const { gt, dt, gOrder, A, T, areaRng, thr, catDt, pos, outcome, cap } = c;
+  const { gtPerm, gtIg, gtUsed, dtOut, crowd } = c;
+  const ga = gt.anns;
+  const g0 = c.unitG0[u];
+  const G = c.unitNG[u];
+  const d0 = c.unitD0[u];
+  const D = c.unitND[u];
+  let ious: Float64Array | null = null;
+  if (D > 0 && G > 0) ious = unitIous(c, u);
+  else for (let j = 0; j < D; j++) if (Number.isNaN(dt.area[catDt[d0 + j]])) resolveDt(gt, dt, catDt[d0 + j], false);
+
+  const counted = ((1 << T) - 1) << T; // FP at every threshold
+  for (let a = 0; a < A; a++) {
+    const lo = areaRng[a][0];
+    const hi = areaRng[a][1];
+    const o = a * cap;
+    // GTs: non-ignored first, ignored last, each in file order (argsort mergesort of _ignore).
+    let p = 0;
+    for (let g = 0; g < G; g++) {
+      const r = gOrder[g0 + g];
+      const ar = ga.area[r];
+      if (!(ga.iscrowd[r] || ar < lo || ar > hi)) gtPerm[p++] = g;
+    }
+    const nNormal = p;
+    c.npig[a] += nNormal;
+    if (D === 0) continue;
+    for (let j = 0; j < D; j++) {
+      const ar = dt.area[catDt[d0 + j]];
+      dtOut[j] = ar < lo || ar > hi ? 1 : 0;
+    }
+    if (ious === null) {
+      // Nothing to match: a detection is a false positive unless outside the area range.
+      for (let j = 0; j < D; j++) outcome[o + pos[d0 + j]] = dtOut[j] ? 0 : counted;
+      continue;
+    }
+    for (let j = 0; j < D; j++) outcome[o + pos[d0 + j]] = 0;
+    for (let g = 0; g < G; g++) {
+      const r = gOrder[g0 + g];
+      const ar = ga.area[r];
+      if (ga.iscrowd[r] || ar < lo || ar > hi) gtPerm[p++] = g;
+    }
+    for (let q = 0; q < G; q++) gtIg[q] = q < nNormal ? 0 : 1;
+    for (let t = 0; t < T; t++) {
+      gtUsed.fill(0, 0, G);
+      const tpBit = 1 << t;
+      const fpBit = 1 << (T + t);
+      for (let j = 0; j < D; j++) {
+        let best = thr[t];
+        let m = -1;
+        const row = j * G;
+        for (let q = 0; q < G; q++) {
+          const g = gtPerm[q];
+          if (gtUsed[q] && !crowd[g]) continue;
+          if (m > -1 && gtIg[m] === 0 && gtIg[q] === 1) break;
+          const v = ious[row + g];
+          if (v < best) continue;
+          best = v;
+          m = q;
+        }
+        let bits: number;
+        if (m === -1) {
+          bits = dtOut[j] ? 0 : fpBit;
+        } else {
+          gtUsed[m] = 1;
+          if (gtIg[m]) bits = 0;
+          else if (ga.id[gOrder[g0 + gtPerm[m]]] !== 0) bits = tpBit | fpBit;
+          else bits = dtOut[j] ? 0 : fpBit; // matched to GT id 0: recorded as unmatched
+        }
+        outcome[o + pos[d0 + j]] |= bits;
+      }
+    }
+  }
+}
+
+/**
+ * Scans the packed outcomes of one area range (score order) at threshold bit t, over the positions
+ * counted for one maxDets value, and leaves for the j-th TP the number of FPs before it in fpAtTp[j].
+ * Returns the TP count. Branch-free: slot tp + 1 is rewritten at every entry and last written by the TP
+ * that then takes it.
+ */
+function scanColumn(
+  outcome: Uint32Array,
+  base: number,
+  t: number,
+  T: number,
+  list: Int32Array | null,
+  n: number,
+  fpAtTp: Float64Array,
+): number {
+  let tp = 0;
+  let seen = 0; // TPs and FPs so far
+  const ts = T + t;
+  if (list === null) {
+    for (let i = 0; i < n; i++) {
+      const w = outcome[base + i];
+      fpAtTp[tp + 1] = seen - tp;
+      tp += (w >>> t) & 1;
+      seen += (w >>> ts) & 1;
+    }
+  } else {
+    for (let q = 0; q < n; q++) {
+      const w = outcome[base + list[q]];
+      fpAtTp[tp + 1] = seen - tp;
+      tp += (w >>> t) & 1;
+      seen += (w >>> ts) & 1;
+    }
+  }
+  return tp;
+}
+
+/**
+ * COCOeval.accumulate for category k over its nCat kept detections, computed from the true positives only.
+ * Along the score-sorted list, recall changes only at a TP, and the precision at an FP or ignored entry is
+ * at most that of the TP before it (ignored entries repeat the previous point, or add (0, 0) in front),
+ * so: the first index with recall >= v (searchsorted left) is the j-th TP for the smallest j with
+ * j / npig >= v, or index 0 for v = 0; and the right-to-left precision envelope there is the maximum of
+ * j' / (fp_j' + j' + eps) over TPs j' >= j. Same numbers, same float operations as pycocotools, without
+ * materialising the per-detection curves.
+ */
+function accumulateCategory(c: Ctx, k: number, nCat: number): void {
+  const { T, R, K, A, M, recThrs, outcome, precision, recall, cap, mList, mCount } = c;
+  const { fpAtTp, env, jStar } = c;
+  for (let a = 0; a < A; a++) {
+    const npig = c.npig[a];
+    if (npig === 0) continue;
+    // Smallest TP count j with j / npig >= recThrs[r] (nCat + 1: never reached).
+    let j = 1;
+    for (let r = 0; r < R; r++) {
+      while (j <= nCat && j / npig < recThrs[r]) j++;
+      jStar[r] = j;
+    }
+    for (let t = 0; t < T; t++) {
+      // Largest maxDets first: a smaller one counting every kept detection gives the same numbers.
+      for (let m = M - 1; m >= 0; m--) {
+        const all = m === M - 1 || mCount[m] === nCat;
+        if (all && m < M - 1) {
+          recall[((t * K + k) * A + a) * M + m] = recall[((t * K + k) * A + a) * M + M - 1];
+          for (let r = 0; r < R; r++) {
+            const at = (((t * R + r) * K + k) * A + a) * M;
+            precision[at + m] = precision[at + M - 1];
+          }
+          continue;
+        }
+        const nTp = scanColumn(outcome, a * cap, t, T, all ? null : mList[m], all ? nCat : mCount[m], fpAtTp);
+        // env[j] = max over TPs j' >= j of the precision tp / (fp + tp + eps) there.
+        let best = 0;
+        for (let q = nTp; q >= 1; q--) {
+          const pr = q / (fpAtTp[q] + q + EPS);
+          if (pr > best) best = pr;
+          env[q] = best;
+        }
+        recall[((t * K + k) * A + a) * M + m] = nTp / npig;
+        for (let r = 0; r < R; r++) {
+          const js = recThrs[r] <= 0 ? 1 : jStar[r];
+          precision[(((t * R + r) * K + k) * A + a) * M + m] = js <= nTp ? env[js] : 0;
+        }
+      }
+    }
+  }
+}
+
+/** Longest run of one image in a (category, image)-ordered index: an upper bound on a unit's size. */
+function maxRun(order: Int32Array, img: Int32Array): number {
+  let best = 0;
+  let run = 0;
+  for (let i = 0; i < order.length; i++) {
+    run = i > 0 && img[order[i]] === img[order[i - 1]] ? run + 1 : 1;
+    if (run > best) best = run;
+  }
+  return best;
 }
 
 /**
@@ -95,209 +459,83 @@ function ensure<T extends Int32Array | Float64Array | Uint8Array>(buf: T, n: num
  */
 export function cocoEval(gt: CocoGt, dt: CocoDt, iouType: IouType, params: EvalParams = defaultParams()): CocoEvalOutput {
   if (!gt.iouTypes.includes(iouType)) throw new Error(`the GT was not loaded for iouType ${iouType}`);
-  const segm = iouType === 'segm';
-  const { iouThrs, recThrs, areaRng } = params;
   const maxDets = [...params.maxDets].sort((a, b) => a - b);
-  const maxDet = maxDets[maxDets.length - 1];
-  const T = iouThrs.length;
-  const R = recThrs.length;
-  const A = areaRng.length;
+  const p: EvalParams = { ...params, maxDets };
+  const T = p.iouThrs.length;
+  const R = p.recThrs.length;
+  const A = p.areaRng.length;
   const M = maxDets.length;
+  const maxDet = maxDets[M - 1];
   const nImg = gt.imageIds.length;
   const K = gt.categoryIds.length;
-  const AT = A * T;
-  const thr = Float64Array.from(iouThrs, (t) => Math.min(t, 1 - 1e-10));
-
-  const precision = new Float64Array(T * R * K * A * M).fill(-1);
-  const recall = new Float64Array(T * K * A * M).fill(-1);
-
   const ga = gt.anns;
   const gOrd = orderByCatImg(ga.cat, ga.img, K, nImg);
   const dOrd = orderByCatImg(dt.cat, dt.img, K, nImg);
+  const maxUnitG = maxRun(gOrd.order, ga.img);
+  const maxUnitD = maxRun(dOrd.order, dt.img);
+  if (T > MAX_THRESHOLDS) throw new Error(`at most ${MAX_THRESHOLDS} IoU thresholds are supported, got ${T}`);
+  let cap = 0;
+  for (let k = 0; k < K; k++) cap = Math.max(cap, dOrd.catStart[k + 1] - dOrd.catStart[k]);
 
-  let maxCatDt = 0;
-  for (let k = 0; k < K; k++) maxCatDt = Math.max(maxCatDt, dOrd.catStart[k + 1] - dOrd.catStart[k]);
-  // Per category: each kept detection's result index, score, rank within its image, and its outcome
-  // (IGNORED/TP/FP) for every (area range, threshold).
-  const catScore = new Float64Array(maxCatDt);
-  const catRank = new Int32Array(maxCatDt);
-  const outcome = new Uint8Array(maxCatDt * AT);
-  let unitDt = new Int32Array(256);
-  let dtBoxes = new Float64Array(4 * 128);
-  let gtBoxes = new Float64Array(4 * 128);
-  let crowd = new Uint8Array(128);
-  let gtPerm = new Int32Array(128);
-  let gtIgSorted = new Uint8Array(128);
-  let gtUsed = new Uint8Array(128);
-  let dtOut = new Uint8Array(128);
-  const npig = new Float64Array(A);
-  let rc = new Float64Array(1024);
-  let pr = new Float64Array(1024);
-  let perm: number[] = [];
+  const c: Ctx = {
+    gt,
+    dt,
+    segm: iouType === 'segm',
+    thr: Float64Array.from(p.iouThrs, (t) => Math.min(t, 1 - 1e-10)),
+    recThrs: p.recThrs,
+    areaRng: p.areaRng,
+    maxDets,
+    maxDet,
+    T,
+    R,
+    K,
+    A,
+    M,
+    gOrder: gOrd.order,
+    dOrder: dOrd.order,
+    precision: new Float64Array(T * R * K * A * M).fill(-1),
+    recall: new Float64Array(T * K * A * M).fill(-1),
+    npig: new Float64Array(A),
+    nUnits: 0,
+    unitIm: new Int32Array(nImg),
+    unitG0: new Int32Array(nImg),
+    unitNG: new Int32Array(nImg),
+    unitD0: new Int32Array(nImg),
+    unitND: new Int32Array(nImg),
+    imgUnit: new Int32Array(nImg),
+    unitSeen: new Int32Array(nImg),
+    cap,
+    catDt: new Int32Array(cap),
+    pos: new Int32Array(cap),
+    catScore: new Float64Array(cap),
+    perm: new Int32Array(cap),
+    mList: Array.from({ length: Math.max(0, M - 1) }, () => new Int32Array(cap)),
+    mCount: new Int32Array(M),
+    outcome: new Uint32Array(cap * A),
+    crowd: new Uint8Array(maxUnitG),
+    gtPerm: new Int32Array(maxUnitG),
+    gtIg: new Uint8Array(maxUnitG),
+    gtUsed: new Uint8Array(maxUnitG),
+    dtOut: new Uint8Array(Math.min(maxUnitD, maxDet)),
+    sort: { sorted: new Float64Array(cap), fill: new Int32Array(cap + 1) },
+    fpAtTp: new Float64Array(cap + 2),
+    env: new Float64Array(cap + 1),
+    jStar: new Int32Array(R),
+  };
 
   for (let k = 0; k < K; k++) {
-    let gi = gOrd.catStart[k];
-    const gEnd = gOrd.catStart[k + 1];
-    let di = dOrd.catStart[k];
-    const dEnd = dOrd.catStart[k + 1];
-    if (gi === gEnd && di === dEnd) continue; // no evalImgs entry: precision stays -1
-    npig.fill(0);
-    let nCat = 0;
-
-    while (gi < gEnd || di < dEnd) {
-      const imG = gi < gEnd ? ga.img[gOrd.order[gi]] : nImg;
-      const imD = di < dEnd ? dt.img[dOrd.order[di]] : nImg;
-      const im = Math.min(imG, imD);
-      const g0 = gi;
-      while (gi < gEnd && ga.img[gOrd.order[gi]] === im) gi++;
-      const d0 = di;
-      while (di < dEnd && dt.img[dOrd.order[di]] === im) di++;
-      const G = gi - g0;
-      const nD = di - d0;
-
-      unitDt = ensure(unitDt, nD, (n) => new Int32Array(n));
-      unitDt.set(dOrd.order.subarray(d0, di));
-      sortByScoreDesc(unitDt, nD, dt.score);
-      const D = Math.min(nD, maxDet);
-
-      // IoU matrix [D][G], detections in score order, GTs in file order (COCOeval.computeIoU).
-      let ious: Float64Array | null = null;
-      if (D > 0 && G > 0) {
-        crowd = ensure(crowd, G, (n) => new Uint8Array(n));
-        for (let g = 0; g < G; g++) crowd[g] = ga.iscrowd[gOrd.order[g0 + g]];
-        if (segm) {
-          const dR: RLE[] = new Array(D);
-          for (let j = 0; j < D; j++) dR[j] = dtRle(gt, dt, unitDt[j]);
-          const gR: RLE[] = new Array(G);
-          for (let g = 0; g < G; g++) {
-            const a = gOrd.order[g0 + g];
-            gR[g] = toRle(ga.segm[a]!, gt.heights[im], gt.widths[im], `GT annotation ${ga.id[a]}`);
-          }
-          ious = maskIou(dR, gR, crowd.subarray(0, G));
-        } else {
-          dtBoxes = ensure(dtBoxes, 4 * D, (n) => new Float64Array(n));
-          gtBoxes = ensure(gtBoxes, 4 * G, (n) => new Float64Array(n));
-          for (let j = 0; j < D; j++) {
-            const r = unitDt[j];
-            resolveDt(gt, dt, r, true);
-            dtBoxes.set(dt.bbox.subarray(4 * r, 4 * r + 4), 4 * j);
-          }
-          for (let g = 0; g < G; g++) {
-            const a = gOrd.order[g0 + g];
-            gtBoxes.set(ga.bbox.subarray(4 * a, 4 * a + 4), 4 * g);
-          }
-          ious = bboxIou(dtBoxes.subarray(0, 4 * D), gtBoxes.subarray(0, 4 * G), crowd.subarray(0, G));
-        }
-      } else {
-        for (let j = 0; j < D; j++) resolveDt(gt, dt, unitDt[j], false);
-      }
-
-      for (let j = 0; j < D; j++) {
-        catScore[nCat + j] = dt.score[unitDt[j]];
-        catRank[nCat + j] = j;
-      }
-
-      gtPerm = ensure(gtPerm, G, (n) => new Int32Array(n));
-      gtIgSorted = ensure(gtIgSorted, G, (n) => new Uint8Array(n));
-      gtUsed = ensure(gtUsed, G, (n) => new Uint8Array(n));
-      dtOut = ensure(dtOut, D, (n) => new Uint8Array(n));
-      for (let a = 0; a < A; a++) {
-        const lo = areaRng[a][0];
-        const hi = areaRng[a][1];
-        // GTs: non-ignored first, ignored last, each in file order (argsort mergesort of _ignore).
-        let p = 0;
-        for (let g = 0; g < G; g++) {
-          const r = gOrd.order[g0 + g];
-          const ar = ga.area[r];
-          if (!(ga.iscrowd[r] || ar < lo || ar > hi)) gtPerm[p++] = g;
-        }
-        npig[a] += p;
-        const nNormal = p;
-        for (let g = 0; g < G; g++) {
-          const r = gOrd.order[g0 + g];
-          const ar = ga.area[r];
-          if (ga.iscrowd[r] || ar < lo || ar > hi) gtPerm[p++] = g;
-        }
-        for (let q = 0; q < G; q++) gtIgSorted[q] = q < nNormal ? 0 : 1;
-        for (let j = 0; j < D; j++) {
-          const ar = dt.area[unitDt[j]];
-          dtOut[j] = ar < lo || ar > hi ? 1 : 0;
-        }
-        for (let t = 0; t < T; t++) {
-          gtUsed.fill(0, 0, G);
-          for (let j = 0; j < D; j++) {
-            let code: number;
-            let m = -1;
-            if (ious !== null) {
-              let best = thr[t];
-              const row = j * G;
-              for (let q = 0; q < G; q++) {
-                const g = gtPerm[q];
-                if (gtUsed[q] && !crowd[g]) continue;
-                if (m > -1 && gtIgSorted[m] === 0 && gtIgSorted[q] === 1) break;
-                const v = ious[row + g];
-                if (v < best) continue;
-                best = v;
-                m = q;
-              }
-            }
-            if (m === -1) {
-              code = dtOut[j] ? IGNORED : FP;
-            } else {
-              gtUsed[m] = 1;
-              if (gtIgSorted[m]) code = IGNORED;
-              else if (ga.id[gOrd.order[g0 + gtPerm[m]]] !== 0) code = TP;
-              else code = dtOut[j] ? IGNORED : FP; // matched to GT id 0: recorded as unmatched
-            }
-            outcome[(nCat + j) * AT + a * T + t] = code;
-          }
-        }
-      }
-      nCat += D;
+    if (gOrd.catStart[k] === gOrd.catStart[k + 1] && dOrd.catStart[k] === dOrd.catStart[k + 1]) {
+      continue; // no evalImgs entry: precision stays -1
     }
-
-    // accumulate
-    if (perm.length !== nCat) perm = new Array(nCat);
-    for (let i = 0; i < nCat; i++) perm[i] = i;
-    perm.sort((x, y) => catScore[y] - catScore[x]);
-    rc = ensure(rc, nCat, (n) => new Float64Array(n));
-    pr = ensure(pr, nCat, (n) => new Float64Array(n));
-    for (let m = 0; m < M; m++) {
-      const cut = maxDets[m];
-      const kept: number[] = [];
-      for (const i of perm) if (catRank[i] < cut) kept.push(i);
-      const nd = kept.length;
-      for (let a = 0; a < A; a++) {
-        const np = npig[a];
-        if (np === 0) continue;
-        for (let t = 0; t < T; t++) {
-          const col = a * T + t;
-          let tp = 0;
-          let fp = 0;
-          for (let i = 0; i < nd; i++) {
-            const c = outcome[kept[i] * AT + col];
-            if (c === TP) tp++;
-            else if (c === FP) fp++;
-            rc[i] = tp / np;
-            pr[i] = tp / (fp + tp + EPS);
-          }
-          recall[((t * K + k) * A + a) * M + m] = nd ? rc[nd - 1] : 0;
-          for (let i = nd - 1; i > 0; i--) if (pr[i] > pr[i - 1]) pr[i - 1] = pr[i];
-          let pi = 0;
-          for (let r = 0; r < R; r++) {
-            const v = recThrs[r];
-            while (pi < nd && rc[pi] < v) pi++;
-            const at = (((t * R + r) * K + k) * A + a) * M + m;
-            precision[at] = pi < nd ? pr[pi] : 0;
-          }
-        }
-      }
-    }
+    const nCat = collectUnits(c, k, gOrd.catStart, dOrd.catStart);
+    c.npig.fill(0);
+    for (let u = 0; u < c.nUnits; u++) evaluateUnit(c, u);
+    accumulateCategory(c, k, nCat);
   }
 
-  const P: NdArray = { shape: [T, R, K, A, M], data: precision };
-  const Rc: NdArray = { shape: [T, K, A, M], data: recall };
+  const precision: NdArray = { shape: [T, R, K, A, M], data: c.precision };
+  const recall: NdArray = { shape: [T, K, A, M], data: c.recall };
   const perCategoryAp = new Float64Array(K);
-  for (let k = 0; k < K; k++) perCategoryAp[k] = categoryAp(P, k);
-  return { iouType, params: { ...params, maxDets }, precision: P, recall: Rc, stats: computeStats(P, Rc, { ...params, maxDets }), perCategoryAp };
+  for (let k = 0; k < K; k++) perCategoryAp[k] = categoryAp(precision, k);
+  return { iouType, params: p, precision, recall, stats: computeStats(precision, recall, p), perCategoryAp };
 }
