@@ -14,7 +14,7 @@ import type { StateDict } from '../runtime/tensor.ts';
 import { addInput, addOutput, concat, conv, createGraph, serializeModel, split, type Graph } from '../runtime/graph.ts';
 import { createSession, runSession } from '../runtime/session.ts';
 import { syntheticInput, syntheticStateDict, syntheticTensor } from './synthetic.ts';
-import { fasternetParamSpecs, type PConvImpl } from './fasternet.ts';
+import { fasternetParamSpecs, type FasterNetLayout, type PConvImpl } from './fasternet.ts';
 import { resnet50ParamSpecs } from './resnet.ts';
 import { archName, classifierGraph, featuresGraph, ARCHS } from './model.ts';
 
@@ -62,7 +62,7 @@ function learnableParams(sd: StateDict): number {
 
 /** Builds the backbone once and times it at each thread count. */
 export async function benchBackbone(
-  arch: string, size: [number, number], threadList: number[], o: TimingOptions & { pconv?: PConvImpl; layout?: 'nchw' | 'nhwc' } = {},
+  arch: string, size: [number, number], threadList: number[], o: TimingOptions & { pconv?: PConvImpl; layout?: FasterNetLayout } = {},
 ): Promise<BenchRow[]> {
   const name = archName(arch);
   const classifier = size[0] === 224 && size[1] === 224;

@@ -10,7 +10,7 @@ import {
   ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, benchBackbone, benchOp, benchTorch, type BenchRow, type OpBenchRow,
 } from './bench.ts';
 import { archName } from './model.ts';
-import type { PConvImpl } from './fasternet.ts';
+import type { FasterNetLayout, PConvImpl } from './fasternet.ts';
 
 const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 
@@ -56,11 +56,11 @@ export function registerBackboneBench(bench: Command): void {
     .option('--official-repo <dir>', 'clone of the official FasterNet repo, to time its PyTorch code (env FASTERNET_OFFICIAL_REPO)')
     .option('--no-torch', 'skip the PyTorch comparison')
     .option('--pconv <impl>', 'FasterNet PConv form: split_cat (default), slice_cat, group_identity', 'split_cat')
-    .option('--layout <l>', 'FasterNet block layout: nchw (default, all Conv) or nhwc (1x1 convs as MatMul)', 'nchw')
+    .option('--layout <l>', 'FasterNet graph form: nchw (official structure), nhwc (1x1 convs as MatMul), two_stream (no Split/Concat)', 'nchw')
     .option('--json <file>', 'write the rows as JSON')
     .action(async (o: { arch?: string[]; size?: string[]; threads: string; iters?: string; officialRepo?: string; torch: boolean; json?: string; pconv: string; layout: string }) => {
       if (!['split_cat', 'slice_cat', 'group_identity'].includes(o.pconv)) throw new UserError(`--pconv must be split_cat, slice_cat or group_identity, got ${o.pconv}`);
-      if (o.layout !== 'nchw' && o.layout !== 'nhwc') throw new UserError(`--layout must be nchw or nhwc, got ${o.layout}`);
+      if (!['nchw', 'nhwc', 'two_stream'].includes(o.layout)) throw new UserError(`--layout must be nchw, nhwc or two_stream, got ${o.layout}`);
       const archs = (o.arch ?? ARCHS).map(archName);
       const sizes = (o.size ?? ['224', '800x1333']).map(parseSize);
       const threads = parseThreads(o.threads);
@@ -72,7 +72,7 @@ export function registerBackboneBench(bench: Command): void {
         const big = size[0] * size[1] > 224 * 224 * 4;
         const iters = o.iters ? Number(o.iters) : big ? 3 : 10;
         for (const arch of archs) {
-          const res = await benchBackbone(arch, size, threads, { iters, warmup: big ? 1 : 3, pconv: o.pconv as PConvImpl, layout: o.layout as 'nchw' | 'nhwc' });
+          const res = await benchBackbone(arch, size, threads, { iters, warmup: big ? 1 : 3, pconv: o.pconv as PConvImpl, layout: o.layout as FasterNetLayout });
           for (const r of res) {
             const t = o.torch ? await benchTorch(arch, size, r.threads, { officialRepo: repo, iters, root }) : null;
             const row = t ? { ...r, torch_ms_median: t.ms_median, torch_runtime: t.runtime } : r;

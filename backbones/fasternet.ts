@@ -10,7 +10,7 @@
  *   classifier: avgpool_pre_head (GAP, 1x1 conv to 1280, act), head (Linear)
  * Every BatchNorm that follows a conv is folded into it.
  */
-import type { StateDict } from '../runtime/tensor.ts';
+import type { FloatTensor, StateDict } from '../runtime/tensor.ts';
 import {
   activation, add, batchNorm, batchNormParams, concat, conv, convBn, flatten, foldBatchNorm, globalAveragePool, linear,
   matmulLinear, param, slice, split, transpose, type Graph,
@@ -84,9 +84,19 @@ export interface FasterNetOptions {
    * 'nchw': every layer a Conv (ORT runs them in its blocked NCHWc layout). 'nhwc': blocks run channels-last,
    * the 1x1 convs as MatMul (SGEMM over all pixels) and only the partial 3x3 conv transposed to NCHW.
    */
-  layout?: 'nchw' | 'nhwc';
+  layout?: FasterNetLayout;
   bnEps?: number;
 }
+
+/**
+ * 'nchw': the official structure, one Conv per PyTorch conv, PConv as Split -> Conv -> Concat.
+ * 'nhwc': blocks channels-last, 1x1 convs as MatMul, only the partial conv transposed to NCHW.
+ * 'two_stream': the first C/n_div channels (a) and the rest (b) are kept as two tensors through each stage, so
+ *   no Split or Concat is ever needed: pconv = Conv(a); mlp.0 = Conv(a') + Conv(b) (ORT fuses the Add);
+ *   mlp.3 and the residual split by output rows; PatchMerging as four convs. Same FLOPs, and every node stays
+ *   in ORT's blocked NCHWc layout when C/n_div is a multiple of its channel block.
+ */
+export type FasterNetLayout = 'nchw' | 'nhwc' | 'two_stream';
 
 export interface BackboneFeatures {
   /** Graph values of the returned feature maps, highest resolution first. */
@@ -139,6 +149,78 @@ function mlpBlock(g: Graph, x: string, sd: StateDict, key: string, dim: number, 
   return add(g, x, h, `${key}.add`);
 }
 
+/** Rows [o0, o1) and input channels [i0, i1) of a conv weight [Cout, Cin, kh, kw] (and the bias rows). */
+function subConv(w: FloatTensor, b: FloatTensor | undefined, o0: number, o1: number, i0: number, i1: number): { weight: FloatTensor; bias?: FloatTensor } {
+  const [, cin, kh, kw] = w.shape;
+  const k = kh * kw;
+  const out = new Float32Array((o1 - o0) * (i1 - i0) * k);
+  for (let o = o0; o < o1; o++) {
+    out.set(w.data.subarray((o * cin + i0) * k, (o * cin + i1) * k), (o - o0) * (i1 - i0) * k);
+  }
+  return { weight: { shape: [o1 - o0, i1 - i0, kh, kw], data: out }, bias: b ? { shape: [o1 - o0], data: b.data.slice(o0, o1) } : undefined };
+}
+
+/** sum over inputs of Conv(x_j; W[o0:o1, in-range j]) (+ bias once); ORT fuses each Add into the conv after it. */
+function convSum(
+  g: Graph, xs: Array<[string, number, number]>, w: FloatTensor, b: FloatTensor | undefined, o0: number, o1: number,
+  opts: { stride?: number; pad?: number; name: string },
+): string {
+  let acc: string | undefined;
+  xs.forEach(([x, i0, i1], j) => {
+    const sub = subConv(w, j === xs.length - 1 ? b : undefined, o0, o1, i0, i1);
+    const y = conv(g, x, sub.weight, sub.bias, { stride: opts.stride, pad: opts.pad, name: `${opts.name}.${j}` });
+    acc = acc === undefined ? y : add(g, acc, y, `${opts.name}.sum${j}`);
+  });
+  return acc!;
+}
+
+function foldedConv(sd: StateDict, convKey: string, bnKey: string, eps?: number): { weight: FloatTensor; bias: FloatTensor } {
+  return foldBatchNorm(param(sd, `${convKey}.weight`), undefined, batchNormParams(sd, bnKey, eps));
+}
+
+/** The trunk with each stage's activations as two tensors (first C/n_div channels, the rest). */
+function trunkTwoStream(g: Graph, sd: StateDict, o: FasterNetOptions, cfg: FasterNetConfig, p: string, need: number[]): string[] {
+  const stageOut: string[] = [];
+  const cp0 = Math.floor(cfg.embedDim / cfg.nDiv);
+  const stem = foldedConv(sd, `${p}patch_embed.proj`, `${p}patch_embed.norm`, o.bnEps);
+  let a = convSum(g, [[o.input, 0, 3]], stem.weight, stem.bias, 0, cp0, { stride: 4, name: `${p}patch_embed.proj.a` });
+  let b = convSum(g, [[o.input, 0, 3]], stem.weight, stem.bias, cp0, cfg.embedDim, { stride: 4, name: `${p}patch_embed.proj.b` });
+  for (let s = 0; s < cfg.depths.length; s++) {
+    const dim = cfg.embedDim * 2 ** s;
+    const cp = Math.floor(dim / cfg.nDiv);
+    for (let i = 0; i < cfg.depths[s]; i++) {
+      const key = `${p}stages.${2 * s}.blocks.${i}`;
+      const a1 = conv(g, a, param(sd, `${key}.spatial_mixing.partial_conv3.weight`), undefined, { pad: 1, name: `${key}.spatial_mixing.partial_conv3` });
+      const w0 = foldedConv(sd, `${key}.mlp.0`, `${key}.mlp.1`, o.bnEps);
+      let h = convSum(g, [[b, cp, dim], [a1, 0, cp]], w0.weight, w0.bias, 0, 2 * dim, { name: `${key}.mlp.0` });
+      h = activation(g, h, cfg.act, `${key}.mlp.2`);
+      let w3 = param(sd, `${key}.mlp.3.weight`);
+      const ls = sd.get(`${key}.layer_scale`);
+      if (ls) {
+        const per = w3.data.length / w3.shape[0];
+        const d = new Float32Array(w3.data);
+        for (let c = 0; c < w3.shape[0]; c++) for (let k = 0; k < per; k++) d[c * per + k] *= (ls.data as Float32Array)[c];
+        w3 = { shape: w3.shape, data: d };
+      }
+      const ha = conv(g, h, subConv(w3, undefined, 0, cp, 0, 2 * dim).weight, undefined, { name: `${key}.mlp.3.a` });
+      const hb = conv(g, h, subConv(w3, undefined, cp, dim, 0, 2 * dim).weight, undefined, { name: `${key}.mlp.3.b` });
+      a = add(g, a, ha, `${key}.add.a`);
+      b = add(g, b, hb, `${key}.add.b`);
+    }
+    if (need.includes(2 * s)) stageOut[2 * s] = concat(g, [a, b], 1, `${p}stages.${2 * s}.out`);
+    if (s < cfg.depths.length - 1) {
+      const r = foldedConv(sd, `${p}stages.${2 * s + 1}.reduction`, `${p}stages.${2 * s + 1}.norm`, o.bnEps);
+      const cpn = Math.floor((2 * dim) / cfg.nDiv);
+      const ins: Array<[string, number, number]> = [[a, 0, cp], [b, cp, dim]];
+      const an = convSum(g, ins, r.weight, r.bias, 0, cpn, { stride: 2, name: `${p}stages.${2 * s + 1}.reduction.a` });
+      const bn = convSum(g, ins, r.weight, r.bias, cpn, 2 * dim, { stride: 2, name: `${p}stages.${2 * s + 1}.reduction.b` });
+      a = an;
+      b = bn;
+    }
+  }
+  return stageOut;
+}
+
 /** One MLP block in channels-last layout (x is [N, H, W, C]). */
 function mlpBlockNhwc(g: Graph, x: string, sd: StateDict, key: string, dim: number, cfg: FasterNetConfig, o: FasterNetOptions): string {
   const dConv = Math.floor(dim / cfg.nDiv);
@@ -164,8 +246,9 @@ function mlpBlockNhwc(g: Graph, x: string, sd: StateDict, key: string, dim: numb
 }
 
 /** Runs patch_embed and stages 0..6; returns the output value of each stage index (NCHW). */
-function trunk(g: Graph, sd: StateDict, o: FasterNetOptions): { stageOut: string[]; cfg: FasterNetConfig; p: string } {
+function trunk(g: Graph, sd: StateDict, o: FasterNetOptions, need: number[]): { stageOut: string[]; cfg: FasterNetConfig; p: string } {
   const { cfg, p } = resolveConfig(sd, o);
+  if (o.layout === 'two_stream') return { stageOut: trunkTwoStream(g, sd, o, cfg, p, need), cfg, p };
   let x = convBn(g, o.input, sd, `${p}patch_embed.proj`, `${p}patch_embed.norm`, { stride: 4, bnEps: o.bnEps });
   const stageOut: string[] = [];
   for (let s = 0; s < cfg.depths.length; s++) {
@@ -188,14 +271,14 @@ function trunk(g: Graph, sd: StateDict, o: FasterNetOptions): { stageOut: string
 
 /** forward_det: the four stage outputs through norm0/norm2/norm4/norm6 (strides 4, 8, 16, 32). */
 export function fasternetFeatures(g: Graph, sd: StateDict, o: FasterNetOptions): BackboneFeatures {
-  const { stageOut, cfg, p } = trunk(g, sd, o);
+  const { stageOut, cfg, p } = trunk(g, sd, o, [0, 2, 4, 6]);
   const features = [0, 2, 4, 6].map((i) => batchNorm(g, stageOut[i], sd, `${p}norm${i}`, o.bnEps));
   return { features, channels: [0, 1, 2, 3].map((s) => cfg.embedDim * 2 ** s), strides: [4, 8, 16, 32] };
 }
 
 /** forward_cls: logits [N, num_classes]. */
 export function fasternetLogits(g: Graph, sd: StateDict, o: FasterNetOptions): string {
-  const { stageOut, cfg, p } = trunk(g, sd, o);
+  const { stageOut, cfg, p } = trunk(g, sd, o, [6]);
   let x = globalAveragePool(g, stageOut[6], `${p}avgpool_pre_head.0`);
   x = conv(g, x, param(sd, `${p}avgpool_pre_head.1.weight`), undefined, { name: `${p}avgpool_pre_head.1` });
   x = activation(g, x, cfg.act, `${p}avgpool_pre_head.2`);

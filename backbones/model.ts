@@ -9,7 +9,7 @@ import { imagenetPreprocess, metadataProps, type ModelMetadata } from '../runtim
 import { UserError } from '../cli/errors.ts';
 import {
   FASTERNET_VARIANTS, detectFasterNetVariant, fasternetFeatures, fasternetLogits, fasternetVariantName,
-  type BackboneFeatures, type PConvImpl,
+  type BackboneFeatures, type FasterNetLayout, type PConvImpl,
 } from './fasternet.ts';
 import { resnet50Features, resnet50Logits } from './resnet.ts';
 
@@ -39,7 +39,7 @@ export interface GraphInputOptions {
   dims?: [Dim, Dim, Dim, Dim];
   inputName?: string;
   pconv?: PConvImpl;
-  layout?: 'nchw' | 'nhwc';
+  layout?: FasterNetLayout;
   style?: 'pytorch' | 'caffe';
   bnEps?: number;
 }

@@ -51,19 +51,23 @@ describe('backbone parity with the official PyTorch models', () => {
         : fasternetParamSpecs(c.arch, { forkFeat: c.mode === 'features' });
       const sd = syntheticStateDict(specs, c.seed);
       if (c.mode === 'logits') expect(detectArch(sd)).toBe(c.arch);
-      const { graph } = c.mode === 'logits'
-        ? classifierGraph(sd, { dims: ['N', 3, 'H', 'W'] })
-        : featuresGraph(sd, { arch: c.arch, style: c.style });
-      const session = await createSession(serializeModel(graph));
-      const out = await runSession(session, { input: syntheticInput(c.input, c.seed) });
-      for (const o of c.outputs) {
-        const got = out[o.name];
-        expect(got.shape).toEqual(o.shape);
-        const err = relErr(got.data, expected(o));
-        if (process.env.PARITY_LOG) console.log(`${c.name} ${o.name} rel err ${err.toExponential(2)}`);
-        expect(err).toBeLessThan(1e-4);
+      // FasterNet-S also in the two-stream graph form (same math, no Split/Concat).
+      const layouts = c.arch === 'fasternet_s' ? (['nchw', 'two_stream'] as const) : (['nchw'] as const);
+      for (const layout of layouts) {
+        const { graph } = c.mode === 'logits'
+          ? classifierGraph(sd, { dims: ['N', 3, 'H', 'W'], layout })
+          : featuresGraph(sd, { arch: c.arch, style: c.style, layout });
+        const session = await createSession(serializeModel(graph));
+        const out = await runSession(session, { input: syntheticInput(c.input, c.seed) });
+        for (const o of c.outputs) {
+          const got = out[o.name];
+          expect(got.shape).toEqual(o.shape);
+          const err = relErr(got.data, expected(o));
+          if (process.env.PARITY_LOG) console.log(`${c.name} ${layout} ${o.name} rel err ${err.toExponential(2)}`);
+          expect(err).toBeLessThan(1e-4);
+        }
+        await session.release();
       }
-      await session.release();
     });
   }
 });

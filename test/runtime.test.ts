@@ -80,11 +80,11 @@ describe('graph builder', () => {
     expect(g.macs).toBe(6 * 4 * 3 * 4 * 3 * 3);
   });
 
-  it('PConv as Split, Slice or identity-padded group conv, or channels-last MatMul blocks give the same features', async () => {
+  it('PConv as Split, Slice or identity-padded group conv, channels-last MatMul blocks, or two streams give the same features', async () => {
     const sd = syntheticStateDict(fasternetParamSpecs('t0', { forkFeat: true }), 9);
     const input = syntheticInput([1, 3, 64, 64], 9);
     const outs = [];
-    const forms = [{ pconv: 'split_cat' }, { pconv: 'slice_cat' }, { pconv: 'group_identity' }, { layout: 'nhwc' }] as const;
+    const forms = [{ pconv: 'split_cat' }, { pconv: 'slice_cat' }, { pconv: 'group_identity' }, { layout: 'nhwc' }, { layout: 'two_stream' }] as const;
     for (const f of forms) {
       const s = await createSession(serializeModel(featuresGraph(sd, { arch: 't0', ...f }).graph));
       outs.push(await runSession(s, { input }));
@@ -94,6 +94,7 @@ describe('graph builder', () => {
       expect(maxAbsDiff(outs[0][k].data, outs[1][k].data)).toBeLessThan(1e-5);
       expect(maxAbsDiff(outs[0][k].data, outs[2][k].data)).toBeLessThan(1e-4);
       expect(maxAbsDiff(outs[0][k].data, outs[3][k].data)).toBeLessThan(1e-4);
+      expect(maxAbsDiff(outs[0][k].data, outs[4][k].data)).toBeLessThan(1e-4);
     }
   });
 });
