@@ -10,6 +10,7 @@ import {
   ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, benchBackbone, benchOp, benchTorch, type BenchRow, type OpBenchRow,
 } from './bench.ts';
 import { archName } from './model.ts';
+import { benchCommand } from '../cli/bench.ts';
 import type { FasterNetLayout, PConvImpl } from './fasternet.ts';
 
 const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -115,4 +116,9 @@ export function registerBackboneBench(bench: Command): void {
       }
       await writeJson(o.json, rows);
     });
+}
+
+/** cli/main.ts registration: `bench backbones` and `bench ops` under the shared `bench` parent. */
+export function register(program: Command): void {
+  registerBackboneBench(benchCommand(program));
 }

@@ -20,6 +20,7 @@ const commands: Array<Promise<{ register: (p: Command) => void }>> = [
   import('./detect.ts'),
   import('./eval.ts'),
   import('./bench.ts'),
+  import('../backbones/bench_cli.ts'),
 ];
 for (const mod of await Promise.all(commands)) mod.register(program);
 
