@@ -13,6 +13,7 @@
  * - merging RLEs of different sizes throws (pycocotools returns an empty 0x0 RLE).
  */
 import { UserError } from '../cli/errors.ts';
+import { MASK_IOU_WASM } from './mask_iou_wasm.ts';
 
 /** Run lengths, column-major, first run = zeros (maskApi.c `RLE`). */
 export interface RLE {
@@ -75,28 +76,84 @@ function checkRle(rle: RLE, what: string): void {
   }
 }
 
-/** rleEncode of a row-major h x w bitmap, read in column-major order without a transposed copy. */
+let scratchTx = new Int32Array(1024);
+let scratchTy = new Int32Array(1024);
+let scratchCol = new Int32Array(1024);
+
+/**
+ * rleEncode of a row-major h x w bitmap, without a transposed copy. A column-major run starts wherever a
+ * pixel differs from the one above it (row 0: from the bottom of the previous column; before the first
+ * pixel: 0), so rows are compared with the row above in memory order (4 bytes at a time where aligned) and
+ * the change points are sorted into column order by counting.
+ */
 export function encode(mask: Uint8Array, h: number, w: number): RLE {
   checkSize(h, w, 'encode');
   const a = h * w;
   if (mask.length !== a) throw new UserError(`encode: mask has ${mask.length} values, expected h*w = ${a}`);
-  const cnts = u32Scratch(a + 1);
-  let k = 0;
-  let p = 0;
-  let c = 0;
-  for (let x = 0; x < w; x++) {
-    for (let i = x; i < a; i += w) {
-      const v = mask[i] !== 0 ? 1 : 0;
-      if (v !== p) {
-        cnts[k++] = c;
-        c = 0;
-        p = v;
+  if (a === 0) return { h, w, counts: new Uint32Array([0]) };
+  let tx = scratchTx;
+  let ty = scratchTy;
+  let nt = 0;
+  // Worst case (a checkerboard) changes at every pixel; grow lazily instead of reserving h*w.
+  const push = (x: number, y: number): void => {
+    if (nt === tx.length) {
+      const nx = new Int32Array(Math.min(a, tx.length * 2));
+      nx.set(tx);
+      tx = scratchTx = nx;
+      const ny = new Int32Array(tx.length);
+      ny.set(ty);
+      ty = scratchTy = ny;
+    }
+    tx[nt] = x;
+    ty[nt] = y;
+    nt++;
+  };
+  if (tx.length < Math.min(a, 4 * (w + h))) {
+    tx = scratchTx = new Int32Array(Math.min(a, 4 * (w + h)));
+    ty = scratchTy = new Int32Array(tx.length);
+  }
+  const last = (h - 1) * w;
+  if (mask[0] !== 0) push(0, 0);
+  for (let x = 1; x < w; x++) if ((mask[x] !== 0) !== (mask[last + x - 1] !== 0)) push(x, 0);
+  if ((mask.byteOffset & 3) === 0 && (w & 3) === 0) {
+    const m32 = new Uint32Array(mask.buffer, mask.byteOffset, a >>> 2);
+    const wq = w >>> 2;
+    for (let y = 1; y < h; y++) {
+      const r = y * wq;
+      for (let k = 0; k < wq; k++) {
+        if (m32[r + k] !== m32[r - wq + k]) {
+          for (let x = 4 * k; x < 4 * k + 4; x++) {
+            if ((mask[y * w + x] !== 0) !== (mask[(y - 1) * w + x] !== 0)) push(x, y);
+          }
+        }
       }
-      c++;
+    }
+  } else {
+    for (let y = 1; y < h; y++) {
+      const r = y * w;
+      for (let x = 0; x < w; x++) {
+        const v = mask[r + x];
+        const u = mask[r - w + x];
+        if (v !== u && (v !== 0) !== (u !== 0)) push(x, y);
+      }
     }
   }
-  cnts[k++] = c;
-  return { h, w, counts: cnts.slice(0, k) };
+  // counting sort by column; rows are already ascending within each column
+  if (scratchCol.length < w + 1) scratchCol = new Int32Array(Math.max(w + 1, 2 * scratchCol.length));
+  const col = scratchCol;
+  col.fill(0, 0, w + 1);
+  for (let t = 0; t < nt; t++) col[tx[t] + 1]++;
+  for (let x = 0; x < w; x++) col[x + 1] += col[x];
+  const pos = u32Scratch(nt);
+  for (let t = 0; t < nt; t++) pos[col[tx[t]]++] = tx[t] * h + ty[t];
+  const counts = new Uint32Array(nt + 1);
+  let prev = 0;
+  for (let t = 0; t < nt; t++) {
+    counts[t] = pos[t] - prev;
+    prev = pos[t];
+  }
+  counts[nt] = a - prev;
+  return { h, w, counts };
 }
 
 /** rleEncode of a column-major (Fortran-order) bitmap, as pycocotools.mask.encode takes it. */
@@ -377,18 +434,72 @@ export function bboxIou(dt: Float64Array, gt: Float64Array, iscrowd: ArrayLike<n
 
 /*
  * Column pieces for the fast IoU path. The foreground of an RLE, over the columns bx .. bx + bw - 1 of its
- * box, is cut at column boundaries and written into one shared Int32Array pool (no allocation per mask):
- *   se  at pool[se .. se + 2bw): column c with one piece: rows pool[se+2c] .. pool[se+2c+1] - 1; an empty
- *       column: 0, 0; a column of several pieces: pool[se+2c] = -1, and then
- *   ptr at pool[ptr .. ptr + bw]: column c owns pieces pool[ptr+c] .. pool[ptr+c+1] - 1, and
- *   ys  at pool[ys ..]: piece p covers rows pool[ys+2p] .. pool[ys+2p+1] - 1.
- * Layout in the pool: se, then ptr, then ys.
+ * box, is cut at column boundaries and written into one shared int32 pool (no allocation per mask; the pool
+ * is the WebAssembly kernels' memory when those are available). At pool offset H:
+ *   P[H] = number of columns with more than two pieces, P[H + 1] = offset of their list (column indices c),
+ *   P[H + 2] = 1 if some column has exactly two pieces;
+ *   S1 = H + 3, E1 = S1 + bw, S2 = E1 + bw, E2 = S2 + bw: rows P[S1 + c] .. P[E1 + c] - 1 of column c's first
+ *       piece and P[S2 + c] .. P[E2 + c] - 1 of its second; [0, 0) where there is none, and for all slots of
+ *       a column of more than two pieces (those columns are counted separately, from the piece list);
+ *   ptr = E2 + bw: column c owns pieces P[ptr + c] .. P[ptr + c + 1] - 1 of
+ *   ys = ptr + bw + 1: piece p covers rows P[ys + 2p] .. P[ys + 2p + 1] - 1.
+ * Pieces of one mask are disjoint, so two masks share, in a column, the sum over piece pairs of
+ * max(0, min(ends) - max(starts)).
  */
+const HEADER = 3;
+
+interface Kernel {
+  memory: WebAssembly.Memory;
+  inter1: (a: number, sa: number, b: number, sb: number, n4: number) => number;
+  inter2: (a: number, sa: number, b: number, sb: number, n4: number) => number;
+}
+
+let kernel: Kernel | null | undefined;
+let kernelEnabled = true;
 let pool = new Int32Array(1 << 16);
 
+function loadKernel(): Kernel | null {
+  if (kernel !== undefined) return kernel;
+  kernel = null;
+  try {
+    const bytes = Buffer.from(MASK_IOU_WASM, 'base64');
+    if (WebAssembly.validate(bytes)) {
+      const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), {});
+      kernel = inst.exports as unknown as Kernel;
+    }
+  } catch {
+    kernel = null; // no WebAssembly SIMD here: the JS loops give the same numbers
+  }
+  return kernel;
+}
+
+/**
+ * Chooses the column-intersection kernels for iou: WebAssembly SIMD (default where the runtime has it) or
+ * plain JS. Both give identical results; the switch exists for tests and benchmarks. Returns whether
+ * WebAssembly is now in use.
+ */
+export function useWasmIou(on: boolean): boolean {
+  kernelEnabled = on;
+  return activeKernel() !== null;
+}
+
+function activeKernel(): Kernel | null {
+  if (!kernelEnabled) return null;
+  const k = loadKernel();
+  if (k !== null && pool.buffer !== k.memory.buffer) pool = new Int32Array(k.memory.buffer);
+  return k;
+}
+
 function poolReserve(used: number, extra: number): void {
-  if (used + extra > pool.length) {
-    const grown = new Int32Array(Math.max(used + extra, pool.length * 2));
+  const need = used + extra;
+  if (need <= pool.length) return;
+  const k = kernelEnabled ? loadKernel() : null;
+  if (k !== null && pool.buffer === k.memory.buffer) {
+    const bytes = Math.max(need * 4, pool.length * 8);
+    k.memory.grow(Math.ceil((bytes - k.memory.buffer.byteLength) / 65536));
+    pool = new Int32Array(k.memory.buffer);
+  } else {
+    const grown = new Int32Array(Math.max(need, pool.length * 2));
     grown.set(pool.subarray(0, used));
     pool = grown;
   }
@@ -405,13 +516,13 @@ function columnRuns(rle: RLE, bxIn: number, bwIn: number, at: number): number {
   const bw = bwIn | 0;
   const m = counts.length;
   if (h * rle.w > 2147483647 || h === 0) return -1;
-  const se = at;
-  const ptr = se + 2 * bw;
+  const S1 = at + HEADER;
+  const ptr = S1 + 4 * bw;
   const ys = ptr + bw + 1;
-  // pieces <= foreground runs + column boundaries crossed
-  poolReserve(ys, 2 * ((m >>> 1) + bw));
+  // pieces <= foreground runs + column boundaries crossed; then the list of many-piece columns
+  poolReserve(ys, 2 * ((m >>> 1) + bw) + bw);
   const P = pool;
-  P.fill(0, se, ptr);
+  P.fill(0, S1, ptr);
   let col = bx; // next column whose ptr entry is still to be written
   let np = 0;
   let pos = counts[0];
@@ -426,13 +537,6 @@ function columnRuns(rle: RLE, bxIn: number, bwIn: number, at: number): number {
         while (col <= x) P[ptr + col++ - bx] = np;
         const x0 = x * h;
         const pe = next < x0 + h ? next : x0 + h;
-        const k = se + 2 * (x - bx);
-        if (P[ptr + x - bx] === np) {
-          P[k] = s - x0;
-          P[k + 1] = pe - x0;
-        } else {
-          P[k] = -1;
-        }
         P[ys + 2 * np] = s - x0;
         P[ys + 2 * np + 1] = pe - x0;
         np++;
@@ -443,29 +547,48 @@ function columnRuns(rle: RLE, bxIn: number, bwIn: number, at: number): number {
     pos = next;
   }
   while (col <= bx + bw) P[ptr + col++ - bx] = np;
-  return ys + 2 * np;
+  const list = ys + 2 * np;
+  let many = 0;
+  let two = 0;
+  for (let c = 0; c < bw; c++) {
+    const p0 = P[ptr + c];
+    const k = P[ptr + c + 1] - p0;
+    if (k === 0) continue;
+    if (k <= 2) {
+      P[S1 + c] = P[ys + 2 * p0];
+      P[S1 + bw + c] = P[ys + 2 * p0 + 1];
+      if (k === 2) {
+        P[S1 + 2 * bw + c] = P[ys + 2 * p0 + 2];
+        P[S1 + 3 * bw + c] = P[ys + 2 * p0 + 3];
+        two = 1;
+      }
+    } else {
+      P[list + many++] = c;
+    }
+  }
+  P[at] = many;
+  P[at + 1] = list;
+  P[at + 2] = two;
+  return list + many;
 }
 
-/** Pixels shared in column ca of A and cb of B (pool offsets of their se blocks) when one has several pieces. */
-function columnPiecesIntersection(seA: number, bwA: number, ca: number, seB: number, bwB: number, cb: number): number {
+/** Exact pixels shared in column ca of A and cb of B (pool offsets H of their blocks), from their pieces. */
+function columnExact(A: number, bwA: number, ca: number, B: number, bwB: number, cb: number): number {
   const P = pool;
-  // A single piece is read from se, which the loop then sees as a range of one piece.
-  const aMulti = P[seA + 2 * ca] < 0;
-  const bMulti = P[seB + 2 * cb] < 0;
-  const ptrA = seA + 2 * bwA;
-  const ptrB = seB + 2 * bwB;
-  const ya = aMulti ? ptrA + bwA + 1 : seA;
-  const yb = bMulti ? ptrB + bwB + 1 : seB;
-  let ia = aMulti ? P[ptrA + ca] : ca;
-  const aEnd = aMulti ? P[ptrA + ca + 1] : ca + 1;
-  let ib = bMulti ? P[ptrB + cb] : cb;
-  const bEnd = bMulti ? P[ptrB + cb + 1] : cb + 1;
+  const ptrA = A + HEADER + 4 * bwA;
+  const ptrB = B + HEADER + 4 * bwB;
+  const ysA = ptrA + bwA + 1;
+  const ysB = ptrB + bwB + 1;
+  let ia = P[ptrA + ca];
+  const aEnd = P[ptrA + ca + 1];
+  let ib = P[ptrB + cb];
+  const bEnd = P[ptrB + cb + 1];
   let i = 0;
   while (ia < aEnd && ib < bEnd) {
-    const ea = P[ya + 2 * ia + 1];
-    const eb = P[yb + 2 * ib + 1];
-    const sa = P[ya + 2 * ia];
-    const sb = P[yb + 2 * ib];
+    const sa = P[ysA + 2 * ia];
+    const ea = P[ysA + 2 * ia + 1];
+    const sb = P[ysB + 2 * ib];
+    const eb = P[ysB + 2 * ib + 1];
     const s = sa > sb ? sa : sb;
     const e = ea < eb ? ea : eb;
     if (e > s) i += e - s;
@@ -475,42 +598,118 @@ function columnPiecesIntersection(seA: number, bwA: number, ca: number, seB: num
   return i;
 }
 
-/**
- * Pixels shared by A and B (pool offsets of their se blocks, box columns from bxA / bxB, bwA / bwB wide) over
- * columns x0 .. x1 - 1, inside both boxes. The one-piece case is branch-free (int32 min/max by masks):
- * overlaps of real masks change from column to column in ways branch predictors miss, which made the plain
- * version several times slower.
- */
-function columnIntersection(
-  seA: number,
+/** First entry of a column list (pool[list .. list + n)) whose column bx + c is >= x. */
+function firstColumnFrom(list: number, n: number, bx: number, x: number): number {
+  let lo = 0;
+  let hi = n;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (bx + pool[list + mid] < x) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Pixels shared in the columns x0 .. x1 - 1 where A or B has more than two pieces (the kernels count 0 there). */
+function manyPieceIntersection(
+  A: number,
   bxA: number,
   bwA: number,
-  seB: number,
+  B: number,
   bxB: number,
   bwB: number,
   x0: number,
   x1: number,
 ): number {
   const P = pool;
+  const nA = P[A];
+  const nB = P[B];
+  const lA = P[A + 1];
+  const lB = P[B + 1];
+  let ka = firstColumnFrom(lA, nA, bxA, x0);
+  let kb = firstColumnFrom(lB, nB, bxB, x0);
   let i = 0;
-  // Box coordinates arrive as doubles; int32 indices keep the loop on integer arithmetic.
-  let ka = (seA + 2 * (x0 - bxA)) | 0;
-  let kb = (seB + 2 * (x0 - bxB)) | 0;
-  const kEnd = (ka + 2 * (x1 - x0)) | 0;
-  for (; ka < kEnd; ka += 2, kb += 2) {
-    const a0 = P[ka];
-    const b0 = P[kb];
-    if ((a0 | b0) >= 0) {
-      const a1 = P[ka + 1];
-      const b1 = P[kb + 1];
-      const s = a0 - ((a0 - b0) & ((a0 - b0) >> 31)); // max(a0, b0)
-      const e = b1 + ((a1 - b1) & ((a1 - b1) >> 31)); // min(a1, b1)
-      const d = e - s;
-      i += d & ~(d >> 31); // max(d, 0)
-    } else {
-      i += columnPiecesIntersection(seA, bwA, (ka - seA) >> 1, seB, bwB, (kb - seB) >> 1);
-    }
+  for (;;) {
+    const xa = ka < nA ? bxA + P[lA + ka] : x1;
+    const xb = kb < nB ? bxB + P[lB + kb] : x1;
+    const x = xa < xb ? xa : xb;
+    if (x >= x1) break;
+    i += columnExact(A, bwA, x - bxA, B, bwB, x - bxB);
+    if (xa === x) ka++;
+    if (xb === x) kb++;
   }
+  return i;
+}
+
+// max(0, min(e0, e1) - max(s0, s1)) on int32 without branches: overlaps of real masks change from column to
+// column in ways branch predictors miss.
+function overlap(s0: number, e0: number, s1: number, e1: number): number {
+  const s = s0 - ((s0 - s1) & ((s0 - s1) >> 31));
+  const e = e1 + ((e0 - e1) & ((e0 - e1) >> 31));
+  const d = e - s;
+  return d & ~(d >> 31);
+}
+
+/** JS kernel, first pieces only: columns a .. a + n - 1 of A (slot stride sa ints) against B. */
+function jsInter1(a: number, sa: number, b: number, sb: number, n: number): number {
+  const P = pool;
+  let i = 0;
+  for (let c = 0; c < n; c++) i += overlap(P[a + c], P[a + sa + c], P[b + c], P[b + sb + c]);
+  return i;
+}
+
+/** JS kernel, two pieces a column. */
+function jsInter2(a: number, sa: number, b: number, sb: number, n: number): number {
+  const P = pool;
+  let i = 0;
+  for (let c = 0; c < n; c++) {
+    const as1 = P[a + c];
+    const ae1 = P[a + sa + c];
+    const as2 = P[a + 2 * sa + c];
+    const ae2 = P[a + 3 * sa + c];
+    const bs1 = P[b + c];
+    const be1 = P[b + sb + c];
+    const bs2 = P[b + 2 * sb + c];
+    const be2 = P[b + 3 * sb + c];
+    i += overlap(as1, ae1, bs1, be1) + overlap(as1, ae1, bs2, be2) + overlap(as2, ae2, bs1, be1) + overlap(as2, ae2, bs2, be2);
+  }
+  return i;
+}
+
+/** Pixels shared by the column pieces at pool offsets A and B over columns x0 .. x1 - 1 (inside both boxes). */
+function columnIntersection(
+  k: Kernel | null,
+  A: number,
+  bxIn: number,
+  bwIn: number,
+  B: number,
+  bxBIn: number,
+  bwBIn: number,
+  x0In: number,
+  x1In: number,
+): number {
+  // Box coordinates arrive as doubles; int32 keeps the index arithmetic integral.
+  const bxA = bxIn | 0;
+  const bwA = bwIn | 0;
+  const bxB = bxBIn | 0;
+  const bwB = bwBIn | 0;
+  const x0 = x0In | 0;
+  const x1 = x1In | 0;
+  const a = A + HEADER + x0 - bxA;
+  const b = B + HEADER + x0 - bxB;
+  const n = x1 - x0;
+  const two = pool[A + 2] | pool[B + 2];
+  let i: number;
+  if (k !== null) {
+    // the kernels take groups of 4 columns; the last n % 4 go through the JS loop
+    const n4 = n >>> 2;
+    const t = n4 << 2;
+    i = two ? k.inter2(4 * a, 4 * bwA, 4 * b, 4 * bwB, n4) : k.inter1(4 * a, 4 * bwA, 4 * b, 4 * bwB, n4);
+    if (t < n) i += two ? jsInter2(a + t, bwA, b + t, bwB, n - t) : jsInter1(a + t, bwA, b + t, bwB, n - t);
+  } else {
+    i = two ? jsInter2(a, bwA, b, bwB, n) : jsInter1(a, bwA, b, bwB, n);
+  }
+  if (pool[A] > 0 || pool[B] > 0) i += manyPieceIntersection(A, bxA, bwA, B, bxB, bwB, x0, x1);
   return i;
 }
 
@@ -588,6 +787,7 @@ export function iou(dt: readonly RLE[], gt: readonly RLE[], iscrowd: ArrayLike<n
   for (let d = 0; d < m; d++) dArea[d] = scanRle(dt[d], db, 4 * d);
   for (let g = 0; g < n; g++) gArea[g] = scanRle(gt[g], gb, 4 * g);
   bbIouInto(db, gb, m, n, iscrowd, o);
+  const kern = activeKernel();
   // Column pieces are built on first use: dSe[d] / gSe[g] = pool offset, -1 not built yet, -2 refused.
   const dSe = new Int32Array(m).fill(-1);
   const gSe = new Int32Array(n).fill(-1);
@@ -624,7 +824,7 @@ export function iou(dt: readonly RLE[], gt: readonly RLE[], iscrowd: ArrayLike<n
       if (dSe[d] >= 0 && gSe[g] >= 0) {
         // Both masks lie inside the columns their boxes span, so only the shared columns can meet.
         const dx1 = dx0 + dw;
-        i = columnIntersection(dSe[d], dx0, dw, gSe[g], gx0, gw, dx0 > gx0 ? dx0 : gx0, dx1 < gx1 ? dx1 : gx1);
+        i = columnIntersection(kern, dSe[d], dx0, dw, gSe[g], gx0, gw, dx0 > gx0 ? dx0 : gx0, dx1 < gx1 ? dx1 : gx1);
         u = dArea[d] + gArea[g] - i;
       } else {
         literalIntersectUnion(D.counts, G.counts, iu);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../cli/errors.ts';
 import {
   annToRle,
@@ -21,6 +21,7 @@ import {
   toBbox,
   toBboxes,
   toCocoRle,
+  useWasmIou,
   type CocoRle,
   type RLE,
   type Segmentation,
@@ -147,7 +148,17 @@ describe('merge against pycocotools', () => {
   });
 });
 
-describe('iou against pycocotools', () => {
+describe.each([
+  ['WebAssembly', true],
+  ['JS', false],
+])('iou against pycocotools, %s kernels', (_name, wasm) => {
+  beforeAll(() => {
+    expect(useWasmIou(wasm)).toBe(wasm);
+  });
+  afterAll(() => {
+    useWasmIou(true);
+  });
+
   it('mask IoU matrices, crowd and not, empty masks and mixed sizes', () => {
     let minusOne = 0;
     let crowdPairs = 0;
@@ -257,7 +268,17 @@ describe('RLE JSON forms against pycocotools', () => {
   });
 });
 
-describe('real COCO val2014 annotations and the COCO API fake segm results', () => {
+describe.each([
+  ['WebAssembly', true],
+  ['JS', false],
+])('real COCO val2014 annotations and the COCO API fake segm results, %s kernels', (_name, wasm) => {
+  beforeAll(() => {
+    expect(useWasmIou(wasm)).toBe(wasm);
+  });
+  afterAll(() => {
+    useWasmIou(true);
+  });
+
   it('annToRle, area, toBbox and iou per image', () => {
     let gts = 0;
     let crowd = 0;

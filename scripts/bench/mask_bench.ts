@@ -1,9 +1,9 @@
 /**
- * Speed of postprocess/mask.ts on 640x480 masks: encode, decode, iou (100 dt x 20 gt), frPoly.
+ * Speed of postprocess/mask.ts on 640x480 masks: encode, decode, iou (100 dt x 20 gt), frPoly (CPU ms).
  * Usage: npx tsx scripts/bench/mask_bench.ts [OUT.json]  (OUT: the RLEs, for scripts/bench/mask_bench_pycocotools.py)
  */
 import { writeFileSync } from 'node:fs';
-import { decode, encode, encodeColumnMajor, frPoly, iou, rleFrString, toCocoRle, type RLE } from '../../postprocess/mask.ts';
+import { decode, encode, encodeColumnMajor, frPoly, iou, rleFrString, toCocoRle, useWasmIou, type RLE } from '../../postprocess/mask.ts';
 
 const H = 480;
 const W = 640;
@@ -56,9 +56,9 @@ const dt = rles.slice(0, 100);
 const gt = rles.slice(100);
 const crowd = gt.map((_, i) => (i === 3 ? 1 : 0));
 
-time('encode 640x480 row-major (strided read)', 50, () => encode(bitmaps[0], H, W));
+time('encode 640x480 row-major', 50, () => encode(bitmaps[0], H, W));
 const colMajor = new Uint8Array(H * W);
-time('encode 640x480 via transposed copy', 50, () => {
+time('encode 640x480 via a transposed copy + encodeColumnMajor (the alternative)', 50, () => {
   const m = bitmaps[0];
   for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) colMajor[x * H + y] = m[y * W + x];
   encodeColumnMajor(colMajor, H, W);
@@ -69,6 +69,9 @@ let overl = 0;
 for (const v of o) if (v > 0) overl++;
 console.log(`iou pairs with overlapping boxes and IoU > 0: ${overl} of ${o.length}; mean counts per RLE ${(rles.reduce((a, r) => a + r.counts.length, 0) / rles.length).toFixed(0)}`);
 time('iou 100 dt x 20 gt (RLEs already parsed)', 20, () => iou(dt, gt, crowd));
+useWasmIou(false);
+time('iou 100 dt x 20 gt, JS kernels (no WebAssembly)', 20, () => iou(dt, gt, crowd));
+useWasmIou(true);
 const strs = rles.map((r) => toCocoRle(r));
 time('iou 100 x 20 incl. parsing the counts strings', 20, () =>
   iou(strs.slice(0, 100).map((s) => rleFrString(s.counts as string, H, W)), strs.slice(100).map((s) => rleFrString(s.counts as string, H, W)), crowd));
