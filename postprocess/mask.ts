@@ -298,14 +298,19 @@ function bboxIntoSmall(rle: RLE, bb: Float64Array, o: number): void {
 /** rleToBbox (pycocotools 2.0.11): [x, y, w, h] of the foreground, zeros when empty. */
 export function toBbox(rle: RLE): [number, number, number, number] {
   const bb = new Float64Array(4);
-  bboxInto(rle, bb, 0);
+  anyBboxInto(rle, bb, 0);
   return [bb[0], bb[1], bb[2], bb[3]];
+}
+
+function anyBboxInto(rle: RLE, bb: Float64Array, o: number): void {
+  if (countsSum(rle.counts) < 2147483648) bboxIntoSmall(rle, bb, o);
+  else bboxInto(rle, bb, o);
 }
 
 /** toBbox of many RLEs packed n*4 (xywh), the form bboxIou takes. */
 export function toBboxes(rles: readonly RLE[]): Float64Array {
   const bb = new Float64Array(rles.length * 4);
-  for (let i = 0; i < rles.length; i++) bboxInto(rles[i], bb, i * 4);
+  for (let i = 0; i < rles.length; i++) anyBboxInto(rles[i], bb, i * 4);
   return bb;
 }
 

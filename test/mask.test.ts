@@ -126,6 +126,16 @@ describe('encode / decode / area / toBbox against pycocotools', () => {
     expect(Array.from(toBboxes(rles))).toEqual(fx.masks.flatMap((m) => m.bbox));
   });
 
+  it('encodes views at any byte offset', () => {
+    for (const m of fx.masks) {
+      if (!m.bits || m.h * m.w === 0) continue;
+      const bits = unpackBits(m.bits, m.h * m.w);
+      const shifted = new Uint8Array(bits.length + 3);
+      shifted.set(bits, 1);
+      expect(rleToString(encode(shifted.subarray(1, 1 + bits.length), m.h, m.w))).toBe(m.rle);
+    }
+  });
+
   it('treats any nonzero byte as foreground', () => {
     const m = new Uint8Array([0, 2, 255, 1, 0, 0]);
     expect(Array.from(encode(m, 2, 3).counts)).toEqual([1, 2, 1, 1, 1]);
