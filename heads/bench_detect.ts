@@ -20,6 +20,7 @@ export interface DetectBench {
   inputSize: [number, number];
   threads: number;
   runs: number;
+  scoreThreshold?: number;
   detections: number;
   ms_median: number;
   ms_min: number;
@@ -33,7 +34,9 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-export async function benchDetect(modelPath: string, imagePath: string, o: { runs?: number; threads?: number } = {}): Promise<DetectBench> {
+export async function benchDetect(
+  modelPath: string, imagePath: string, o: { runs?: number; threads?: number; scoreThreshold?: number } = {},
+): Promise<DetectBench> {
   const runs = o.runs ?? 5;
   const threads = o.threads ?? 2;
   const det = await loadDetector(modelPath, { threads });
@@ -47,7 +50,7 @@ export async function benchDetect(modelPath: string, imagePath: string, o: { run
       const t: Record<string, number> = {};
       const mid: { input?: { shape: number[] } } = {};
       const t0 = performance.now();
-      const res = await runDetector(det, img, { timings: t, intermediates: mid as never });
+      const res = await runDetector(det, img, { timings: t, intermediates: mid as never, boxHead: { scoreThresh: o.scoreThreshold } });
       // RLE encoding is part of what a caller gets (detect() does it); time it with the paste.
       const t1 = performance.now();
       for (const m of res.masks) encodeCropped(m, img.height, img.width);
@@ -63,7 +66,7 @@ export async function benchDetect(modelPath: string, imagePath: string, o: { run
     for (const k of Object.keys(stageRuns[0])) stages[k] = median(stageRuns.map((s) => s[k]));
     return {
       model: modelPath, arch: det.meta.arch, flavor: det.meta.flavor, image: imagePath, imageSize: [img.height, img.width],
-      inputSize, threads, runs, detections, ms_median: median(totals), ms_min: Math.min(...totals), stages,
+      inputSize, threads, runs, scoreThreshold: o.scoreThreshold, detections, ms_median: median(totals), ms_min: Math.min(...totals), stages,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     };
   } finally {
@@ -84,9 +87,14 @@ export function registerDetectBench(bench: Command): void {
     .requiredOption('--image <file>', 'image file')
     .option('--runs <n>', 'timed runs after one warm-up', '5')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
+    .option('--score-thr <t>', 'box score threshold (default: the model\'s; 0 makes every image give 100 detections)')
     .option('--json <file>', 'write {"ms_median", "stages": {name: ms}, "peak_rss_mb", ...} here')
-    .action(async (opts: { model: string; image: string; runs: string; threads: string; json?: string }) => {
-      const r = await benchDetect(opts.model, opts.image, { runs: positiveInt('--runs', opts.runs), threads: positiveInt('--threads', opts.threads) });
+    .action(async (opts: { model: string; image: string; runs: string; threads: string; scoreThr?: string; json?: string }) => {
+      const thr = opts.scoreThr === undefined ? undefined : Number(opts.scoreThr);
+      if (thr !== undefined && !(thr >= 0 && thr <= 1)) throw new UserError(`--score-thr must be in [0, 1], got ${opts.scoreThr}`);
+      const r = await benchDetect(opts.model, opts.image, {
+        runs: positiveInt('--runs', opts.runs), threads: positiveInt('--threads', opts.threads), scoreThreshold: thr,
+      });
       process.stdout.write(`${r.arch} (${r.flavor}) on ${r.image} ${r.imageSize[1]}x${r.imageSize[0]} -> input ${r.inputSize[1]}x${r.inputSize[0]}, `
         + `${r.threads} threads, ${r.detections} detections\n`);
       process.stdout.write(`  total median ${r.ms_median.toFixed(1)} ms (min ${r.ms_min.toFixed(1)}), peak RSS ${r.peak_rss_mb.toFixed(0)} MB\n`);

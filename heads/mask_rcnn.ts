@@ -108,11 +108,12 @@ export async function loadDetector(model: string | Uint8Array, o: LoadOptions = 
   if (!props[BOX_HEAD_KEY] || !props[MASK_HEAD_KEY]) throw new UserError(`${what} lacks its embedded box/mask heads`);
   const cfg = checkDetectorConfig(meta.extra?.detector, what);
   const threads = o.threads;
-  const [main, boxHead, maskHead] = await Promise.all([
-    createSession(bytes, { threads }),
-    createSession(Buffer.from(props[BOX_HEAD_KEY], 'base64'), { threads }),
-    createSession(Buffer.from(props[MASK_HEAD_KEY], 'base64'), { threads }),
-  ]);
+  // One session at a time: ORT's load-time copies of the weights would otherwise overlap.
+  const boxBytes = Buffer.from(props[BOX_HEAD_KEY], 'base64');
+  const maskBytes = Buffer.from(props[MASK_HEAD_KEY], 'base64');
+  const main = await createSession(bytes, { threads });
+  const boxHead = await createSession(boxBytes, { threads });
+  const maskHead = await createSession(maskBytes, { threads });
   return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve() };
 }
 

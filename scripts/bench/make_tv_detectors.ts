@@ -24,6 +24,8 @@ for (const arch of archs.length ? archs : ['resnet50', 's']) {
     ...syntheticStateDict(body, 1, 'backbone.body.'),
     ...syntheticStateDict(torchvisionHeadSpecs(inCh), 1),
   ]);
+  // Synthetic residual branches at full scale make deep FasterNets overflow; trained ones stay bounded.
+  for (const [k, t] of sd) if (k.endsWith('.mlp.3.weight')) (t.data as Float32Array).forEach((v, i, a) => { a[i] = v * 0.3; });
   const cls = sd.get('roi_heads.box_predictor.cls_score.weight')!.data as Float32Array;
   for (let i = 0; i < cls.length; i++) cls[i] *= 40;
   const file = join(out, `mask_rcnn_${name}_tv.onnx`);
