@@ -168,6 +168,41 @@ function roiGeometry(
   return { ys, xs, count: gh * gw };
 }
 
+/** acc[0..C) = sum over taps of w[q] * pixel(pos[q])[0..C), four taps per sweep to cut accumulator traffic. */
+function accumulateNHWC(data: Float32Array, C: number, pos: Int32Array, w: Float64Array, t: number, acc: Float64Array): void {
+  if (t === 0) {
+    acc.fill(0);
+    return;
+  }
+  let q = 0;
+  {
+    // first sweep assigns
+    const n = Math.min(t, 4);
+    const b0 = pos[0] * C, w0 = w[0];
+    if (n === 4) {
+      const b1 = pos[1] * C, b2 = pos[2] * C, b3 = pos[3] * C, w1 = w[1], w2 = w[2], w3 = w[3];
+      for (let ch = 0; ch < C; ch++) acc[ch] = w0 * data[b0 + ch] + w1 * data[b1 + ch] + w2 * data[b2 + ch] + w3 * data[b3 + ch];
+      q = 4;
+    } else {
+      for (let ch = 0; ch < C; ch++) acc[ch] = w0 * data[b0 + ch];
+      q = 1;
+    }
+  }
+  for (; q + 4 <= t; q += 4) {
+    const b0 = pos[q] * C, b1 = pos[q + 1] * C, b2 = pos[q + 2] * C, b3 = pos[q + 3] * C;
+    const w0 = w[q], w1 = w[q + 1], w2 = w[q + 2], w3 = w[q + 3];
+    for (let ch = 0; ch < C; ch++) acc[ch] += w0 * data[b0 + ch] + w1 * data[b1 + ch] + w2 * data[b2 + ch] + w3 * data[b3 + ch];
+  }
+  for (; q + 2 <= t; q += 2) {
+    const b0 = pos[q] * C, b1 = pos[q + 1] * C, w0 = w[q], w1 = w[q + 1];
+    for (let ch = 0; ch < C; ch++) acc[ch] += w0 * data[b0 + ch] + w1 * data[b1 + ch];
+  }
+  for (; q < t; q++) {
+    const b0 = pos[q] * C, w0 = w[q];
+    for (let ch = 0; ch < C; ch++) acc[ch] += w0 * data[b0 + ch];
+  }
+}
+
 /**
  * RoIAlign of the RoIs `boxes[sel[k]]` (x1y1x2y2 in input pixels) over one feature map, written into
  * `out` at RoI slot `slot[k]` ([R, C, ph, pw]). Internal building block of roiAlign / multiScaleRoiAlign.
@@ -218,12 +253,7 @@ function roiAlignInto(
         }
         const o = outBase + py * pw + px;
         if (nhwc) {
-          acc.fill(0);
-          for (let q = 0; q < t; q++) {
-            const w = tapW[q];
-            const base = tapPos[q] * C;
-            for (let ch = 0; ch < C; ch++) acc[ch] += w * data[base + ch];
-          }
+          accumulateNHWC(data, C, tapPos, tapW, t, acc);
           for (let ch = 0; ch < C; ch++) out[o + ch * PP] = acc[ch];
         } else {
           const HW = H * W;
