@@ -21,6 +21,7 @@ const commands: Array<Promise<{ register: (p: Command) => void }>> = [
   import('./eval.ts'),
   import('./bench.ts'),
   import('../backbones/bench_cli.ts'),
+  import('../heads/bench_detect.ts'),
 ];
 for (const mod of await Promise.all(commands)) mod.register(program);
 

@@ -2,7 +2,7 @@
  * `fasternet bench detect --model M.onnx --image IMG [--runs N] [--threads T] [--json OUT.json]`: end-to-end
  * Mask R-CNN latency with the time of every stage (preprocess, backbone+FPN+RPN head, proposals, RoIAlign,
  * box head, NMS (box decoding, softmax, per-class NMS), mask head, mask paste + RLE) and the peak RSS.
- * Attached to the `bench` parent command by registerDetectBench(bench).
+ * Registered as `bench detect` under cli/bench.ts's shared `bench` parent (register(program)).
  */
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
@@ -10,6 +10,7 @@ import { decodeImage } from '../io/image.ts';
 import { encodeCropped } from './detect.ts';
 import { loadDetector, releaseDetector, runDetector } from './mask_rcnn.ts';
 import { UserError } from '../cli/errors.ts';
+import { benchCommand } from '../cli/bench.ts';
 
 export interface DetectBench {
   model: string;
@@ -80,8 +81,8 @@ function positiveInt(name: string, v: string): number {
   return n;
 }
 
-export function registerDetectBench(bench: Command): void {
-  bench.command('detect')
+export function register(program: Command): void {
+  benchCommand(program).command('detect')
     .description('Mask R-CNN latency per stage on one image (model from `fasternet convert --flavor torchvision|mmdet`)')
     .requiredOption('--model <file>', 'ONNX detector')
     .requiredOption('--image <file>', 'image file')
