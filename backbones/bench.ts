@@ -27,6 +27,8 @@ export interface BenchRow {
   flops: number;
   macs: number;
   ms_median: number;
+  /** Best run: the least disturbed by other processes on a shared machine. */
+  ms_min: number;
   gflops: number;
   runtime: string;
   /** 'classifier' at 224 (ImageNet model incl. head), 'features' otherwise (detection backbone). */
@@ -35,8 +37,8 @@ export interface BenchRow {
 
 export interface TimingOptions { iters?: number; warmup?: number }
 
-/** Median wall time of session runs, in ms. */
-async function timeSession(bytes: Uint8Array, input: { shape: number[]; data: Float32Array }, threads: number, o: TimingOptions): Promise<number> {
+/** Median and best wall time of session runs, in ms. */
+async function timeSession(bytes: Uint8Array, input: { shape: number[]; data: Float32Array }, threads: number, o: TimingOptions): Promise<{ median: number; min: number }> {
   const s = await createSession(bytes, { threads });
   try {
     const name = s.inputNames[0];
@@ -48,7 +50,7 @@ async function timeSession(bytes: Uint8Array, input: { shape: number[]; data: Fl
       times.push(performance.now() - t);
     }
     times.sort((a, b) => a - b);
-    return times[Math.floor(times.length / 2)];
+    return { median: times[Math.floor(times.length / 2)], min: times[0] };
   } finally {
     await s.release();
   }
@@ -74,10 +76,10 @@ export async function benchBackbone(
   const input = syntheticInput(dims, 0);
   const rows: BenchRow[] = [];
   for (const threads of threadList) {
-    const ms = await timeSession(bytes, input, threads, o);
+    const t = await timeSession(bytes, input, threads, o);
     rows.push({
-      arch: name, input: size, threads, params: learnableParams(sd), flops: 2 * graph.macs, macs: graph.macs, ms_median: ms,
-      gflops: (2 * graph.macs) / (ms * 1e6), runtime: 'onnxruntime-node', graph: classifier ? 'classifier' : 'features',
+      arch: name, input: size, threads, params: learnableParams(sd), flops: 2 * graph.macs, macs: graph.macs, ms_median: t.median,
+      ms_min: t.min, gflops: (2 * graph.macs) / (t.median * 1e6), runtime: 'onnxruntime-node', graph: classifier ? 'classifier' : 'features',
     });
   }
   return rows;
@@ -86,7 +88,7 @@ export async function benchBackbone(
 /** The official code (or torchvision ResNet50) on Debian torch, via scripts/bench/torch_backbones.py; null when unavailable. */
 export async function benchTorch(
   arch: string, size: [number, number], threads: number, o: { officialRepo?: string; iters?: number; python?: string; root: string },
-): Promise<{ ms_median: number; runtime: string } | null> {
+): Promise<{ ms_median: number; ms_min: number; runtime: string } | null> {
   const name = archName(arch);
   if (name !== 'resnet50' && !o.officialRepo) return null;
   const args = [`${o.root}/scripts/bench/torch_backbones.py`, '--arch', name, '--size', `${size[0]}x${size[1]}`,
@@ -96,7 +98,7 @@ export async function benchTorch(
   try {
     const { stdout } = await promisify(execFile)(o.python ?? '/usr/bin/python3', args, { maxBuffer: 1 << 20 });
     const r = JSON.parse(stdout.trim().split('\n').pop()!);
-    return { ms_median: r.ms_median, runtime: r.runtime };
+    return { ms_median: r.ms_median, ms_min: r.ms_min, runtime: r.runtime };
   } catch {
     return null;
   }
@@ -116,6 +118,7 @@ export interface OpBenchRow {
   threads: number;
   flops: number;
   ms_median: number;
+  ms_min: number;
   gflops: number;
 }
 
@@ -142,8 +145,8 @@ export function opStackGraph(op: Table1Op, [c, h, w]: [number, number, number], 
 
 export async function benchOp(op: Table1Op, shape: [number, number, number], threads: number, o: TimingOptions = {}): Promise<OpBenchRow> {
   const g = opStackGraph(op, shape);
-  const ms = await timeSession(serializeModel(g), syntheticInput([1, ...shape], 0), threads, { iters: o.iters ?? 30, warmup: o.warmup ?? 5 });
-  return { op, shape, layers: 10, threads, flops: 2 * g.macs, ms_median: ms, gflops: (2 * g.macs) / (ms * 1e6) };
+  const t = await timeSession(serializeModel(g), syntheticInput([1, ...shape], 0), threads, { iters: o.iters ?? 30, warmup: o.warmup ?? 5 });
+  return { op, shape, layers: 10, threads, flops: 2 * g.macs, ms_median: t.median, ms_min: t.min, gflops: (2 * g.macs) / (t.median * 1e6) };
 }
 
 /** Peak FP32 FLOP/s of `cores` cores with AVX2 FMA: 2 FMA units x 8 lanes x 2 FLOP = 32 FLOP/cycle per core. */

@@ -66,9 +66,9 @@ export function registerBackboneBench(bench: Command): void {
       const sizes = (o.size ?? ['224', '800x1333']).map(parseSize);
       const threads = parseThreads(o.threads);
       const repo = o.officialRepo ?? process.env.FASTERNET_OFFICIAL_REPO;
-      const rows: Array<BenchRow & { torch_ms_median?: number; torch_runtime?: string }> = [];
+      const rows: Array<BenchRow & { torch_ms_median?: number; torch_ms_min?: number; torch_runtime?: string }> = [];
       console.log(peakLine(threads));
-      console.log(`${'arch'.padEnd(13)} ${'input'.padStart(9)} thr ${pad('params', 8)} ${pad('GMACs', 8)} ${pad('ms', 9)} ${pad('GFLOP/s', 8)} ${pad('torch ms', 9)} ${pad('speedup', 7)}`);
+      console.log(`${'arch'.padEnd(13)} ${'input'.padStart(9)} thr ${pad('params', 8)} ${pad('GMACs', 8)} ${pad('ms med', 9)} ${pad('ms min', 9)} ${pad('GFLOP/s', 8)} ${pad('torch med', 9)} ${pad('torch min', 9)} ${pad('speedup', 7)}`);
       for (const size of sizes) {
         const big = size[0] * size[1] > 224 * 224 * 4;
         const iters = o.iters ? Number(o.iters) : big ? 3 : 10;
@@ -76,11 +76,11 @@ export function registerBackboneBench(bench: Command): void {
           const res = await benchBackbone(arch, size, threads, { iters, warmup: big ? 1 : 3, pconv: o.pconv as PConvImpl, layout: o.layout as FasterNetLayout });
           for (const r of res) {
             const t = o.torch ? await benchTorch(arch, size, r.threads, { officialRepo: repo, iters, root }) : null;
-            const row = t ? { ...r, torch_ms_median: t.ms_median, torch_runtime: t.runtime } : r;
+            const row = t ? { ...r, torch_ms_median: t.ms_median, torch_ms_min: t.ms_min, torch_runtime: t.runtime } : r;
             rows.push(row);
             console.log(`${r.arch.padEnd(13)} ${pad(`${size[0]}x${size[1]}`, 9)} ${pad(r.threads, 3)} ${pad((r.params / 1e6).toFixed(2) + 'M', 8)} `
-              + `${pad((r.macs / 1e9).toFixed(2), 8)} ${pad(r.ms_median.toFixed(2), 9)} ${pad(r.gflops.toFixed(1), 8)} `
-              + `${pad(t ? t.ms_median.toFixed(2) : '-', 9)} ${pad(t ? (t.ms_median / r.ms_median).toFixed(2) + 'x' : '-', 7)}`);
+              + `${pad((r.macs / 1e9).toFixed(2), 8)} ${pad(r.ms_median.toFixed(2), 9)} ${pad(r.ms_min.toFixed(2), 9)} ${pad(r.gflops.toFixed(1), 8)} `
+              + `${pad(t ? t.ms_median.toFixed(2) : '-', 9)} ${pad(t ? t.ms_min.toFixed(2) : '-', 9)} ${pad(t ? (t.ms_median / r.ms_median).toFixed(2) + 'x' : '-', 7)}`);
           }
         }
       }
@@ -88,8 +88,9 @@ export function registerBackboneBench(bench: Command): void {
       for (const r of rows.filter((x) => x.arch === 'fasternet_s')) {
         const res = rows.find((x) => x.arch === 'resnet50' && x.threads === r.threads && x.input[0] === r.input[0] && x.input[1] === r.input[1]);
         const parts = [`fasternet_s ${r.input.join('x')} ${r.threads} thread(s):`];
-        if (res) parts.push(`${(res.ms_median / r.ms_median).toFixed(2)}x faster than resnet50`);
-        if (r.torch_ms_median) parts.push(`${(r.torch_ms_median / r.ms_median).toFixed(2)}x faster than the official PyTorch code (${r.torch_runtime})`);
+        // Ratios > 1 mean FasterNet-S is faster; median and best-of-N (best is the least disturbed by other load).
+        if (res) parts.push(`vs resnet50 ${(res.ms_median / r.ms_median).toFixed(2)}x (median), ${(res.ms_min / r.ms_min).toFixed(2)}x (best);`);
+        if (r.torch_ms_median && r.torch_ms_min) parts.push(`vs official PyTorch (${r.torch_runtime}) ${(r.torch_ms_median / r.ms_median).toFixed(2)}x (median), ${(r.torch_ms_min / r.ms_min).toFixed(2)}x (best)`);
         if (parts.length > 1) console.log(parts.join(' '));
       }
       await writeJson(o.json, rows);
@@ -103,14 +104,14 @@ export function registerBackboneBench(bench: Command): void {
     .action(async (o: { threads: string; iters: string; json?: string }) => {
       const threads = parseThreads(o.threads);
       console.log(peakLine(threads));
-      console.log(`${'op'.padEnd(7)} ${pad('shape', 12)} thr ${pad('MFLOPs', 9)} ${pad('ms', 8)} ${pad('GFLOP/s', 8)}`);
+      console.log(`${'op'.padEnd(7)} ${pad('shape', 12)} thr ${pad('MFLOPs', 9)} ${pad('ms med', 8)} ${pad('ms min', 8)} ${pad('GFLOP/s', 8)}`);
       const rows: OpBenchRow[] = [];
       for (const t of threads) {
         for (const shape of TABLE1_SHAPES) {
           for (const op of TABLE1_OPS) {
             const r = await benchOp(op, shape, t, { iters: Number(o.iters) });
             rows.push(r);
-            console.log(`${op.padEnd(7)} ${pad(shape.join('x'), 12)} ${pad(t, 3)} ${pad((r.flops / 1e6).toFixed(1), 9)} ${pad(r.ms_median.toFixed(3), 8)} ${pad(r.gflops.toFixed(1), 8)}`);
+            console.log(`${op.padEnd(7)} ${pad(shape.join('x'), 12)} ${pad(t, 3)} ${pad((r.flops / 1e6).toFixed(1), 9)} ${pad(r.ms_median.toFixed(3), 8)} ${pad(r.ms_min.toFixed(3), 8)} ${pad(r.gflops.toFixed(1), 8)}`);
           }
         }
       }

@@ -4,7 +4,7 @@
 Set up as the official repo measures CPU latency (README: --fuse_conv_bn --pconv_fw_type slicing,
 utils.measure_latency with num_threads): eval mode, BatchNorm fused into the preceding conv, inference mode.
 Weights are random (latency does not depend on them). Prints one JSON line per measurement:
-  {"arch", "input": [h, w], "threads", "ms_median", "runtime": "torch <version>"}
+  {"arch", "input": [h, w], "threads", "ms_median", "ms_min", "runtime": "torch <version>"}
 Usage: bench/torch_backbones.py --fasternet-repo DIR --arch fasternet_s --size 224x224 --threads 1 [--iters 20]
 The official models/fasternet.py is loaded from DIR (never committed) with a three-function timm shim.
 """
@@ -90,7 +90,7 @@ def main():
             if i >= a.warmup:
                 times.append((time.perf_counter() - t) * 1000)
     times.sort()
-    print(json.dumps(dict(arch=a.arch, input=[h, w], threads=a.threads, ms_median=times[len(times) // 2],
+    print(json.dumps(dict(arch=a.arch, input=[h, w], threads=a.threads, ms_median=times[len(times) // 2], ms_min=times[0],
                           runtime=f'torch {torch.__version__}')))
 
 
