@@ -1,15 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { argsortDescending } from '../postprocess/sort.ts';
+import { argsortDescending, argsortDescendingStable } from '../postprocess/sort.ts';
 import { batchedNms, batchedNmsMmcv, multiclassNms, nms, nmsMmcv } from '../postprocess/nms.ts';
 import { loadTopic } from './ops_fixtures.ts';
 
 const T = loadTopic('nms');
 const byKind = (k: string) => T.cases.filter((c) => c.kind === k);
 
-describe('argsortDescending (torch CPU sort order)', () => {
+describe('argsortDescending / argsortDescendingStable (torch CPU sort order)', () => {
   for (const c of byKind('sort')) {
     it(c.name, () => {
       expect(Array.from(argsortDescending(T.f32(c.values)))).toEqual(Array.from(T.i32(c.expected)));
+      expect(Array.from(argsortDescendingStable(T.f32(c.values)))).toEqual(Array.from(T.i32(c.stable)));
     });
   }
 });
