@@ -39,7 +39,6 @@ def parse_args(argv=None):
                    help="FPN / RPN / mask-head width (256 = torchvision's; 128 trains ~2x faster on CPU)")
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--threads', type=int, default=1)
-    p.add_argument('--workers', type=int, default=0)
     p.add_argument('--device', default='auto', help="'auto' (cuda when available), 'cpu' or 'cuda'")
     p.add_argument('--log-every', type=int, default=20)
     p.add_argument('--ckpt-every', type=int, default=1000)
@@ -52,10 +51,6 @@ def lr_factor(it, warmup, total):
         return 0.001 + (1 - 0.001) * it / warmup
     t = (it - warmup) / max(1, total - warmup)
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
-
-
-def collate(batch):
-    return tuple(zip(*batch))
 
 
 def batches(dataset, batch, seed):
