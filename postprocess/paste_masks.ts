@@ -104,21 +104,27 @@ export function pasteMaskTorchvision(
   const xa = linearAxis(pw, w);
   const cw = x1 - x0, chh = y1 - y0;
   const out = new Uint8Array(cw * chh);
-  // Padded mask value at (r, c) in padded coordinates.
-  const at = (r: number, c: number): number => {
-    const rr = r - pad, cc = c - pad;
-    return rr >= 0 && rr < mh && cc >= 0 && cc < mw ? mask[rr * mw + cc] : 0;
-  };
-  for (let oy = 0; oy < chh; oy++) {
-    const dy = y0 + oy - b1;
-    const r0 = ya.i0[dy], r1 = ya.i1[dy], wy0 = ya.l0[dy], wy1 = ya.l1[dy];
+  // Zero-padded source, then every padded row interpolated along x once for the crop's columns:
+  // upsample_bilinear2d computes (v00*wx0 + v01*wx1) per row first, so caching it is bit-identical.
+  const src = new Float32Array(ph * pw);
+  for (let r = 0; r < mh; r++) src.set(mask.subarray(r * mw, (r + 1) * mw), (r + pad) * pw + pad);
+  const rowA = ya.i0[y0 - b1], rowB = ya.i1[y1 - 1 - b1]; // rows the crop touches
+  const hrow = new Float32Array((rowB - rowA + 1) * cw);
+  for (let r = rowA; r <= rowB; r++) {
+    const so = r * pw, ho = (r - rowA) * cw;
     for (let ox = 0; ox < cw; ox++) {
       const dx = x0 + ox - b0;
-      const c0 = xa.i0[dx], c1 = xa.i1[dx], wx0 = xa.l0[dx], wx1 = xa.l1[dx];
-      const t0 = f32(f32(at(r0, c0) * wx0) + f32(at(r0, c1) * wx1));
-      const t1 = f32(f32(at(r1, c0) * wx0) + f32(at(r1, c1) * wx1));
-      const v = f32(f32(t0 * wy0) + f32(t1 * wy1));
-      out[oy * cw + ox] = (ge ? v >= thr : v > thr) ? 1 : 0;
+      hrow[ho + ox] = f32(f32(src[so + xa.i0[dx]] * xa.l0[dx]) + f32(src[so + xa.i1[dx]] * xa.l1[dx]));
+    }
+  }
+  for (let oy = 0; oy < chh; oy++) {
+    const dy = y0 + oy - b1;
+    const h0 = (ya.i0[dy] - rowA) * cw, h1 = (ya.i1[dy] - rowA) * cw, wy0 = ya.l0[dy], wy1 = ya.l1[dy];
+    const o = oy * cw;
+    if (ge) {
+      for (let ox = 0; ox < cw; ox++) out[o + ox] = f32(f32(hrow[h0 + ox] * wy0) + f32(hrow[h1 + ox] * wy1)) >= thr ? 1 : 0;
+    } else {
+      for (let ox = 0; ox < cw; ox++) out[o + ox] = f32(f32(hrow[h0 + ox] * wy0) + f32(hrow[h1 + ox] * wy1)) > thr ? 1 : 0;
     }
   }
   return { data: out, x0, y0, width: cw, height: chh };
@@ -182,22 +188,43 @@ export function pasteMaskMmdet(
   const gy = unnormalize(gridAxis(ys, ye, by0, by1), mh);
   const cw = xe - xs, chh = ye - ys;
   const out = new Uint8Array(cw * chh);
+  // Source with a zero border: index i in [-1, size] maps to i + 1, anything else to the border (0), which
+  // is what grid_sample's in-bounds masks do; the float sum then needs no branches.
+  const pw = mw + 2;
+  const src = new Float32Array((mh + 2) * pw);
+  for (let r = 0; r < mh; r++) src.set(mask.subarray(r * mw, (r + 1) * mw), (r + 1) * pw + 1);
+  const padIdx = (i: number, size: number): number => (i >= -1 && i <= size ? i + 1 : 0);
+  // Mask values are probabilities in [0, 1]; for anything else (logits) always take the exact path.
+  let lo = Infinity, hi = -Infinity;
+  for (let k = 0; k < mask.length; k++) {
+    if (mask[k] < lo) lo = mask[k];
+    if (mask[k] > hi) hi = mask[k];
+  }
+  const fast = lo >= 0 && hi <= 1;
+  const hiThr = fast ? thr + 1e-5 : Infinity, loThr = fast ? thr - 1e-5 : -Infinity;
+  const col0 = new Int32Array(cw), col1 = new Int32Array(cw);
+  for (let ox = 0; ox < cw; ox++) {
+    col0[ox] = padIdx(gx.i0[ox], mw);
+    col1[ox] = padIdx(gx.i0[ox] + 1, mw);
+  }
   for (let oy = 0; oy < chh; oy++) {
-    const r0 = gy.i0[oy], r1 = r0 + 1;
+    const r0 = padIdx(gy.i0[oy], mh) * pw, r1 = padIdx(gy.i0[oy] + 1, mh) * pw;
     const s = gy.w0[oy], nn = gy.w1[oy];
-    const r0ok = r0 > -1 && r0 < mh, r1ok = r1 > -1 && r1 < mh;
+    const o = oy * cw;
     for (let ox = 0; ox < cw; ox++) {
-      const c0 = gx.i0[ox], c1 = c0 + 1;
+      const c0 = col0[ox], c1 = col1[ox];
       const e = gx.w0[ox], w = gx.w1[ox];
-      const c0ok = c0 > -1 && c0 < mw, c1ok = c1 > -1 && c1 < mw;
-      const nwv = r0ok && c0ok ? mask[r0 * mw + c0] : 0;
-      const nev = r0ok && c1ok ? mask[r0 * mw + c1] : 0;
-      const swv = r1ok && c0ok ? mask[r1 * mw + c0] : 0;
-      const sev = r1ok && c1ok ? mask[r1 * mw + c1] : 0;
-      const v = f32(
-        f32(f32(f32(nwv * f32(s * e)) + f32(nev * f32(s * w))) + f32(swv * f32(nn * e))) + f32(sev * f32(nn * w)),
-      );
-      out[oy * cw + ox] = (ge ? v >= thr : v > thr) ? 1 : 0;
+      const a = src[r0 + c0], b = src[r0 + c1], c = src[r1 + c0], d = src[r1 + c1];
+      // The float32 sum differs from the double one by far less than 1e-5 (weights and values are small):
+      // only values that close to the threshold need the exact replay.
+      const vd = a * (s * e) + b * (s * w) + c * (nn * e) + d * (nn * w);
+      if (vd > hiThr) out[o + ox] = 1;
+      else if (vd < loThr) out[o + ox] = 0;
+      else {
+        // interpolated = (nw_val * nw) + (ne_val * ne) + (sw_val * sw) + (se_val * se), in float32
+        const v = f32(f32(f32(f32(a * f32(s * e)) + f32(b * f32(s * w))) + f32(c * f32(nn * e))) + f32(d * f32(nn * w)));
+        out[o + ox] = (ge ? v >= thr : v > thr) ? 1 : 0;
+      }
     }
   }
   return { data: out, x0: xs, y0: ys, width: cw, height: chh };
