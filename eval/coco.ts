@@ -84,17 +84,25 @@ function oneLine(s: string, max = 160): string {
   return t.length > max ? `${t.slice(0, max)}...` : t;
 }
 
-/** Reads and parses a JSON file, turning I/O and syntax errors into one-line UserErrors. */
-export function readJsonFile(path: string, what: string): unknown {
-  let text: string;
+/** Reads a file's bytes, turning I/O errors into one-line UserErrors. */
+export function readFileBytes(path: string, what: string): Buffer {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') throw new UserError(`${what} file not found: ${path}`);
     if (e.code === 'EISDIR') throw new UserError(`${what} path is a directory, not a JSON file: ${path}`);
-    if (e.code === 'ERR_STRING_TOO_LONG') throw new UserError(`${what} file is too large to parse: ${path}`);
     throw new UserError(`cannot read ${what} file ${path}: ${e.message}`);
+  }
+}
+
+/** Parses JSON file contents, turning syntax errors into one-line UserErrors. */
+export function parseJsonBytes(bytes: Buffer, path: string, what: string): unknown {
+  let text: string;
+  try {
+    text = bytes.toString('utf8');
+  } catch {
+    throw new UserError(`${what} file is too large to parse: ${path}`);
   }
   try {
     return JSON.parse(text);
@@ -103,6 +111,11 @@ export function readJsonFile(path: string, what: string): unknown {
     const hint = /\b(NaN|-?Infinity)\b/.test(text) ? ' (it contains NaN or Infinity, which JSON does not allow)' : '';
     throw new UserError(`${what} file ${path} is not valid JSON${hint}: ${oneLine((err as Error).message)}`);
   }
+}
+
+/** Reads and parses a JSON file with one-line UserErrors for I/O and syntax errors. */
+export function readJsonFile(path: string, what: string): unknown {
+  return parseJsonBytes(readFileBytes(path, what), path, what);
 }
 
 function describe(v: unknown): string {

@@ -14,12 +14,14 @@ import {
   checkSegmentation,
   isRecord,
   numberField,
-  readJsonFile,
+  parseJsonBytes,
+  readFileBytes,
   type CocoGt,
   type CocoSegmentation,
   type JsonSource,
 } from './coco.ts';
 import type { IouType } from './params.ts';
+import { readResultsFast, type RawResults } from './results_reader.ts';
 
 /** One entry of a results file (mmdetection and detectron2 write these). */
 export interface CocoResult {
@@ -43,8 +45,8 @@ export interface CocoDt {
   bbox: Float64Array;
   /** loadRes's `area`; NaN until known where it comes from the mask. */
   area: Float64Array;
-  /** The raw segmentation, or undefined (box branch, no mask given: the box polygon is used). */
-  segm: Array<CocoSegmentation | undefined>;
+  /** The result's segmentation, or undefined (box branch, no mask given: the box polygon is used). */
+  segmAt: (i: number) => CocoSegmentation | undefined;
 }
 
 export interface LoadResOptions {
@@ -52,83 +54,123 @@ export interface LoadResOptions {
   name?: string;
 }
 
-/** Loads (path) or indexes (parsed array) detection results against a loaded GT. */
+/**
+ * Loads (path) or indexes (parsed array) detection results against a loaded GT. Files go through the
+ * byte-level reader (results_reader.ts); whatever it does not take goes through JSON.parse.
+ */
 export function loadRes(gt: CocoGt, source: JsonSource<CocoResult[] | unknown>, options: LoadResOptions = {}): CocoDt {
   const name = options.name ?? (typeof source === 'string' ? source : 'results');
-  const data = typeof source === 'string' ? readJsonFile(source, 'results') : source;
+  let raw: RawResults;
+  if (typeof source === 'string') {
+    const bytes = readFileBytes(source, 'results');
+    raw = readResultsFast(bytes) ?? rawFromParsed(parseJsonBytes(bytes, source, 'results'), name);
+  } else {
+    raw = rawFromParsed(source, name);
+  }
+  return indexResults(gt, raw, name, options.iouTypes ?? ['bbox']);
+}
+
+/** Columns from parsed results, checking each field's type. */
+export function rawFromParsed(data: unknown, name: string): RawResults {
   if (!Array.isArray(data)) throw new UserError(`${name}: results must be a JSON array of detections`);
   const n = data.length;
-  const first = data[0];
-  const boxBranch = isRecord(first) && Array.isArray(first.bbox) && first.bbox.length > 0;
-  const iouTypes = options.iouTypes ?? ['bbox'];
-  const needSegm = iouTypes.includes('segm');
-
-  const img = new Int32Array(n);
-  const cat = new Int32Array(n);
+  const imageId = new Float64Array(n);
+  const categoryId = new Float64Array(n);
   const score = new Float64Array(n);
-  const bbox = new Float64Array(4 * n).fill(NaN);
-  const area = new Float64Array(n).fill(NaN);
+  const bbox = new Float64Array(4 * n);
+  const bboxKind = new Uint8Array(n);
+  const segmKind = new Uint8Array(n);
+  const segmH = new Float64Array(n);
+  const segmW = new Float64Array(n);
   const segm: Array<CocoSegmentation | undefined> = new Array(n);
   for (let i = 0; i < n; i++) {
     const r = data[i];
     const where = `${name}: results[${i}]`;
     if (!isRecord(r)) throw new UserError(`${where} must be an object`);
-    const imageId = numberField(r, 'image_id', where);
-    const k = gt.imageIndex.get(imageId);
-    if (k === undefined) {
-      throw new UserError(`${where}: image_id ${imageId} is not in the GT (results do not correspond to the GT set)`);
-    }
-    const categoryId = numberField(r, 'category_id', where);
-    const c = gt.categoryIndex.get(categoryId);
-    if (c === undefined) throw new UserError(`${where}: category_id ${categoryId} is not a GT category`);
-    img[i] = k;
-    cat[i] = c;
+    imageId[i] = numberField(r, 'image_id', where);
+    categoryId[i] = numberField(r, 'category_id', where);
     score[i] = numberField(r, 'score', where);
-
-    if (r.bbox !== undefined && !(Array.isArray(r.bbox) && r.bbox.length === 0 && !boxBranch)) {
-      const b = bboxField(r.bbox, where);
-      if (b[2] < 0 || b[3] < 0) throw new UserError(`${where}: "bbox" has a negative width or height`);
-      bbox.set(b, 4 * i);
-      if (boxBranch) area[i] = b[2] * b[3];
-    } else if (boxBranch) {
-      throw new UserError(`${where}: missing "bbox" (the first result has one, so every result needs one)`);
+    if (Array.isArray(r.bbox) && r.bbox.length === 0) bboxKind[i] = 2;
+    else if (r.bbox !== undefined) {
+      bbox.set(bboxField(r.bbox, where), 4 * i);
+      bboxKind[i] = 1;
     }
-
     if (r.segmentation !== undefined) {
       const s = checkSegmentation(r.segmentation, where);
-      if (!boxBranch && Array.isArray(s)) {
-        throw new UserError(`${where}: mask results must be RLE {size, counts}, not polygons`);
-      }
-      if (!Array.isArray(s) && (needSegm || !boxBranch)) checkRleSize(s.size, gt, k, where);
       segm[i] = s;
-    } else if (!boxBranch) {
-      throw new UserError(`${where}: missing "segmentation" (results need a "bbox" or an RLE "segmentation")`);
-    }
-  }
-  if (needSegm && boxBranch) {
-    // Box polygons are rasterised on the image grid.
-    for (let i = 0; i < n; i++) {
-      if (segm[i] === undefined || Array.isArray(segm[i])) {
-        const k = img[i];
-        const h = gt.heights[k];
-        const w = gt.widths[k];
-        if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0)) {
-          throw new UserError(`${name}: image ${gt.imageIds[k]} needs integer "height" and "width" for segm`);
-        }
+      if (Array.isArray(s)) segmKind[i] = 2;
+      else {
+        segmKind[i] = 1;
+        segmH[i] = s.size[0];
+        segmW[i] = s.size[1];
       }
     }
   }
-  return { n, img, cat, score, boxBranch, bbox, area, segm };
+  return { n, imageId, categoryId, score, bbox, bboxKind, segmKind, segmH, segmW, segmAt: (i) => segm[i] };
+}
+
+/** COCO.loadRes on columns: GT image/category indices, box areas, and loadRes's requirements per branch. */
+function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: readonly IouType[]): CocoDt {
+  const n = raw.n;
+  const boxBranch = n > 0 && raw.bboxKind[0] === 1;
+  const needSegm = iouTypes.includes('segm');
+  const img = new Int32Array(n);
+  const cat = new Int32Array(n);
+  const score = Float64Array.from(raw.score);
+  const bbox = new Float64Array(4 * n).fill(NaN);
+  const area = new Float64Array(n).fill(NaN);
+  for (let i = 0; i < n; i++) {
+    const imageId = raw.imageId[i];
+    const k = gt.imageIndex.get(imageId);
+    if (k === undefined) {
+      throw new UserError(
+        `${name}: results[${i}]: image_id ${imageId} is not in the GT (results do not correspond to the GT set)`,
+      );
+    }
+    const c = gt.categoryIndex.get(raw.categoryId[i]);
+    if (c === undefined) throw new UserError(`${name}: results[${i}]: category_id ${raw.categoryId[i]} is not a GT category`);
+    img[i] = k;
+    cat[i] = c;
+    const bk = raw.bboxKind[i];
+    if (bk === 1) {
+      const w = raw.bbox[4 * i + 2];
+      const h = raw.bbox[4 * i + 3];
+      if (w < 0 || h < 0) throw new UserError(`${name}: results[${i}]: "bbox" has a negative width or height`);
+      for (let q = 0; q < 4; q++) bbox[4 * i + q] = raw.bbox[4 * i + q];
+      if (boxBranch) area[i] = w * h;
+    } else if (boxBranch) {
+      throw new UserError(
+        bk === 2
+          ? `${name}: results[${i}]: "bbox" must be [x, y, w, h], got 0 values`
+          : `${name}: results[${i}]: missing "bbox" (the first result has one, so every result needs one)`,
+      );
+    }
+    const sk = raw.segmKind[i];
+    if (sk === 2 && !boxBranch) {
+      throw new UserError(`${name}: results[${i}]: mask results must be RLE {size, counts}, not polygons`);
+    }
+    if (sk === 1 && (needSegm || !boxBranch)) checkRleSize(raw.segmH[i], raw.segmW[i], gt, k, `${name}: results[${i}]`);
+    if (sk === 0 && !boxBranch) {
+      throw new UserError(`${name}: results[${i}]: missing "segmentation" (results need a "bbox" or an RLE "segmentation")`);
+    }
+    if (needSegm && boxBranch && sk !== 1) {
+      // Box and polygon masks are rasterised on the image grid.
+      const h = gt.heights[k];
+      const w = gt.widths[k];
+      if (!(Number.isInteger(h) && Number.isInteger(w) && h > 0 && w > 0)) {
+        throw new UserError(`${name}: image ${gt.imageIds[k]} needs integer "height" and "width" for segm`);
+      }
+    }
+  }
+  return { n, img, cat, score, boxBranch, bbox, area, segmAt: raw.segmAt };
 }
 
 /** A mask of another size than its image would make IoUs meaningless (pycocotools does not check). */
-function checkRleSize(size: [number, number], gt: CocoGt, k: number, where: string): void {
+function checkRleSize(sh: number, sw: number, gt: CocoGt, k: number, where: string): void {
   const h = gt.heights[k];
   const w = gt.widths[k];
-  if (Number.isFinite(h) && Number.isFinite(w) && (size[0] !== h || size[1] !== w)) {
-    throw new UserError(
-      `${where}: mask size ${size[0]}x${size[1]} differs from image ${gt.imageIds[k]}'s ${h}x${w} (height x width)`,
-    );
+  if (Number.isFinite(h) && Number.isFinite(w) && (sh !== h || sw !== w)) {
+    throw new UserError(`${where}: mask size ${sh}x${sw} differs from image ${gt.imageIds[k]}'s ${h}x${w} (height x width)`);
   }
 }
 
@@ -147,7 +189,7 @@ export function boxPolygon(bbox: Float64Array, i: number): number[][] {
  */
 export function dtRle(gt: CocoGt, dt: CocoDt, i: number): RLE {
   const k = dt.img[i];
-  const s = dt.segm[i] ?? boxPolygon(dt.bbox, i);
+  const s = dt.segmAt(i) ?? boxPolygon(dt.bbox, i);
   const rle = toRle(s, gt.heights[k], gt.widths[k], `results[${i}]`);
   if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
   if (Number.isNaN(dt.bbox[4 * i])) dt.bbox.set(toBbox(rle), 4 * i);
