@@ -26,7 +26,8 @@
  * | box head classes   | background = class 0 (91 COCO ids)                   | background = last column (80 contiguous labels)   |
  * | detections         | score > 0.05, remove boxes < 1e-2, batched NMS 0.5,  | score > 0.05, batched NMS 0.5 (mmcv), top 100     |
  * |                    | top 100                                              |                                                   |
- * | boxes to original  | multiply by orig/resized (float32 per axis)          | divide by scale_factor                            |
+ * | boxes to original  | multiply by orig/resized (float32 per axis), after   | divide by scale_factor BEFORE NMS; mask RoIs =    |
+ * |                    | NMS; mask RoIs = the network-space boxes             | those boxes * scale_factor                        |
  * | mask paste         | paste_masks_in_image (pad 1, int box, interpolate),  | _do_paste_mask (grid_sample), >= 0.5              |
  * |                    | > 0.5                                                |                                                   |
  * | category id        | the raw label (already a COCO id for 91-class COCO)  | COCO id table for 80-class COCO, else label + 1   |
@@ -100,6 +101,12 @@ export interface BoxHeadConfig {
   coder: { kind: Flavor; values: [number, number, number, number] };
   /** Column of the background logit: 0 (torchvision) or 'last' (mmdet). */
   background: 'first' | 'last';
+  /**
+   * mmdet (get_bboxes with rescale=True) maps the decoded boxes to the original image BEFORE NMS, then takes
+   * the mask RoIs as those boxes times scale_factor; torchvision runs NMS in network coordinates and maps
+   * the kept boxes afterwards.
+   */
+  rescaleBeforeNms: boolean;
 }
 
 export interface MaskConfig {
@@ -163,7 +170,7 @@ export function torchvisionDetectorConfig(numClassesWithBackground: number, clas
     },
     boxHead: {
       scoreThresh: 0.05, nmsThresh: 0.5, maxDetections: 100, minSize: 1e-2,
-      coder: { kind: 'torchvision', values: [10, 10, 5, 5] }, background: 'first',
+      coder: { kind: 'torchvision', values: [10, 10, 5, 5] }, background: 'first', rescaleBeforeNms: false,
     },
     mask: { paste: 'torchvision', threshold: 0.5, compare: '>' },
     numClasses: n - 1,
@@ -200,7 +207,7 @@ export function mmdetDetectorConfig(
     },
     boxHead: {
       scoreThresh: 0.05, nmsThresh: 0.5, maxDetections: 100, minSize: -1,
-      coder: { kind: 'mmdet', values: [0.1, 0.1, 0.2, 0.2] }, background: 'last',
+      coder: { kind: 'mmdet', values: [0.1, 0.1, 0.2, 0.2] }, background: 'last', rescaleBeforeNms: true,
     },
     mask: { paste: 'mmdet', threshold: 0.5, compare: '>=' },
     numClasses,

@@ -20,7 +20,7 @@ import { boxDetections, boxHeadModel, maskHeadModel, selectMaskProbabilities, ty
 import { inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, type FeatureMap } from './roi_align.ts';
 import { checkDetectorConfig, type DetectorConfig } from './config.ts';
 import { boxesToOriginalTorchvision, torchvisionPreprocess } from './transform_torchvision.ts';
-import { boxesToOriginal, mmdetPreprocess } from './transform_mmdet.ts';
+import { boxesToNetwork, boxesToOriginal, mmdetPreprocess } from './transform_mmdet.ts';
 import { pasteMasks, type PastedMask } from '../postprocess/paste_masks.ts';
 import type { ImageU8 } from '../io/resize_cv2.ts';
 import { readFile } from 'node:fs/promises';
@@ -149,14 +149,29 @@ export interface RunOptions {
   boxHead?: { scoreThresh?: number; maxDetections?: number; keepLabel?: (label: number) => boolean };
 }
 
-function preprocess(img: ImageU8, cfg: DetectorConfig): { input: FloatTensor; imageSize: [number, number]; toOriginal: (b: Float32Array) => Float32Array } {
+interface Preprocessed {
+  input: FloatTensor;
+  imageSize: [number, number];
+  toOriginal: (b: Float32Array) => Float32Array;
+  toNetwork: (b: Float32Array) => Float32Array;
+}
+
+function preprocess(img: ImageU8, cfg: DetectorConfig): Preprocessed {
   const p = cfg.preprocess;
   if (p.kind === 'torchvision_rcnn') {
     const r = torchvisionPreprocess(img, p);
-    return { input: r.input, imageSize: r.imageSize, toOriginal: (b) => boxesToOriginalTorchvision(b, r.imageSize, r.originalSize) };
+    return {
+      input: r.input, imageSize: r.imageSize,
+      toOriginal: (b) => boxesToOriginalTorchvision(b, r.imageSize, r.originalSize),
+      toNetwork: (b) => boxesToOriginalTorchvision(b, r.originalSize, r.imageSize),
+    };
   }
   const r = mmdetPreprocess(img, { imgScale: p.imgScale, mean: p.mean, std: p.std, toRgb: p.toRgb, sizeDivisor: p.sizeDivisor });
-  return { input: r.input, imageSize: [r.meta.imgShape[0], r.meta.imgShape[1]], toOriginal: (b) => boxesToOriginal(b, r.meta.scaleFactor) };
+  return {
+    input: r.input, imageSize: [r.meta.imgShape[0], r.meta.imgShape[1]],
+    toOriginal: (b) => boxesToOriginal(b, r.meta.scaleFactor),
+    toNetwork: (b) => boxesToNetwork(b, r.meta.scaleFactor),
+  };
 }
 
 function roiLevels(boxes: Float32Array, cfg: DetectorConfig, numLevels: number): Int32Array {
@@ -237,18 +252,21 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
     ...(ov.scoreThresh !== undefined ? { scoreThresh: ov.scoreThresh } : {}),
     ...(ov.maxDetections !== undefined ? { maxDetections: ov.maxDetections } : {}),
   };
-  let dets = boxDetections(head.class_logits.data, head.box_regression.data, proposals.boxes, pre.imageSize, boxCfg);
+  let dets = boxDetections(head.class_logits.data, head.box_regression.data, proposals.boxes, pre.imageSize, boxCfg, pre.toOriginal);
   if (ov.keepLabel) dets = filterDetections(dets, ov.keepLabel);
   t.nms = now() - t0;
   if (mid) mid.detections = dets;
 
   const n = dets.scores.length;
   const ms = cfg.roi.maskOutput;
+  // Mask RoIs live in network coordinates; final boxes and paste boxes in the original image (see config).
+  const rescaled = cfg.boxHead.rescaleBeforeNms;
+  const maskRoiBoxes = rescaled ? pre.toNetwork(dets.boxes) : dets.boxes;
   let maskProbs: Float32Array = new Float32Array(0);
   let maskSize = 2 * ms;
   if (n > 0) {
     t0 = now();
-    const maskRois = multiScaleRoiAlign(feats, dets.boxes, roiLevels(dets.boxes, cfg, feats.length), {
+    const maskRois = multiScaleRoiAlign(feats, maskRoiBoxes, roiLevels(maskRoiBoxes, cfg, feats.length), {
       outputSize: ms, samplingRatio: cfg.roi.samplingRatio, aligned: cfg.roi.aligned, scales,
     });
     t.roi_align += now() - t0;
@@ -264,10 +282,13 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
   }
 
   t0 = now();
-  const boxes = pre.toOriginal(dets.boxes);
+  const boxes = rescaled ? dets.boxes : pre.toOriginal(dets.boxes);
+  // mmdet get_seg_masks(rescale=True) pastes at mask RoIs / scale_factor, which may differ from the boxes by
+  // float rounding.
+  const pasteBoxes = rescaled ? pre.toOriginal(maskRoiBoxes) : boxes;
   const [imH, imW] = [img.height, img.width];
   const masks = n > 0
-    ? pasteMasks(maskProbs, maskSize, boxes, imH, imW, cfg.mask.paste, { threshold: cfg.mask.threshold, compare: cfg.mask.compare })
+    ? pasteMasks(maskProbs, maskSize, pasteBoxes, imH, imW, cfg.mask.paste, { threshold: cfg.mask.threshold, compare: cfg.mask.compare })
     : [];
   t.mask_paste = now() - t0;
   return { boxes, scores: dets.scores, labels: dets.labels, masks, imageSize: [imH, imW] };

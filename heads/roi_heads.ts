@@ -108,14 +108,16 @@ function torchvisionDetections(
   return gather({ boxes, scores, labels }, keep);
 }
 
-/** mmdet BBoxHead.get_bboxes (rescale=False) + multiclass_nms for one image. */
+/** mmdet BBoxHead.get_bboxes + multiclass_nms for one image (boxes mapped by `rescale` before NMS). */
 function mmdetDetections(
   classLogits: Float32Array, boxRegression: Float32Array, proposals: Float32Array, imageSize: [number, number], cfg: BoxHeadConfig,
+  rescale?: (boxes: Float32Array) => Float32Array,
 ): Detections {
   const R = proposals.length / 4;
   const K = classLogits.length / R;
   const probs = softmaxRows(classLogits, K);
-  const pred = decodeBoxesMmdet(boxRegression, proposals, { stds: cfg.coder.values, maxShape: imageSize });
+  let pred = decodeBoxesMmdet(boxRegression, proposals, { stds: cfg.coder.values, maxShape: imageSize });
+  if (rescale) pred = rescale(pred);
   const { dets, labels } = multiclassNms(pred, probs, K - 1, cfg.scoreThresh, { iouThreshold: cfg.nmsThresh }, cfg.maxDetections);
   const n = labels.length;
   const boxes = new Float32Array(n * 4);
@@ -127,16 +129,22 @@ function mmdetDetections(
   return { boxes, scores, labels };
 }
 
-/** Final detections of one image from the box head's outputs for `proposals` (resized-image coordinates). */
+/**
+ * Final detections of one image from the box head's outputs for `proposals` (resized-image coordinates).
+ * With cfg.rescaleBeforeNms the decoded boxes go through `rescale` (to original-image coordinates) before NMS
+ * and the result is in that space.
+ */
 export function boxDetections(
   classLogits: Float32Array, boxRegression: Float32Array, proposals: Float32Array, imageSize: [number, number], cfg: BoxHeadConfig,
+  rescale?: (boxes: Float32Array) => Float32Array,
 ): Detections {
   const R = proposals.length / 4;
   if (R === 0) return { boxes: new Float32Array(0), scores: new Float32Array(0), labels: new Int32Array(0) };
   if (classLogits.length % R !== 0) throw new Error(`box head gave ${classLogits.length} logits for ${R} RoIs`);
+  if (cfg.rescaleBeforeNms && (!rescale || cfg.background === 'first')) throw new Error('rescaleBeforeNms needs a rescale function and the mmdet box head');
   return cfg.background === 'first'
     ? torchvisionDetections(classLogits, boxRegression, proposals, imageSize, cfg)
-    : mmdetDetections(classLogits, boxRegression, proposals, imageSize, cfg);
+    : mmdetDetections(classLogits, boxRegression, proposals, imageSize, cfg, cfg.rescaleBeforeNms ? rescale : undefined);
 }
 
 function gather(d: Detections, keep: ArrayLike<number>): Detections {
