@@ -57,11 +57,11 @@ export function registerBackboneBench(bench: Command): void {
     .option('--official-repo <dir>', 'clone of the official FasterNet repo, to time its PyTorch code (env FASTERNET_OFFICIAL_REPO)')
     .option('--no-torch', 'skip the PyTorch comparison')
     .option('--pconv <impl>', 'FasterNet PConv form: split_cat (default), slice_cat, group_identity', 'split_cat')
-    .option('--layout <l>', 'FasterNet graph form: nchw (official structure), nhwc (1x1 convs as MatMul), two_stream (no Split/Concat)', 'nchw')
+    .option('--layout <l>', 'FasterNet graph form: auto (default: per variant), nchw (official structure), nhwc (1x1 convs as MatMul), two_stream (no Split/Concat)', 'auto')
     .option('--json <file>', 'write the rows as JSON')
     .action(async (o: { arch?: string[]; size?: string[]; threads: string; iters?: string; officialRepo?: string; torch: boolean; json?: string; pconv: string; layout: string }) => {
       if (!['split_cat', 'slice_cat', 'group_identity'].includes(o.pconv)) throw new UserError(`--pconv must be split_cat, slice_cat or group_identity, got ${o.pconv}`);
-      if (!['nchw', 'nhwc', 'two_stream'].includes(o.layout)) throw new UserError(`--layout must be nchw, nhwc or two_stream, got ${o.layout}`);
+      if (!['auto', 'nchw', 'nhwc', 'two_stream'].includes(o.layout)) throw new UserError(`--layout must be auto, nchw, nhwc or two_stream, got ${o.layout}`);
       const archs = (o.arch ?? ARCHS).map(archName);
       const sizes = (o.size ?? ['224', '800x1333']).map(parseSize);
       const threads = parseThreads(o.threads);
@@ -73,7 +73,7 @@ export function registerBackboneBench(bench: Command): void {
         const big = size[0] * size[1] > 224 * 224 * 4;
         const iters = o.iters ? Number(o.iters) : big ? 3 : 10;
         for (const arch of archs) {
-          const res = await benchBackbone(arch, size, threads, { iters, warmup: big ? 1 : 3, pconv: o.pconv as PConvImpl, layout: o.layout as FasterNetLayout });
+          const res = await benchBackbone(arch, size, threads, { iters, warmup: big ? 1 : 3, pconv: o.pconv as PConvImpl, layout: o.layout === 'auto' ? undefined : (o.layout as FasterNetLayout) });
           for (const r of res) {
             const t = o.torch ? await benchTorch(arch, size, r.threads, { officialRepo: repo, iters, root }) : null;
             const row = t ? { ...r, torch_ms_median: t.ms_median, torch_ms_min: t.ms_min, torch_runtime: t.runtime } : r;

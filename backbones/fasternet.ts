@@ -80,10 +80,7 @@ export interface FasterNetOptions {
   variant?: string;
   /** How the partial conv is expressed in ONNX (same math). */
   pconv?: PConvImpl;
-  /**
-   * 'nchw': every layer a Conv (ORT runs them in its blocked NCHWc layout). 'nhwc': blocks run channels-last,
-   * the 1x1 convs as MatMul (SGEMM over all pixels) and only the partial 3x3 conv transposed to NCHW.
-   */
+  /** Graph form (same math, see FasterNetLayout); default by variant, defaultLayout(). */
   layout?: FasterNetLayout;
   bnEps?: number;
 }
@@ -97,6 +94,15 @@ export interface FasterNetOptions {
  *   in ORT's blocked NCHWc layout when C/n_div is a multiple of its channel block.
  */
 export type FasterNetLayout = 'nchw' | 'nhwc' | 'two_stream';
+
+/**
+ * By measurement (bench backbones --layout, 1 thread, this CPU): two_stream is 3-10% faster than nchw for T1, T2,
+ * S and L, whose C/4 channel counts fill ORT's 8/16-channel blocks; for T0 (C/4 = 10) the unaligned convs get
+ * layout reorders and nchw is faster; M (C/4 = 36) is a tie. nhwc (MatMul) is slower everywhere.
+ */
+export function defaultLayout(cfg: FasterNetConfig): FasterNetLayout {
+  return Math.floor(cfg.embedDim / cfg.nDiv) % 8 === 0 ? 'two_stream' : 'nchw';
+}
 
 export interface BackboneFeatures {
   /** Graph values of the returned feature maps, highest resolution first. */
@@ -248,7 +254,7 @@ function mlpBlockNhwc(g: Graph, x: string, sd: StateDict, key: string, dim: numb
 /** Runs patch_embed and stages 0..6; returns the output value of each stage index (NCHW). */
 function trunk(g: Graph, sd: StateDict, o: FasterNetOptions, need: number[]): { stageOut: string[]; cfg: FasterNetConfig; p: string } {
   const { cfg, p } = resolveConfig(sd, o);
-  if (o.layout === 'two_stream') return { stageOut: trunkTwoStream(g, sd, o, cfg, p, need), cfg, p };
+  if ((o.layout ?? defaultLayout(cfg)) === 'two_stream') return { stageOut: trunkTwoStream(g, sd, o, cfg, p, need), cfg, p };
   let x = convBn(g, o.input, sd, `${p}patch_embed.proj`, `${p}patch_embed.norm`, { stride: 4, bnEps: o.bnEps });
   const stageOut: string[] = [];
   for (let s = 0; s < cfg.depths.length; s++) {
