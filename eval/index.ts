@@ -48,7 +48,8 @@ export interface EvalResult {
 /** A GT given as a file path, parsed JSON, or already loaded with `loadGt`. */
 export type GtInput = string | CocoDataset | CocoGt;
 /** Results given as a file path or a parsed array. */
-export type ResultsInput = string | CocoResult[];
+/** (Parsed arrays are validated entry by entry, so any array is accepted.) */
+export type ResultsInput = string | CocoResult[] | unknown[];
 
 function isLoadedGt(v: unknown): v is CocoGt {
   return typeof v === 'object' && v !== null && 'imageIndex' in v && 'anns' in v;
