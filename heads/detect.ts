@@ -15,7 +15,7 @@ import { decodeImage } from '../io/image.ts';
 import type { ImageU8 } from '../io/resize_cv2.ts';
 import { toCocoRle, area as rleArea, type CocoRle, type RLE } from '../postprocess/mask.ts';
 import { toFullMask, type PastedMask } from '../postprocess/paste_masks.ts';
-import { loadDetector, runDetector, type Detector } from './mask_rcnn.ts';
+import { loadDetector, releaseDetector, runDetector, type Detector } from './mask_rcnn.ts';
 import { UserError } from '../cli/errors.ts';
 
 /** A file path, encoded image bytes (JPEG, PNG, ...), or raw interleaved RGB pixels. */
@@ -77,6 +77,13 @@ export function getDetector(path: string, threads?: number): Promise<Detector> {
     d.catch(() => models.delete(key));
   }
   return d;
+}
+
+/** Releases the models that detect() loaded by path (a later call loads them again). */
+export async function releaseDetectModels(): Promise<void> {
+  const all = [...models.values()];
+  models.clear();
+  await Promise.all(all.map(async (d) => releaseDetector(await d).catch(() => undefined)));
 }
 
 async function toImage(image: ImageInput): Promise<ImageU8> {

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { closeDetectWorkers, detect, type DetectResult } from '../heads/detect.ts';
+import { closeDetectWorkers, detect, releaseDetectModels, type DetectResult } from '../heads/detect.ts';
 import { convertTorchvisionDetector, torchvisionDetectorWeights } from '../io/convert_detection.ts';
 import { decodeImage } from '../io/image.ts';
 import { encode, toCocoRle } from '../postprocess/mask.ts';
@@ -45,6 +45,7 @@ describe('torchvision-flavor detect API and CLI', () => {
   });
   afterAll(async () => {
     await closeDetectWorkers();
+    await releaseDetectModels();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -84,25 +85,20 @@ describe('torchvision-flavor detect API and CLI', () => {
     });
   });
 
-  it('path, Buffer and raw RGB inputs give the same result, concurrently', async () => {
+  it('raw RGB in-process and a Buffer in the worker (threshold, classes, bitmaps) agree with the path result, concurrently', async () => {
     const bytes = readFileSync(IMAGE);
     const img = await decodeImage(IMAGE);
-    const [fromBuffer, fromRaw] = await Promise.all([
-      detect(bytes, { model }),
-      detect({ data: img.data, width: img.width, height: img.height }, { model }),
-    ]);
-    expect(fromBuffer).toEqual(base);
-    expect(fromRaw).toEqual(base);
-  });
-
-  it('worker mode with threshold, class filter and bitmaps', async () => {
     const label = base.detections[0].label;
-    const r = await detect(IMAGE, { model, worker: true, scoreThreshold: 0.06, classes: [label], bitmaps: true });
+    const [fromRaw, inWorker] = await Promise.all([
+      detect({ data: img.data, width: img.width, height: img.height }, { model }),
+      detect(bytes, { model, worker: true, scoreThreshold: 0.06, classes: [label], bitmaps: true }),
+    ]);
+    expect(fromRaw).toEqual(base);
     const want = base.detections.filter((d) => d.score >= 0.06 && d.label === label);
     expect(want.length).toBeGreaterThan(0);
-    expect(r.detections.map((d) => d.score)).toEqual(want.map((d) => d.score));
-    expect(r.detections.map((d) => d.mask)).toEqual(want.map((d) => d.mask));
-    for (const d of r.detections) expect(toCocoRle(encode(d.bitmap!, r.height, r.width))).toEqual(d.mask);
+    expect(inWorker.detections.map((d) => d.score)).toEqual(want.map((d) => d.score));
+    expect(inWorker.detections.map((d) => d.mask)).toEqual(want.map((d) => d.mask));
+    for (const d of inWorker.detections) expect(toCocoRle(encode(d.bitmap!, inWorker.height, inWorker.width))).toEqual(d.mask);
     await expect(detect(IMAGE, { model, classes: ['no such class'] })).rejects.toThrow(/unknown class/);
     await expect(detect({ data: new Uint8Array(5), width: 2, height: 2 }, { model })).rejects.toThrow(/needs 12 bytes/);
   });
