@@ -241,7 +241,10 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
   t0 = now();
   const R = proposals.scores.length;
   const bs = cfg.roi.boxOutput;
-  const head = await runSession(det.boxHead, { rois: { shape: [R, C * bs * bs], data: boxRois } });
+  // No proposals (e.g. a blank image): skip the head rather than feed ORT a zero-row batch.
+  const head = R > 0
+    ? await runSession(det.boxHead, { rois: { shape: [R, C * bs * bs], data: boxRois } })
+    : { class_logits: { shape: [0, 0], data: new Float32Array(0) }, box_regression: { shape: [0, 0], data: new Float32Array(0) } };
   t.box_head = now() - t0;
   if (mid) { mid.classLogits = head.class_logits.data; mid.boxRegression = head.box_regression.data; }
 
