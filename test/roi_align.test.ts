@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, roiAlign, toNHWC, type FeatureMap,
+  inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, roiAlign, toNHWC, type FeatureMap,
 } from '../heads/roi_align.ts';
 import { featureHash, loadTopic } from './ops_fixtures.ts';
 
@@ -60,6 +60,14 @@ describe('multi-level RoIAlign over an 800x1216 pyramid (16 channels)', () => {
       }
     });
   }
+});
+
+describe('torchvision _infer_scale', () => {
+  it('reproduces MultiScaleRoIAlign.scales of the fixture pyramid', () => {
+    const c = T.cases.find((c) => c.name.startsWith('torchvision_multiscale'))!;
+    const got = c.strides.map((s: number) => inferScale([Math.floor(c.imageSize[0] / s), Math.floor(c.imageSize[1] / s)], c.imageSize));
+    expect(got).toEqual(c.scales);
+  });
 });
 
 describe('FPN level assignment', () => {
