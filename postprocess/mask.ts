@@ -851,12 +851,12 @@ function cInt(v: number): number {
 
 /** Coordinates beyond this make maskApi.c's int arithmetic overflow (it then misbehaves); we refuse them. */
 const MAX_POLY_COORD = 2e8;
-/** Upsampled boundary points beyond this would take gigabytes. */
-const MAX_POLY_POINTS = 5e7;
 
 /** rleFrPoly: rasterise one polygon (flat x,y list; an odd trailing value is ignored) on an h x w image. */
 export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   checkSize(h, w, 'frPoly');
+  // maskApi.c would return runs that do not add up to h*w (garbage) on an empty image
+  if (h === 0 || w === 0) throw new UserError(`frPoly: image size must be positive, got ${h}x${w}`);
   const k = Math.floor(xy.length / 2);
   const scale = 5;
   const x = i32Scratch(0, k + 1);
@@ -871,12 +871,35 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   x[k] = x[0];
   for (let j = 0; j < k; j++) y[j] = cInt(scale * xy[j * 2 + 1] + 0.5);
   y[k] = y[0];
-  let m = 0;
-  for (let j = 0; j < k; j++) m += Math.max(Math.abs(x[j] - x[j + 1]), Math.abs(y[j] - y[j + 1])) + 1;
-  if (m > MAX_POLY_POINTS) throw new UserError(`frPoly: polygon perimeter too large to rasterise (${m} points)`);
-  const u = i32Scratch(2, m);
-  const vv = i32Scratch(3, m);
-  m = 0;
+  // maskApi.c walks the upsampled boundary point by point (u, v), then keeps, for each pair of consecutive
+  // points whose u differ, a crossing of a pixel-column centre: xd = (u' + .5) / 5 - .5 must be a whole
+  // number in [0, w - 1] (u' = the smaller u, less one when u increases) and y = ceil((v'' + .5) / 5 - .5)
+  // clamped to [0, h] (v'' = the smaller v of the pair). For integers these are exactly xd = (u' - 2) / 5
+  // when u' - 2 is a non-negative multiple of 5 (otherwise xd is at least 0.2 from any integer) and
+  // y = ceil((v'' - 2) / 5), so the same points come from integer arithmetic. Only the set of kept points
+  // matters (they are sorted next), so along an x-major edge, where u moves by one each step, only every
+  // fifth pair is visited.
+  // kept points per edge: at most one per fifth u step and one per image column, plus the joining pair
+  let bound = 0;
+  for (let j = 0; j < k; j++) bound += Math.min(Math.floor(Math.abs(x[j] - x[j + 1]) / 5) + 1, w) + 2;
+  const px = i32Scratch(2, bound);
+  const py = i32Scratch(3, bound);
+  let nk = 0;
+  const wMax = w - 1;
+  const keep = (u0: number, v0: number, u1: number, v1: number): void => {
+    const ux = u1 < u0 ? u1 : u1 - 1;
+    if (ux < 2 || (ux - 2) % 5 !== 0) return;
+    const xd = (ux - 2) / 5;
+    if (xd > wMax) return;
+    const vy = v1 < v0 ? v1 : v0;
+    const yd = vy < 2 ? 0 : ((vy + 2) / 5) | 0;
+    px[nk] = xd;
+    py[nk] = yd > h ? h : yd;
+    nk++;
+  };
+  let pu = 0; // previous boundary point
+  let pv = 0;
+  let started = false;
   for (let j = 0; j < k; j++) {
     let xs = x[j];
     let xe = x[j + 1];
@@ -895,54 +918,113 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
     }
     if (dx >= dy) {
       if (dx === 0) {
-        // s = 0/0 = NaN in maskApi.c, and (int)NaN is INT_MIN on x86.
-        u[m] = xs;
-        vv[m] = INT_MIN;
-        m++;
+        // one point; s = 0/0 = NaN in maskApi.c, and (int)NaN is INT_MIN on x86
+        if (started && xs !== pu) keep(pu, pv, xs, INT_MIN);
+        pu = xs;
+        pv = INT_MIN;
+        started = true;
         continue;
       }
       const s = (ye - ys) / dx;
-      for (let d = 0; d <= dx; d++) {
-        const t = flip ? dx - d : d;
-        u[m] = t + xs;
-        vv[m] = cInt(ys + s * t + 0.5);
-        m++;
+      // ys + s*t lies between two int32 vertices, so | 0 is C's (int) truncation here.
+      const tFirst = flip ? dx : 0;
+      const uFirst = xs + tFirst;
+      if (started && uFirst !== pu) keep(pu, pv, uFirst, (ys + s * tFirst + 0.5) | 0);
+      // consecutive points t and t + 1 (in either walking direction) give u' = xs + t
+      let t = (2 - xs) % 5;
+      if (t < 0) t += 5;
+      for (; t < dx; t += 5) {
+        const ux = xs + t;
+        if (ux < 2) continue;
+        const xd = (ux - 2) / 5;
+        if (xd > wMax) break;
+        const v0 = (ys + s * t + 0.5) | 0;
+        const v1 = (ys + s * (t + 1) + 0.5) | 0;
+        const vy = v1 < v0 ? v1 : v0;
+        const yd = vy < 2 ? 0 : ((vy + 2) / 5) | 0;
+        px[nk] = xd;
+        py[nk] = yd > h ? h : yd;
+        nk++;
       }
+      const tLast = flip ? 0 : dx;
+      pu = xs + tLast;
+      pv = (ys + s * tLast + 0.5) | 0;
+      started = true;
     } else {
+      // y-major: u(t) = (int)(xs + s*t + .5) is monotone and moves by at most one a step, so the pairs
+      // whose u differ are the steps t -> t + 1 where it passes from U to U + 1 (or back); the kept point is
+      // u' = U, v'' = ys + t. Only U = 2 mod 5 can be kept: find those steps directly.
       const s = (xe - xs) / dy;
-      for (let d = 0; d <= dy; d++) {
-        const t = flip ? dy - d : d;
-        vv[m] = t + ys;
-        u[m] = cInt(xs + s * t + 0.5);
-        m++;
+      const tFirst = flip ? dy : 0;
+      const uFirst = (xs + s * tFirst + 0.5) | 0;
+      if (started && uFirst !== pu) keep(pu, pv, uFirst, tFirst + ys);
+      const u0 = (xs + 0.5) | 0;
+      const u1 = (xs + s * dy + 0.5) | 0;
+      const uLo = u0 < u1 ? u0 : u1;
+      const uHi = u0 < u1 ? u1 : u0;
+      let U = uLo < 2 ? 2 : uLo;
+      U += (((2 - U) % 5) + 5) % 5;
+      for (; U < uHi; U += 5) {
+        const xd = (U - 2) / 5;
+        if (xd > wMax) break;
+        // last t with u(t) on U's side (for s > 0: u(t) <= U; for s < 0: u(t) >= U + 1); z = U + 1 is the
+        // boundary, u being floor(z) here (z >= 2)
+        let t = s > 0 ? Math.ceil((U + 0.5 - xs) / s) - 1 : Math.floor((U + 0.5 - xs) / s);
+        if (t < 0) t = 0;
+        if (t > dy - 1) t = dy - 1;
+        if (s > 0) {
+          while (t < dy - 1 && ((xs + s * (t + 1) + 0.5) | 0) <= U) t++;
+          while (t > 0 && ((xs + s * t + 0.5) | 0) > U) t--;
+        } else {
+          while (t < dy - 1 && ((xs + s * (t + 1) + 0.5) | 0) > U) t++;
+          while (t > 0 && ((xs + s * t + 0.5) | 0) <= U) t--;
+        }
+        const yd = ys + t < 2 ? 0 : ((ys + t + 2) / 5) | 0;
+        px[nk] = xd;
+        py[nk] = yd > h ? h : yd;
+        nk++;
       }
+      const tLast = flip ? 0 : dy;
+      pu = (xs + s * tLast + 0.5) | 0;
+      pv = tLast + ys;
+      started = true;
     }
   }
-  // Keep the points where the boundary crosses a pixel-column centre, downsampled to pixel coordinates.
-  const kk = m;
-  m = 0;
-  const px = i32Scratch(0, kk);
-  const py = i32Scratch(1, kk);
-  // size_t arithmetic: w - 1 wraps for w == 0.
-  const wMax = w === 0 ? 18446744073709551615 : w - 1;
-  for (let j = 1; j < kk; j++) {
-    if (u[j] === u[j - 1]) continue;
-    let xd = u[j] < u[j - 1] ? u[j] : u[j] - 1;
-    xd = (xd + 0.5) / scale - 0.5;
-    if (Math.floor(xd) !== xd || xd < 0 || xd > wMax) continue;
-    let yd = vv[j] < vv[j - 1] ? vv[j] : vv[j - 1];
-    yd = (yd + 0.5) / scale - 0.5;
-    if (yd < 0) yd = 0;
-    else if (yd > h) yd = h;
-    yd = Math.ceil(yd);
-    px[m] = xd;
-    py[m] = yd;
-    m++;
+  const m = nk;
+  // Sort the points by pixel index x * h + y (column, then row: the same order, y being at most h) by
+  // counting sort on the column, then insertion sort on the few rows of each column.
+  const a = u32Scratch(m + 1);
+  if (w > 0 && m > 0) {
+    // only the polygon's own columns: small polygons on big images must not pay for the image width
+    let x0 = w;
+    let x1 = -1;
+    for (let j = 0; j < m; j++) {
+      if (px[j] < x0) x0 = px[j];
+      if (px[j] > x1) x1 = px[j];
+    }
+    const nc = x1 - x0 + 1;
+    if (scratchCol.length < 2 * (nc + 1)) scratchCol = new Int32Array(Math.max(2 * (nc + 1), 2 * scratchCol.length));
+    const start = scratchCol; // start[c]: first slot of column x0 + c; start[nc + 1 + c]: its next free slot
+    start.fill(0, 0, nc + 1);
+    for (let j = 0; j < m; j++) start[px[j] - x0 + 1]++;
+    for (let c = 0; c < nc; c++) start[c + 1] += start[c];
+    start.copyWithin(nc + 1, 0, nc + 1);
+    for (let j = 0; j < m; j++) {
+      const c = px[j] - x0;
+      const key = (Math.imul(px[j], h | 0) + py[j]) >>> 0;
+      const lo = start[c];
+      let q = start[nc + 1 + c]++;
+      while (q > lo && a[q - 1] > key) {
+        a[q] = a[q - 1];
+        q--;
+      }
+      a[q] = key;
+    }
+  } else if (m > 0) {
+    for (let j = 0; j < m; j++) a[j] = (Math.imul(px[j], h | 0) + py[j]) >>> 0;
+    a.subarray(0, m).sort();
   }
-  const a = new Uint32Array(m + 1);
-  for (let j = 0; j < m; j++) a[j] = (Math.imul(px[j], h | 0) + py[j]) >>> 0;
-  a[m] = (h * w) >>> 0;
-  a.sort();
+  a[m] = (h * w) >>> 0; // no key exceeds h * w, so the array stays sorted
   let p = 0;
   for (let j = 0; j <= m; j++) {
     const t = a[j];
@@ -950,7 +1032,7 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
     p = t;
   }
   const kn = m + 1;
-  const b = new Uint32Array(kn);
+  const b = u32ScratchB(kn);
   let j = 0;
   let bm = 0;
   b[bm++] = a[j++];
@@ -961,7 +1043,7 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
       if (j < kn) b[bm - 1] = (b[bm - 1] + a[j++]) >>> 0;
     }
   }
-  return { h, w, counts: bm === kn ? b : b.slice(0, bm) };
+  return { h, w, counts: b.slice(0, bm) };
 }
 
 /** rleFrBbox: one xywh box rasterised as the polygon maskApi.c builds from it. */

@@ -344,6 +344,7 @@ describe('bad input', () => {
     expect(() => frPyObjects([[0, 0, NaN, 0, 5, 5]], 10, 10)).toThrow(UserError);
     expect(() => frPyObjects({ size: [2, 2] } as unknown as CocoRle, 10, 10)).toThrow(UserError);
     expect(() => frPoly([0, 0, 5, 0, 5, 5], -1, 10)).toThrow(UserError);
+    expect(() => frPoly([0, 0, 5, 0, 5, 5], 10, 0)).toThrow(UserError);
   });
 
   it('rejects RLEs whose runs do not cover the image, and mixed sizes in merge', () => {

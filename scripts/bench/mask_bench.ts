@@ -2,8 +2,8 @@
  * Speed of postprocess/mask.ts on 640x480 masks: encode, decode, iou (100 dt x 20 gt), frPoly (CPU ms).
  * Usage: npx tsx scripts/bench/mask_bench.ts [OUT.json]  (OUT: the RLEs, for scripts/bench/mask_bench_pycocotools.py)
  */
-import { writeFileSync } from 'node:fs';
-import { decode, encode, encodeColumnMajor, frPoly, iou, rleFrString, toCocoRle, useWasmIou, type RLE } from '../../postprocess/mask.ts';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { annToRle, decode, encode, encodeColumnMajor, frPoly, iou, rleFrString, toCocoRle, useWasmIou, type RLE } from '../../postprocess/mask.ts';
 
 const H = 480;
 const W = 640;
@@ -82,6 +82,23 @@ for (let i = 0; i < 60; i++) {
   poly.push(320 + r * Math.cos(a) + 0.37, 240 + r * Math.sin(a) + 0.11);
 }
 time('frPoly 60-vertex polygon on 640x480', 200, () => frPoly(poly, H, W));
+
+// Real COCO polygons (shared/fixtures/coco beside the repository), as the segm evaluator rasterises its GT.
+const cocoPath = new URL('../../../shared/fixtures/coco/instances_val2014_100.json', import.meta.url);
+if (existsSync(cocoPath)) {
+  const coco = JSON.parse(readFileSync(cocoPath, 'utf8')) as {
+    images: { id: number; height: number; width: number }[];
+    annotations: { image_id: number; segmentation: unknown }[];
+  };
+  const size = new Map(coco.images.map((im) => [im.id, im]));
+  const polys = coco.annotations.filter((a) => Array.isArray(a.segmentation));
+  time(`annToRle of ${polys.length} COCO val2014 polygon annotations`, 5, () => {
+    for (const a of polys) {
+      const im = size.get(a.image_id)!;
+      annToRle(a.segmentation as number[][], im.height, im.width);
+    }
+  });
+}
 
 if (process.argv[2]) {
   writeFileSync(process.argv[2], JSON.stringify({ dt: strs.slice(0, 100), gt: strs.slice(100), iscrowd: crowd, iou: Array.from(o), poly }));

@@ -1,6 +1,7 @@
 """pycocotools timings (CPU time, best of 5) for the RLEs written by scripts/bench/mask_bench.ts; also checks its iou is identical.
 Usage: PYTHONPATH=<pycocotools dir> python3 scripts/bench/mask_bench_pycocotools.py OUT.json"""
 import json
+import os
 import sys
 import time
 import timeit
@@ -21,3 +22,17 @@ for label, f, n in (
 ):
     t = min(timeit.Timer(f, timer=time.process_time).repeat(number=n, repeat=5)) / n * 1000
     print(f'{label}: {t:.3f} ms')
+
+coco_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', '..', '..', 'shared', 'fixtures', 'coco', 'instances_val2014_100.json')
+if os.path.exists(coco_path):
+    g = json.load(open(coco_path))
+    size = {im['id']: im for im in g['images']}
+    polys = [a for a in g['annotations'] if isinstance(a['segmentation'], list)]
+
+    def ann_to_rle():
+        for a in polys:
+            im = size[a['image_id']]
+            mask_utils.merge(mask_utils.frPyObjects(a['segmentation'], im['height'], im['width']))
+
+    t = min(timeit.Timer(ann_to_rle, timer=time.process_time).repeat(number=5, repeat=5)) / 5 * 1000
+    print(f'annToRle (frPyObjects + merge) of {len(polys)} COCO val2014 polygon annotations: {t:.3f} ms')
