@@ -44,6 +44,7 @@ interface Fixtures {
   }[];
   bbox_ious: { dt: Num[]; gt: Num[]; iscrowd: number[]; iou: Num[] }[];
   polygons: { h: number; w: number; segm: number[][]; parts: string[]; merged: string; area: number; bbox: number[] }[];
+  random_polygons: { h: number; w: number; poly: number[]; rle: string }[];
   boxes: { h: number; w: number; bbox: number[]; rle: string; area: number; bbox_out: number[] }[];
   uncompressed: { size: [number, number]; counts: number[]; rle: string; area: number; bbox: number[] }[];
   raw_strings: { size: [number, number]; counts: string; area: number; bbox: number[] }[];
@@ -240,6 +241,11 @@ describe('polygons and boxes against pycocotools', () => {
       expect(area(merged)).toBe(p.area);
       expect(toBbox(merged)).toEqual(p.bbox);
     }
+  });
+
+  it('frPoly on random polygons in, near and far outside the image', () => {
+    expect(fx.random_polygons.length).toBeGreaterThan(200);
+    for (const p of fx.random_polygons) expect(rleToString(frPoly(p.poly, p.h, p.w))).toBe(p.rle);
   });
 
   it('frPoly on a single part matches', () => {
