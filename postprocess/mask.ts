@@ -254,31 +254,56 @@ function bboxInto(rle: RLE, bb: Float64Array, o: number): void {
   bb[o + 3] = (ye - ys + 1) >>> 0;
 }
 
-/** bboxInto for RLEs whose runs add up to less than 2^31: the same numbers on int32 arithmetic (fmod-free). */
+/**
+ * bboxInto for RLEs whose runs add up to less than 2^31: the same numbers on int32 arithmetic, with the
+ * column of each run found by stepping from the previous one (runs come in position order) rather than by a
+ * division per run; long jumps still divide.
+ */
 function bboxIntoSmall(rle: RLE, bb: Float64Array, o: number): void {
   const h = rle.h;
   const cnts = rle.counts;
   const m = (cnts.length >>> 1) << 1;
-  if (m === 0) {
-    bb[o] = bb[o + 1] = bb[o + 2] = bb[o + 3] = 0;
+  if (m === 0 || h === 0) {
+    bboxInto(rle, bb, o);
     return;
   }
+  const jump = 8 * h;
   let xs = rle.w;
   let ys = h;
   let xe = 0;
   let ye = 0;
   let cc = cnts[0];
+  let col = 0; // column holding positions colStart .. colStart + h - 1
+  let colStart = 0;
   for (let j = 1; j < m; j += 2) {
     const c = cnts[j];
     const start = cc;
     cc += c;
     if (j + 1 < m) cc += cnts[j + 1];
     if (c === 0) continue;
-    const xStart = (start / h) | 0;
-    const yStart = start - xStart * h;
+    if (start - colStart >= jump) {
+      col = (start / h) | 0;
+      colStart = col * h;
+    } else {
+      while (start - colStart >= h) {
+        col++;
+        colStart += h;
+      }
+    }
+    const xStart = col;
+    const yStart = start - colStart;
     const last = start + c - 1;
-    const xEnd = (last / h) | 0;
-    const yEnd = last - xEnd * h;
+    if (last - colStart >= jump) {
+      col = (last / h) | 0;
+      colStart = col * h;
+    } else {
+      while (last - colStart >= h) {
+        col++;
+        colStart += h;
+      }
+    }
+    const xEnd = col;
+    const yEnd = last - colStart;
     if (xStart < xs) xs = xStart;
     if (xEnd > xe) xe = xEnd;
     if (xStart < xEnd) {
@@ -531,22 +556,35 @@ function columnRuns(rle: RLE, bxIn: number, bwIn: number, at: number): number {
   let col = bx; // next column whose ptr entry is still to be written
   let np = 0;
   let pos = counts[0];
+  let x = 0; // column of the current run start, found by stepping (see bboxIntoSmall)
+  let x0 = 0;
   for (let j = 1; j < m; j++) {
     const c = counts[j];
     if (c === 0) return -1;
     const next = pos + c;
     if (j & 1) {
       let s = pos;
-      let x = Math.floor(s / h);
+      if (s - x0 >= 8 * h) {
+        x = (s / h) | 0;
+        x0 = x * h;
+      } else {
+        while (s - x0 >= h) {
+          x++;
+          x0 += h;
+        }
+      }
       while (s < next) {
         while (col <= x) P[ptr + col++ - bx] = np;
-        const x0 = x * h;
-        const pe = next < x0 + h ? next : x0 + h;
+        const colEnd = x0 + h;
+        const pe = next < colEnd ? next : colEnd;
         P[ys + 2 * np] = s - x0;
         P[ys + 2 * np + 1] = pe - x0;
         np++;
         s = pe;
-        x++;
+        if (s === colEnd) {
+          x++;
+          x0 = colEnd;
+        }
       }
     }
     pos = next;
@@ -761,8 +799,11 @@ function scanRle(rle: RLE, bb: Float64Array, o: number): number {
   const m = cnts.length;
   let sum = 0;
   let fg = 0;
-  for (let j = 1; j < m; j += 2) fg += cnts[j];
-  for (let j = 0; j < m; j += 2) sum += cnts[j];
+  for (let j = 1; j < m; j += 2) {
+    sum += cnts[j - 1];
+    fg += cnts[j];
+  }
+  if (m & 1) sum += cnts[m - 1];
   sum += fg;
   if (sum !== rle.h * rle.w) {
     throw new UserError(`iou: RLE counts add up to ${sum}, expected h*w = ${rle.h}*${rle.w} = ${rle.h * rle.w}`);
@@ -771,6 +812,10 @@ function scanRle(rle: RLE, bb: Float64Array, o: number): number {
   else bboxInto(rle, bb, o);
   return fg % UINT_RANGE;
 }
+
+let iouF64 = new Float64Array(256);
+let iouI32 = new Int32Array(64);
+const iouPair = new Float64Array(2);
 
 /**
  * rleIou: row-major [dt.length][gt.length]. Pairs whose boxes do not overlap are 0 without touching the
@@ -785,19 +830,22 @@ export function iou(dt: readonly RLE[], gt: readonly RLE[], iscrowd: ArrayLike<n
   if (iscrowd.length !== n) throw new Error(`iou: iscrowd has ${iscrowd.length} entries for ${n} GT masks`);
   const o = new Float64Array(m * n);
   if (m === 0 || n === 0) return o;
-  const db = new Float64Array(4 * m);
-  const gb = new Float64Array(4 * n);
-  const dArea = new Float64Array(m);
-  const gArea = new Float64Array(n);
+  // Per-call arrays come from grow-only scratch: the evaluator calls this once per image and category.
+  if (iouF64.length < 5 * (m + n)) iouF64 = new Float64Array(Math.max(5 * (m + n), 2 * iouF64.length));
+  if (iouI32.length < m + n) iouI32 = new Int32Array(Math.max(m + n, 2 * iouI32.length));
+  const db = iouF64.subarray(0, 4 * m);
+  const gb = iouF64.subarray(4 * m, 4 * (m + n));
+  const dArea = iouF64.subarray(4 * (m + n), 4 * (m + n) + m);
+  const gArea = iouF64.subarray(4 * (m + n) + m, 5 * (m + n));
   for (let d = 0; d < m; d++) dArea[d] = scanRle(dt[d], db, 4 * d);
   for (let g = 0; g < n; g++) gArea[g] = scanRle(gt[g], gb, 4 * g);
   bbIouInto(db, gb, m, n, iscrowd, o);
   const kern = activeKernel();
   // Column pieces are built on first use: dSe[d] / gSe[g] = pool offset, -1 not built yet, -2 refused.
-  const dSe = new Int32Array(m).fill(-1);
-  const gSe = new Int32Array(n).fill(-1);
+  const dSe = iouI32.subarray(0, m).fill(-1);
+  const gSe = iouI32.subarray(m, m + n).fill(-1);
   let used = 0;
-  const iu = new Float64Array(2);
+  const iu = iouPair;
   for (let g = 0; g < n; g++) {
     const G = gt[g];
     const crowd = isCrowd(iscrowd, g);
