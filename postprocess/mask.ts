@@ -255,7 +255,7 @@ function bboxInto(rle: RLE, bb: Float64Array, o: number): void {
 }
 
 /**
- * bboxInto for RLEs whose runs add up to less than 2^31: the same numbers on int32 arithmetic, with the
+ * bboxInto on int32 arithmetic (falling back to it where runs add up past 2^31), with the
  * column of each run found by stepping from the previous one (runs come in position order) rather than by a
  * division per run; long jumps still divide.
  */
@@ -280,6 +280,11 @@ function bboxIntoSmall(rle: RLE, bb: Float64Array, o: number): void {
     const start = cc;
     cc += c;
     if (j + 1 < m) cc += cnts[j + 1];
+    if (cc > 2147483647) {
+      // runs past int32 (only RLEs whose counts exceed h*w): maskApi.c's uint arithmetic
+      bboxInto(rle, bb, o);
+      return;
+    }
     if (c === 0) continue;
     if (start - colStart >= jump) {
       col = (start / h) | 0;
@@ -323,19 +328,14 @@ function bboxIntoSmall(rle: RLE, bb: Float64Array, o: number): void {
 /** rleToBbox (pycocotools 2.0.11): [x, y, w, h] of the foreground, zeros when empty. */
 export function toBbox(rle: RLE): [number, number, number, number] {
   const bb = new Float64Array(4);
-  anyBboxInto(rle, bb, 0);
+  bboxIntoSmall(rle, bb, 0);
   return [bb[0], bb[1], bb[2], bb[3]];
-}
-
-function anyBboxInto(rle: RLE, bb: Float64Array, o: number): void {
-  if (countsSum(rle.counts) < 2147483648) bboxIntoSmall(rle, bb, o);
-  else bboxInto(rle, bb, o);
 }
 
 /** toBbox of many RLEs packed n*4 (xywh), the form bboxIou takes. */
 export function toBboxes(rles: readonly RLE[]): Float64Array {
   const bb = new Float64Array(rles.length * 4);
-  for (let i = 0; i < rles.length; i++) anyBboxInto(rles[i], bb, i * 4);
+  for (let i = 0; i < rles.length; i++) bboxIntoSmall(rles[i], bb, i * 4);
   return bb;
 }
 
@@ -808,8 +808,7 @@ function scanRle(rle: RLE, bb: Float64Array, o: number): number {
   if (sum !== rle.h * rle.w) {
     throw new UserError(`iou: RLE counts add up to ${sum}, expected h*w = ${rle.h}*${rle.w} = ${rle.h * rle.w}`);
   }
-  if (sum < 2147483648) bboxIntoSmall(rle, bb, o);
-  else bboxInto(rle, bb, o);
+  bboxIntoSmall(rle, bb, o);
   return fg % UINT_RANGE;
 }
 
@@ -1175,27 +1174,44 @@ export function countsFromString(s: string): Uint32Array {
   const cnts = u32Scratch(n);
   let m = 0;
   let p = 0;
+  let sum = 0;
   while (p < n) {
-    let x = 0;
-    let k = 0;
-    let more = 1;
-    while (more) {
-      if (p >= n) throw new UserError('RLE counts string ends inside a number');
-      const code = s.charCodeAt(p);
-      if (code < 48 || code > 111) {
-        throw new UserError(`RLE counts string has character ${JSON.stringify(s[p])} at ${p}, expected '0'..'o'`);
+    const code = s.charCodeAt(p);
+    if (code < 48 || code > 111) badCountsChar(s, p);
+    let c = code - 48;
+    p++;
+    let x: number;
+    if ((c & 0x20) === 0) {
+      x = c & 0x10 ? c | -32 : c; // one char, the common case: 5 bits, sign-extended
+    } else {
+      x = c & 0x1f;
+      let k = 1;
+      let more = 1;
+      while (more) {
+        if (p >= n) throw new UserError('RLE counts string ends inside a number');
+        const code2 = s.charCodeAt(p);
+        if (code2 < 48 || code2 > 111) badCountsChar(s, p);
+        c = code2 - 48;
+        x |= (c & 0x1f) << (5 * k);
+        more = c & 0x20;
+        p++;
+        k++;
+        if (!more && c & 0x10) x |= -1 << (5 * k);
       }
-      const c = code - 48;
-      x |= (c & 0x1f) << (5 * k);
-      more = c & 0x20;
-      p++;
-      k++;
-      if (!more && c & 0x10) x |= -1 << (5 * k);
     }
     cnts[m] = m > 2 ? x + cnts[m - 2] : x;
+    sum += cnts[m];
     m++;
   }
+  countsFromStringSum = sum;
   return cnts.slice(0, m);
+}
+
+/** Sum of the counts the last countsFromString call read (saves rleFrString a second pass). */
+let countsFromStringSum = 0;
+
+function badCountsChar(s: string, p: number): never {
+  throw new UserError(`RLE counts string has character ${JSON.stringify(s[p])} at ${p}, expected '0'..'o'`);
 }
 
 /** Compressed counts string of an RLE (rleToString). */
@@ -1207,9 +1223,11 @@ export function rleToString(rle: RLE): string {
 export function rleFrString(s: string, h: number, w: number): RLE {
   checkSize(h, w, 'RLE');
   if (typeof s !== 'string') throw new UserError('RLE counts must be a string or a list of integers');
-  const rle = { h, w, counts: countsFromString(s) };
-  checkRle(rle, 'RLE');
-  return rle;
+  const counts = countsFromString(s);
+  if (countsFromStringSum !== h * w) {
+    throw new UserError(`RLE: RLE counts add up to ${countsFromStringSum}, expected h*w = ${h}*${w} = ${h * w}`);
+  }
+  return { h, w, counts };
 }
 
 /** JSON form with compressed counts, as pycocotools.mask.encode returns it (counts as text, not bytes). */
