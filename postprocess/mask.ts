@@ -546,6 +546,9 @@ function columnRuns(rle: RLE, bxIn: number, bwIn: number, at: number): number {
   const bw = bwIn | 0;
   const m = counts.length;
   if (h * rle.w > 2147483647 || h === 0) return -1;
+  // A box wider than the image is rleToBbox's uint wrap-around for RLEs whose foreground runs are all
+  // empty; those have zero-length runs and take the literal path.
+  if (bw <= 0 || bw > rle.w) return -1;
   const S1 = at + HEADER;
   const ptr = S1 + 4 * bw;
   const ys = ptr + bw + 1;
