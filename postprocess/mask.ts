@@ -6,11 +6,19 @@
  * exactly like maskApi.c; `encode`/`decode` take and give ROW-MAJOR h x w bitmaps so that callers never hold
  * Fortran-ordered arrays. Integer arithmetic follows C's `uint`/`int` wrap-around where maskApi.c relies on it.
  *
+ * Speed (scripts/bench/mask_bench.ts): `iou` never decodes bitmaps. Like rleIou it checks boxes first and
+ * only looks at pairs whose boxes overlap; it then cuts each mask into per-column pieces once and sums the
+ * overlaps over the columns both boxes share, 4 columns a step in a WebAssembly SIMD kernel
+ * (postprocess/mask_iou.wat; a plain-JS loop with the same results where WebAssembly is missing). `encode`
+ * reads the row-major bitmap row against row, `frPoly` visits only the boundary points that maskApi.c keeps.
+ *
  * Deliberate differences from pycocotools, all on input it would silently turn into garbage:
  * - bad user data (counts that are not non-negative integers, that do not add up to h*w, counts strings
  *   with characters outside '0'..'o', non-finite polygon coordinates, a bad size) throws a UserError;
  * - masks are binary with nonzero = 1 (pycocotools toggles on every change of byte value);
- * - merging RLEs of different sizes throws (pycocotools returns an empty 0x0 RLE).
+ * - merging RLEs of different sizes throws (pycocotools returns an empty 0x0 RLE);
+ * - polygons on a 0-pixel image, or with coordinates beyond +-2e8 (where maskApi.c's int arithmetic
+ *   overflows), throw; a first polygon part of 4 numbers throws, as pycocotools' box reading of it does.
  */
 import { UserError } from '../cli/errors.ts';
 import { MASK_IOU_WASM } from './mask_iou_wasm.ts';
