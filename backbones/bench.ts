@@ -6,8 +6,8 @@
  * FLOPs here are 2 x multiply-accumulates of Conv and Gemm nodes (the paper's "FLOPs" count MACs; both appear in
  * the output). Weights are synthetic: latency does not depend on their values.
  */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { cpus } from 'node:os';
 import { readFileSync } from 'node:fs';
 import type { StateDict } from '../runtime/tensor.ts';
@@ -33,6 +33,10 @@ export interface BenchRow {
   runtime: string;
   /** 'classifier' at 224 (ImageNet model incl. head), 'features' otherwise (detection backbone). */
   graph: 'classifier' | 'features';
+  /** The official PyTorch code, interleaved run by run with ours (absent where torch or the repo is missing). */
+  torch_ms_median?: number;
+  torch_ms_min?: number;
+  torch_runtime?: string;
 }
 
 export interface TimingOptions { iters?: number; warmup?: number }
@@ -49,11 +53,15 @@ async function timeSession(bytes: Uint8Array, input: { shape: number[]; data: Fl
       await runSession(s, { [name]: input });
       times.push(performance.now() - t);
     }
-    times.sort((a, b) => a - b);
-    return { median: times[Math.floor(times.length / 2)], min: times[0] };
+    return stats(times);
   } finally {
     await s.release();
   }
+}
+
+function stats(times: number[]): { median: number; min: number } {
+  const t = times.slice().sort((a, b) => a - b);
+  return { median: t[Math.floor(t.length / 2)], min: t[0] };
 }
 
 function learnableParams(sd: StateDict): number {
@@ -62,46 +70,92 @@ function learnableParams(sd: StateDict): number {
   return n;
 }
 
-/** Builds the backbone once and times it at each thread count. */
-export async function benchBackbone(
-  arch: string, size: [number, number], threadList: number[], o: TimingOptions & { pconv?: PConvImpl; layout?: FasterNetLayout } = {},
-): Promise<BenchRow[]> {
-  const name = archName(arch);
-  const classifier = size[0] === 224 && size[1] === 224;
-  const specs = name === 'resnet50' ? resnet50ParamSpecs(classifier ? 1000 : 0) : fasternetParamSpecs(name, { forkFeat: !classifier });
-  const sd = syntheticStateDict(specs, 0);
-  const dims: [number, number, number, number] = [1, 3, size[0], size[1]];
-  const { graph } = classifier ? classifierGraph(sd, { arch: name, dims, pconv: o.pconv, layout: o.layout }) : featuresGraph(sd, { arch: name, dims, pconv: o.pconv, layout: o.layout });
-  const bytes = serializeModel(graph);
-  const input = syntheticInput(dims, 0);
-  const rows: BenchRow[] = [];
-  for (const threads of threadList) {
-    const t = await timeSession(bytes, input, threads, o);
-    rows.push({
-      arch: name, input: size, threads, params: learnableParams(sd), flops: 2 * graph.macs, macs: graph.macs, ms_median: t.median,
-      ms_min: t.min, gflops: (2 * graph.macs) / (t.median * 1e6), runtime: 'onnxruntime-node', graph: classifier ? 'classifier' : 'features',
-    });
-  }
-  return rows;
+/**
+ * The official code (or torchvision ResNet50) on Debian torch, as a child process answering one run per request
+ * (scripts/bench/torch_backbones.py --serve), so that its runs interleave with ours.
+ */
+export interface TorchRunner {
+  run(arch: string, size: [number, number], threads: number, features: boolean): Promise<{ ms: number; runtime: string } | null>;
+  close(): void;
 }
 
-/** The official code (or torchvision ResNet50) on Debian torch, via scripts/bench/torch_backbones.py; null when unavailable. */
-export async function benchTorch(
-  arch: string, size: [number, number], threads: number, o: { officialRepo?: string; iters?: number; python?: string; root: string },
-): Promise<{ ms_median: number; ms_min: number; runtime: string } | null> {
-  const name = archName(arch);
-  if (name !== 'resnet50' && !o.officialRepo) return null;
-  const args = [`${o.root}/scripts/bench/torch_backbones.py`, '--arch', name, '--size', `${size[0]}x${size[1]}`,
-    '--threads', String(threads), '--iters', String(o.iters ?? 10)];
+export function startTorch(o: { officialRepo?: string; python?: string; root: string }): TorchRunner {
+  const args = [`${o.root}/scripts/bench/torch_backbones.py`, '--serve'];
   if (o.officialRepo) args.push('--fasternet-repo', o.officialRepo);
-  if (!(size[0] === 224 && size[1] === 224)) args.push('--features');
-  try {
-    const { stdout } = await promisify(execFile)(o.python ?? '/usr/bin/python3', args, { maxBuffer: 1 << 20 });
-    const r = JSON.parse(stdout.trim().split('\n').pop()!);
-    return { ms_median: r.ms_median, ms_min: r.ms_min, runtime: r.runtime };
-  } catch {
-    return null;
+  const child = spawn(o.python ?? '/usr/bin/python3', args, { stdio: ['pipe', 'pipe', 'ignore'] });
+  const waiting: Array<(line: string | null) => void> = [];
+  let dead = false;
+  child.on('error', () => { dead = true; waiting.splice(0).forEach((w) => w(null)); });
+  child.on('exit', () => { dead = true; waiting.splice(0).forEach((w) => w(null)); });
+  createInterface({ input: child.stdout! }).on('line', (line) => waiting.shift()?.(line));
+  return {
+    async run(arch, size, threads, features) {
+      if (dead || (arch !== 'resnet50' && !o.officialRepo)) return null;
+      const line = await new Promise<string | null>((resolve) => {
+        waiting.push(resolve);
+        child.stdin!.write(`${JSON.stringify({ arch, input: size, threads, features })}\n`);
+      });
+      if (line === null) return null;
+      try {
+        return JSON.parse(line) as { ms: number; runtime: string };
+      } catch {
+        return null;
+      }
+    },
+    close() { child.stdin?.end(); },
+  };
+}
+
+/**
+ * Times every (arch) at one size and thread count, interleaving the architectures (and PyTorch, when given) run
+ * by run, so that load from other processes on a shared machine hits all of them alike.
+ */
+export async function benchBackbones(
+  archs: string[], size: [number, number], threads: number,
+  o: TimingOptions & { pconv?: PConvImpl; layout?: FasterNetLayout; torch?: TorchRunner } = {},
+): Promise<BenchRow[]> {
+  const classifier = size[0] === 224 && size[1] === 224;
+  const dims: [number, number, number, number] = [1, 3, size[0], size[1]];
+  const input = syntheticInput(dims, 0);
+  const models = [];
+  for (const arch of archs) {
+    const name = archName(arch);
+    const specs = name === 'resnet50' ? resnet50ParamSpecs(classifier ? 1000 : 0) : fasternetParamSpecs(name, { forkFeat: !classifier });
+    const sd = syntheticStateDict(specs, 0);
+    const { graph } = classifier ? classifierGraph(sd, { arch: name, dims, pconv: o.pconv, layout: o.layout })
+      : featuresGraph(sd, { arch: name, dims, pconv: o.pconv, layout: o.layout });
+    const session = await createSession(serializeModel(graph), { threads });
+    models.push({ name, params: learnableParams(sd), macs: graph.macs, session, ort: [] as number[], torch: [] as number[], runtime: '' });
   }
+  try {
+    for (let i = 0; i < (o.warmup ?? 3) + (o.iters ?? 10); i++) {
+      for (const m of models) {
+        const t = performance.now();
+        await runSession(m.session, { [m.session.inputNames[0]]: input });
+        const ms = performance.now() - t;
+        const tr = o.torch ? await o.torch.run(m.name, size, threads, !classifier) : null;
+        if (i < (o.warmup ?? 3)) continue;
+        m.ort.push(ms);
+        if (tr) { m.torch.push(tr.ms); m.runtime = tr.runtime; }
+      }
+    }
+  } finally {
+    for (const m of models) await m.session.release();
+  }
+  return models.map((m) => {
+    const t = stats(m.ort);
+    const row: BenchRow = {
+      arch: m.name, input: size, threads, params: m.params, flops: 2 * m.macs, macs: m.macs, ms_median: t.median, ms_min: t.min,
+      gflops: (2 * m.macs) / (t.median * 1e6), runtime: 'onnxruntime-node', graph: classifier ? 'classifier' : 'features',
+    };
+    if (m.torch.length) {
+      const tt = stats(m.torch);
+      row.torch_ms_median = tt.median;
+      row.torch_ms_min = tt.min;
+      row.torch_runtime = m.runtime;
+    }
+    return row;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------

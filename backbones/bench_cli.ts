@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { UserError } from '../cli/errors.ts';
 import {
-  ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, benchBackbone, benchOp, benchTorch, type BenchRow, type OpBenchRow,
+  ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, benchBackbones, benchOp, startTorch, type BenchRow, type OpBenchRow,
 } from './bench.ts';
 import { archName } from './model.ts';
 import { benchCommand } from '../cli/bench.ts';
@@ -66,23 +66,31 @@ export function registerBackboneBench(bench: Command): void {
       const sizes = (o.size ?? ['224', '800x1333']).map(parseSize);
       const threads = parseThreads(o.threads);
       const repo = o.officialRepo ?? process.env.FASTERNET_OFFICIAL_REPO;
-      const rows: Array<BenchRow & { torch_ms_median?: number; torch_ms_min?: number; torch_runtime?: string }> = [];
+      const torch = o.torch ? startTorch({ officialRepo: repo, root }) : undefined;
+      const rows: BenchRow[] = [];
       console.log(peakLine(threads));
+      console.log('runs interleave run by run across architectures and PyTorch; "min" is the least disturbed run');
       console.log(`${'arch'.padEnd(13)} ${'input'.padStart(9)} thr ${pad('params', 8)} ${pad('GMACs', 8)} ${pad('ms med', 9)} ${pad('ms min', 9)} ${pad('GFLOP/s', 8)} ${pad('torch med', 9)} ${pad('torch min', 9)} ${pad('speedup', 7)}`);
-      for (const size of sizes) {
-        const big = size[0] * size[1] > 224 * 224 * 4;
-        const iters = o.iters ? Number(o.iters) : big ? 3 : 10;
-        for (const arch of archs) {
-          const res = await benchBackbone(arch, size, threads, { iters, warmup: big ? 1 : 3, pconv: o.pconv as PConvImpl, layout: o.layout === 'auto' ? undefined : (o.layout as FasterNetLayout) });
-          for (const r of res) {
-            const t = o.torch ? await benchTorch(arch, size, r.threads, { officialRepo: repo, iters, root }) : null;
-            const row = t ? { ...r, torch_ms_median: t.ms_median, torch_ms_min: t.ms_min, torch_runtime: t.runtime } : r;
-            rows.push(row);
-            console.log(`${r.arch.padEnd(13)} ${pad(`${size[0]}x${size[1]}`, 9)} ${pad(r.threads, 3)} ${pad((r.params / 1e6).toFixed(2) + 'M', 8)} `
-              + `${pad((r.macs / 1e9).toFixed(2), 8)} ${pad(r.ms_median.toFixed(2), 9)} ${pad(r.ms_min.toFixed(2), 9)} ${pad(r.gflops.toFixed(1), 8)} `
-              + `${pad(t ? t.ms_median.toFixed(2) : '-', 9)} ${pad(t ? t.ms_min.toFixed(2) : '-', 9)} ${pad(t ? (t.ms_median / r.ms_median).toFixed(2) + 'x' : '-', 7)}`);
+      try {
+        for (const size of sizes) {
+          const big = size[0] * size[1] > 224 * 224 * 4;
+          const iters = o.iters ? Number(o.iters) : big ? 3 : 10;
+          for (const t of threads) {
+            const res = await benchBackbones(archs, size, t, {
+              iters, warmup: big ? 1 : 3, torch, pconv: o.pconv as PConvImpl,
+              layout: o.layout === 'auto' ? undefined : (o.layout as FasterNetLayout),
+            });
+            for (const r of res) {
+              rows.push(r);
+              const tm = r.torch_ms_median, tn = r.torch_ms_min;
+              console.log(`${r.arch.padEnd(13)} ${pad(`${size[0]}x${size[1]}`, 9)} ${pad(r.threads, 3)} ${pad((r.params / 1e6).toFixed(2) + 'M', 8)} `
+                + `${pad((r.macs / 1e9).toFixed(2), 8)} ${pad(r.ms_median.toFixed(2), 9)} ${pad(r.ms_min.toFixed(2), 9)} ${pad(r.gflops.toFixed(1), 8)} `
+                + `${pad(tm ? tm.toFixed(2) : '-', 9)} ${pad(tn ? tn.toFixed(2) : '-', 9)} ${pad(tm ? (tm / r.ms_median).toFixed(2) + 'x' : '-', 7)}`);
+            }
           }
         }
+      } finally {
+        torch?.close();
       }
       // The acceptance ratios: FasterNet-S against ResNet50 (same runtime) and against the official PyTorch code.
       for (const r of rows.filter((x) => x.arch === 'fasternet_s')) {

@@ -8,7 +8,7 @@ Weights are random (latency does not depend on them). Prints one JSON line per m
 Usage: bench/torch_backbones.py --fasternet-repo DIR --arch fasternet_s --size 224x224 --threads 1 [--iters 20]
 The official models/fasternet.py is loaded from DIR (never committed) with a three-function timm shim.
 """
-import argparse, importlib.util, json, os, sys, tempfile, time
+import argparse, functools, importlib.util, json, os, sys, tempfile, time
 import torch
 import torch.nn as nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
@@ -41,6 +41,7 @@ def fuse(module):
     return module
 
 
+@functools.lru_cache(maxsize=None)
 def load_fasternet(repo):
     shim = tempfile.mkdtemp()
     os.makedirs(os.path.join(shim, 'timm/models'))
@@ -57,30 +58,57 @@ def load_fasternet(repo):
     return mod.FasterNet
 
 
+def build(arch, features, repo):
+    if arch == 'resnet50':
+        import torchvision
+        model = torchvision.models.resnet50()
+        if features:
+            model.fc = nn.Identity()
+            model.avgpool = nn.Identity()
+    else:
+        e, depths, act = VARIANTS[arch]
+        model = load_fasternet(repo)(embed_dim=e, depths=depths, act_layer=act, mlp_ratio=2., n_div=4,
+                                     feature_dim=1280, drop_path_rate=0., fork_feat=features,
+                                     pconv_fw_type='slicing')
+    return fuse(model.eval())
+
+
+def serve(repo):
+    """One request per stdin line, {"arch", "input": [h, w], "threads", "features"}: runs the model once and
+    answers {"ms"}. Lets the caller interleave PyTorch and ONNX Runtime runs in time (fair on a shared machine)."""
+    models, inputs, fasternet = {}, {}, [None]
+    for line in sys.stdin:
+        r = json.loads(line)
+        key = (r['arch'], bool(r['features']))
+        if key not in models:
+            models[key] = build(r['arch'], r['features'], repo)
+        h, w = r['input']
+        if (h, w) not in inputs:
+            inputs[(h, w)] = torch.randn(1, 3, h, w)
+        torch.set_num_threads(int(r['threads']))
+        with torch.inference_mode():
+            t = time.perf_counter()
+            models[key](inputs[(h, w)])
+            ms = (time.perf_counter() - t) * 1000
+        print(json.dumps(dict(ms=ms, runtime=f'torch {torch.__version__}')), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--fasternet-repo')
-    ap.add_argument('--arch', required=True)
+    ap.add_argument('--serve', action='store_true', help='answer run requests from stdin (see serve())')
+    ap.add_argument('--arch')
     ap.add_argument('--size', default='224x224')
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--iters', type=int, default=20)
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--features', action='store_true', help='detection backbone (fork_feat) instead of classifier')
     a = ap.parse_args()
+    if a.serve:
+        return serve(a.fasternet_repo)
     torch.set_num_threads(a.threads)
     h, w = (int(v) for v in a.size.split('x'))
-    if a.arch == 'resnet50':
-        import torchvision
-        model = torchvision.models.resnet50()
-        if a.features:
-            model.fc = nn.Identity()
-            model.avgpool = nn.Identity()
-    else:
-        e, depths, act = VARIANTS[a.arch]
-        model = load_fasternet(a.fasternet_repo)(embed_dim=e, depths=depths, act_layer=act, mlp_ratio=2., n_div=4,
-                                                 feature_dim=1280, drop_path_rate=0., fork_feat=a.features,
-                                                 pconv_fw_type='slicing')
-    model = fuse(model.eval())
+    model = build(a.arch, a.features, a.fasternet_repo)
     x = torch.randn(1, 3, h, w)
     times = []
     with torch.inference_mode():
