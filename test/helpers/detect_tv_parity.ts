@@ -102,6 +102,22 @@ export function parityTests(model: 'r50' | 'fasternet'): void {
           expect(stage.box_logits).toBeLessThan(1e-3);
         }
 
+        // detections before the transform's postprocess, and the mask head on them (first 8, when in the same order)
+        const refDet = c.get('det_boxes_resized').data;
+        const refLabels = c.getInt('det_labels');
+        const ourDet = mid.detections!;
+        const refMask = c.get('mask_logits');
+        const nm = refMask.shape[0], mm = refMask.shape[1] * refMask.shape[2];
+        let sameOrder = ourDet.labels.length >= nm;
+        for (let i = 0; i < nm && sameOrder; i++) sameOrder = ourDet.labels[i] === refLabels[i] && boxIou(refDet, i * 4, ourDet.boxes, i * 4) > 0.999;
+        if (sameOrder) {
+          const [, K, mh, mw] = mid.maskLogits!.shape;
+          const ourMask = new Float32Array(nm * mm);
+          for (let i = 0; i < nm; i++) ourMask.set(mid.maskLogits!.data.subarray((i * K + ourDet.labels[i]) * mh * mw, (i * K + ourDet.labels[i] + 1) * mh * mw), i * mm);
+          stage.mask_logits = maxAbsDiff(ourMask, refMask.data) / maxAbs(refMask.data);
+          expect(stage.mask_logits).toBeLessThan(1e-3);
+        }
+
         // final detections
         const [h, w] = c.meta.image_size;
         const st = matchDetections(
