@@ -12,6 +12,7 @@ import type { Command } from 'commander';
 import { BENCH_EVAL_DEFAULTS, runBenchEval } from '../eval/bench.ts';
 import { parseIouTypes } from '../eval/index.ts';
 import { UserError } from './errors.ts';
+import { parseThreads } from './eval.ts';
 
 /** The `bench` parent command, created on first use. */
 export function benchCommand(program: Command): Command {
@@ -39,6 +40,7 @@ interface BenchEvalCliOptions {
   clean?: boolean;
   pycocotools: boolean;
   python?: string;
+  threads: string;
 }
 
 export function register(program: Command): void {
@@ -60,6 +62,7 @@ export function register(program: Command): void {
     .option('--clean', 'delete the case afterwards')
     .option('--no-pycocotools', 'time ours only')
     .option('--python <exe>', 'Python interpreter to try first for pycocotools (also $PYTHON)')
+    .option('--threads <n>', 'threads for our evaluation, or auto', '1')
     .action((o: BenchEvalCliOptions) => {
       const rows = runBenchEval({
         images: num(o.images, '--images'),
@@ -74,6 +77,7 @@ export function register(program: Command): void {
         clean: o.clean,
         pycocotools: o.pycocotools,
         python: o.python,
+        threads: parseThreads(o.threads),
       });
       if (rows.some((r) => !r.ok)) {
         process.stderr.write('fasternet: bench eval: our stats differ from pycocotools\n');

@@ -10,7 +10,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { comparisonLines, statDifferences } from '../eval/compare.ts';
-import { evaluateAll, loadGt, parseIouTypes, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
+import { evaluateAllAsync, loadGt, parseIouTypes, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
 import { UserError } from './errors.ts';
 
 export interface EvalCliOptions {
@@ -20,6 +20,8 @@ export interface EvalCliOptions {
   baseline?: string;
   json?: string;
   perCategory?: boolean;
+  /** Worker threads splitting the categories: a count or 'auto' (default 1). */
+  threads?: string;
 }
 
 /** One evaluated iou type in OUT.json; `per_category_ap` and `summary` as in the pycocotools fixtures. */
@@ -58,13 +60,22 @@ function perCategoryLines(r: EvalResult): string[] {
   });
 }
 
+export function parseThreads(v: string | undefined): number | 'auto' {
+  if (v === undefined) return 1;
+  if (v === 'auto') return 'auto';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new UserError(`--threads must be a positive integer or auto, got "${v}"`);
+  return n;
+}
+
 /** Runs the command: prints the report through `print` and returns what --json writes. */
-export function runEval(opts: EvalCliOptions, print: (line: string) => void = console.log): EvalJson {
+export async function runEval(opts: EvalCliOptions, print: (line: string) => void = console.log): Promise<EvalJson> {
   const types = parseIouTypes(opts.iouType);
+  const threads = parseThreads(opts.threads);
   const source = resultsSource(opts);
   const gt = loadGt(opts.gt, { iouTypes: types });
-  const main = evaluateAll(gt, source.input, types);
-  const base = opts.baseline ? evaluateAll(gt, opts.baseline, types) : undefined;
+  const main = await evaluateAllAsync(gt, source.input, types, { threads });
+  const base = opts.baseline ? await evaluateAllAsync(gt, opts.baseline, types, { threads }) : undefined;
   const json: EvalJson = { results: source.name };
   const baseJson: NonNullable<EvalJson['baseline']> = { results: opts.baseline ?? '' };
 
@@ -113,7 +124,8 @@ export function register(program: Command): void {
     .option('--baseline <file>', 'a second results file (e.g. the ResNet50 baseline) shown side by side')
     .option('--json <file>', 'write stats, per-category AP and summary lines as JSON')
     .option('--per-category', 'also print AP@[.5:.95] per category')
-    .action((opts: EvalCliOptions) => {
-      runEval(opts);
+    .option('--threads <n>', 'worker threads splitting the categories, or auto (one per core for large inputs)', '1')
+    .action(async (opts: EvalCliOptions) => {
+      await runEval(opts);
     });
 }

@@ -29,6 +29,8 @@ export interface BenchEvalOptions extends SyntheticOptions {
   pycocotools?: boolean;
   /** Python interpreter to try first. */
   python?: string;
+  /** Threads for our evaluation (count or 'auto'; default 1, as `fasternet eval`). */
+  threads?: number | 'auto';
   /** Largest allowed |ours - pycocotools| on any stat or per-category AP. */
   tolerance?: number;
 }
@@ -131,10 +133,10 @@ function ensureCase(o: BenchEvalOptions, log: (s: string) => void): { dir: strin
   return { dir, gt: join(dir, 'gt.json'), files };
 }
 
-function runOurs(gt: string, dt: string, iouType: IouType): SideResult {
+function runOurs(gt: string, dt: string, iouType: IouType, threads: number | 'auto'): SideResult {
   const worker = fileURLToPath(new URL('./bench_worker.ts', import.meta.url));
   const tsx = import.meta.resolve('tsx');
-  const r = spawnSync(process.execPath, ['--import', tsx, worker, gt, dt, iouType], {
+  const r = spawnSync(process.execPath, ['--import', tsx, worker, gt, dt, iouType, String(threads)], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });
@@ -187,6 +189,7 @@ export function runBenchEval(o: BenchEvalOptions, log: (s: string) => void = con
   const tol = o.tolerance ?? 1e-9;
   const c = ensureCase(o, log);
   const python = o.pycocotools === false ? null : findPycocotools(o.python);
+  log(`ours: fresh process per run, ${o.threads ?? 1} thread(s)`);
   log(
     python
       ? `pycocotools: ${python} (same files, same run; fresh process each)`
@@ -194,7 +197,7 @@ export function runBenchEval(o: BenchEvalOptions, log: (s: string) => void = con
   );
   const rows: BenchEvalRow[] = [];
   for (const t of o.iouTypes) {
-    const ours = runOurs(c.gt, c.files[t], t);
+    const ours = runOurs(c.gt, c.files[t], t, o.threads ?? 1);
     const row: BenchEvalRow = { iouType: t, ours, ok: true };
     log(`${t}: ours ${sec(ours.wallMs)} (cpu ${sec(ours.cpuMs ?? NaN)}), peak RSS ${mib(ours.maxRssKb)}`);
     if (python) {

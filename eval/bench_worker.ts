@@ -1,15 +1,16 @@
 /**
  * Runs one evaluation in a fresh process for the benchmark, so that its time and peak RSS are those of
  * `fasternet eval` alone: reads and parses the files, evaluates, and prints one JSON line.
- * Usage: node --import tsx eval/bench_worker.ts GT.json DT.json bbox|segm
+ * Usage: node --import tsx eval/bench_worker.ts GT.json DT.json bbox|segm [THREADS|auto]
  */
-import { evaluate } from './index.ts';
+import { evaluateAllAsync } from './index.ts';
 import type { IouType } from './params.ts';
 
-const [gt, results, iouType] = process.argv.slice(2);
+const [gt, results, iouType, threadsArg] = process.argv.slice(2);
+const threads = threadsArg === undefined ? 1 : threadsArg === 'auto' ? 'auto' : Number(threadsArg);
 const cpu0 = process.cpuUsage();
 const t0 = performance.now();
-const r = evaluate(gt, results, { iouType: iouType as IouType });
+const r = (await evaluateAllAsync(gt, results, [iouType as IouType], { threads }))[iouType as IouType]!;
 const wallMs = performance.now() - t0;
 const cpu = process.cpuUsage(cpu0);
 process.stdout.write(

@@ -7,7 +7,7 @@
  * Where pycocotools would crash or silently compute nonsense (missing fields, a non-numeric id, duplicate
  * annotation ids, whose `loadAnns` would return the last one twice) we throw a one-line UserError instead.
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { UserError } from '../cli/errors.ts';
 import type { IouType } from './params.ts';
 
@@ -84,10 +84,27 @@ function oneLine(s: string, max = 160): string {
   return t.length > max ? `${t.slice(0, max)}...` : t;
 }
 
-/** Reads a file's bytes, turning I/O errors into one-line UserErrors. */
-export function readFileBytes(path: string, what: string): Buffer {
+/**
+ * Reads a file's bytes, turning I/O errors into one-line UserErrors. `shared` puts them in a
+ * SharedArrayBuffer, which worker threads can read without a copy.
+ */
+export function readFileBytes(path: string, what: string, shared = false): Buffer {
   try {
-    return readFileSync(path);
+    if (!shared) return readFileSync(path);
+    const fd = openSync(path, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const buf = Buffer.from(new SharedArrayBuffer(size));
+      let off = 0;
+      while (off < size) {
+        const got = readSync(fd, buf, off, size - off, off);
+        if (got === 0) break;
+        off += got;
+      }
+      return off === size ? buf : buf.subarray(0, off);
+    } finally {
+      closeSync(fd);
+    }
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     if (e.code === 'ENOENT') throw new UserError(`${what} file not found: ${path}`);

@@ -108,7 +108,7 @@ export function argsortDesc(vals: Float64Array, n: number, out: Int32Array, s: S
 
 /** Everything one evaluation run shares: inputs, parameters, outputs and scratch buffers sized once. */
 interface Ctx {
-  gt: CocoGt;
+  gt: EvalGt;
   dt: CocoDt;
   segm: boolean;
   thr: Float64Array;
@@ -453,14 +453,41 @@ function maxRun(order: Int32Array, img: Int32Array): number {
   return best;
 }
 
-/**
- * Runs COCOeval (evaluate + accumulate + summarize) on all GT images and categories.
- * `gt` and `dt` must have been loaded for this iouType (loadGt/loadRes `iouTypes`).
- */
-export function cocoEval(gt: CocoGt, dt: CocoDt, iouType: IouType, params: EvalParams = defaultParams()): CocoEvalOutput {
-  if (!gt.iouTypes.includes(iouType)) throw new Error(`the GT was not loaded for iouType ${iouType}`);
+/** What evaluate + accumulate produce: precision [T, R, K, A, M] and recall [T, K, A, M], -1 where unset. */
+export interface Accumulated {
+  params: EvalParams;
+  precision: Float64Array;
+  recall: Float64Array;
+}
+
+/** The GT fields evaluation reads (a CocoGt has them; worker threads get just these). */
+export type EvalGt = Pick<CocoGt, 'imageIds' | 'heights' | 'widths' | 'categoryIds' | 'anns' | 'iouTypes'>;
+
+/** Parameters with maxDets sorted, as COCOeval.evaluate does; checks what the outcome packing allows. */
+export function evalParams(params: EvalParams): EvalParams {
   const maxDets = [...params.maxDets].sort((a, b) => a - b);
-  const p: EvalParams = { ...params, maxDets };
+  if (params.iouThrs.length > MAX_THRESHOLDS) {
+    throw new Error(`at most ${MAX_THRESHOLDS} IoU thresholds are supported, got ${params.iouThrs.length}`);
+  }
+  return { ...params, maxDets };
+}
+
+/**
+ * COCOeval.evaluate + accumulate for the given category indices (all by default), writing their
+ * precision/recall into `into` (or new arrays filled with -1). Categories are independent, which lets
+ * worker threads split them.
+ */
+export function accumulateCategories(
+  gt: EvalGt,
+  dt: CocoDt,
+  iouType: IouType,
+  params: EvalParams,
+  categories?: ArrayLike<number>,
+  into?: { precision: Float64Array; recall: Float64Array },
+): Accumulated {
+  if (!gt.iouTypes.includes(iouType)) throw new Error(`the GT was not loaded for iouType ${iouType}`);
+  const p = evalParams(params);
+  const maxDets = p.maxDets;
   const T = p.iouThrs.length;
   const R = p.recThrs.length;
   const A = p.areaRng.length;
@@ -473,7 +500,6 @@ export function cocoEval(gt: CocoGt, dt: CocoDt, iouType: IouType, params: EvalP
   const dOrd = orderByCatImg(dt.cat, dt.img, K, nImg);
   const maxUnitG = maxRun(gOrd.order, ga.img);
   const maxUnitD = maxRun(dOrd.order, dt.img);
-  if (T > MAX_THRESHOLDS) throw new Error(`at most ${MAX_THRESHOLDS} IoU thresholds are supported, got ${T}`);
   let cap = 0;
   for (let k = 0; k < K; k++) cap = Math.max(cap, dOrd.catStart[k + 1] - dOrd.catStart[k]);
 
@@ -493,8 +519,8 @@ export function cocoEval(gt: CocoGt, dt: CocoDt, iouType: IouType, params: EvalP
     M,
     gOrder: gOrd.order,
     dOrder: dOrd.order,
-    precision: new Float64Array(T * R * K * A * M).fill(-1),
-    recall: new Float64Array(T * K * A * M).fill(-1),
+    precision: into?.precision ?? new Float64Array(T * R * K * A * M).fill(-1),
+    recall: into?.recall ?? new Float64Array(T * K * A * M).fill(-1),
     npig: new Float64Array(A),
     nUnits: 0,
     unitIm: new Int32Array(nImg),
@@ -523,7 +549,9 @@ export function cocoEval(gt: CocoGt, dt: CocoDt, iouType: IouType, params: EvalP
     jStar: new Int32Array(R),
   };
 
-  for (let k = 0; k < K; k++) {
+  const ks = categories ?? Array.from({ length: K }, (_, k) => k);
+  for (let q = 0; q < ks.length; q++) {
+    const k = ks[q];
     if (gOrd.catStart[k] === gOrd.catStart[k + 1] && dOrd.catStart[k] === dOrd.catStart[k + 1]) {
       continue; // no evalImgs entry: precision stays -1
     }
@@ -532,10 +560,24 @@ export function cocoEval(gt: CocoGt, dt: CocoDt, iouType: IouType, params: EvalP
     for (let u = 0; u < c.nUnits; u++) evaluateUnit(c, u);
     accumulateCategory(c, k, nCat);
   }
+  return { params: p, precision: c.precision, recall: c.recall };
+}
 
-  const precision: NdArray = { shape: [T, R, K, A, M], data: c.precision };
-  const recall: NdArray = { shape: [T, K, A, M], data: c.recall };
+/** COCOeval.summarize and per-category AP on accumulated arrays. */
+export function finishEval(iouType: IouType, acc: Accumulated, K: number): CocoEvalOutput {
+  const p = acc.params;
+  const [T, R, A, M] = [p.iouThrs.length, p.recThrs.length, p.areaRng.length, p.maxDets.length];
+  const precision: NdArray = { shape: [T, R, K, A, M], data: acc.precision };
+  const recall: NdArray = { shape: [T, K, A, M], data: acc.recall };
   const perCategoryAp = new Float64Array(K);
   for (let k = 0; k < K; k++) perCategoryAp[k] = categoryAp(precision, k);
   return { iouType, params: p, precision, recall, stats: computeStats(precision, recall, p), perCategoryAp };
+}
+
+/**
+ * Runs COCOeval (evaluate + accumulate + summarize) on all GT images and categories, in this thread.
+ * `gt` and `dt` must have been loaded for this iouType (loadGt/loadRes `iouTypes`).
+ */
+export function cocoEval(gt: EvalGt, dt: CocoDt, iouType: IouType, params: EvalParams = defaultParams()): CocoEvalOutput {
+  return finishEval(iouType, accumulateCategories(gt, dt, iouType, params), gt.categoryIds.length);
 }

@@ -5,7 +5,8 @@
  */
 import { UserError } from '../cli/errors.ts';
 import { loadGt, type CocoDataset, type CocoGt } from './coco.ts';
-import { cocoEval } from './cocoeval.ts';
+import { cocoEval, type CocoEvalOutput } from './cocoeval.ts';
+import { autoThreads, cocoEvalThreads } from './parallel.ts';
 import { loadRes, type CocoDt, type CocoResult } from './load_res.ts';
 import { defaultParams, IOU_TYPES, type EvalParams, type IouType } from './params.ts';
 import { summaryLines, type NdArray } from './summary.ts';
@@ -71,8 +72,8 @@ function prepareGt(gt: GtInput, iouTypes: IouType[]): CocoGt {
   return gt;
 }
 
-function toResult(gt: CocoGt, dt: CocoDt, iouType: IouType, params: EvalParams): EvalResult {
-  const out = cocoEval(gt, dt, iouType, params);
+function toResult(gt: CocoGt, dt: CocoDt, out: CocoEvalOutput): EvalResult {
+  const iouType = out.iouType;
   const perCategoryAp: Record<string, number> = {};
   gt.categoryIds.forEach((id, k) => (perCategoryAp[String(id)] = out.perCategoryAp[k]));
   return {
@@ -106,6 +107,29 @@ export function evaluateAll(
   const G = prepareGt(gt, types);
   const D = loadRes(G, results, { iouTypes: types });
   const out: Partial<Record<IouType, EvalResult>> = {};
-  for (const t of types) out[t] = toResult(G, D, t, params);
+  for (const t of types) out[t] = toResult(G, D, cocoEval(G, D, t, params));
+  return out;
+}
+
+export interface AsyncEvalOptions {
+  params?: EvalParams;
+  /** Threads, this one included (default 1); 'auto': one per core (up to 4) for large evaluations. */
+  threads?: number | 'auto';
+}
+
+/** evaluateAll with the categories split over worker threads (same numbers). */
+export async function evaluateAllAsync(
+  gt: GtInput,
+  results: ResultsInput,
+  iouTypes: readonly IouType[],
+  options: AsyncEvalOptions = {},
+): Promise<Partial<Record<IouType, EvalResult>>> {
+  const types = [...iouTypes];
+  const params = options.params ?? defaultParams();
+  const G = prepareGt(gt, types);
+  const D = loadRes(G, results, { iouTypes: types });
+  const threads = options.threads === 'auto' ? autoThreads(D, G) : (options.threads ?? 1);
+  const out: Partial<Record<IouType, EvalResult>> = {};
+  for (const t of types) out[t] = toResult(G, D, await cocoEvalThreads(G, D, t, params, threads));
   return out;
 }

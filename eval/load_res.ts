@@ -21,7 +21,7 @@ import {
   type JsonSource,
 } from './coco.ts';
 import type { IouType } from './params.ts';
-import { readResultsFast, type RawResults } from './results_reader.ts';
+import { readResultsFast, type RawResults, type RleBytes } from './results_reader.ts';
 
 /** One entry of a results file (mmdetection and detectron2 write these). */
 export interface CocoResult {
@@ -47,6 +47,8 @@ export interface CocoDt {
   area: Float64Array;
   /** The result's segmentation, or undefined (box branch, no mask given: the box polygon is used). */
   segmAt: (i: number) => CocoSegmentation | undefined;
+  /** segmAt's data where it is the file's bytes (for worker threads). */
+  bytes?: RleBytes;
 }
 
 export interface LoadResOptions {
@@ -62,7 +64,7 @@ export function loadRes(gt: CocoGt, source: JsonSource<CocoResult[] | unknown>, 
   const name = options.name ?? (typeof source === 'string' ? source : 'results');
   let raw: RawResults;
   if (typeof source === 'string') {
-    const bytes = readFileBytes(source, 'results');
+    const bytes = readFileBytes(source, 'results', true);
     raw = readResultsFast(bytes) ?? rawFromParsed(parseJsonBytes(bytes, source, 'results'), name);
   } else {
     raw = rawFromParsed(source, name);
@@ -162,7 +164,7 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
       }
     }
   }
-  return { n, img, cat, score, boxBranch, bbox, area, segmAt: raw.segmAt };
+  return { n, img, cat, score, boxBranch, bbox, area, segmAt: raw.segmAt, bytes: raw.bytes };
 }
 
 /** A mask of another size than its image would make IoUs meaningless (pycocotools does not check). */
@@ -187,7 +189,7 @@ export function boxPolygon(bbox: Float64Array, i: number): number[][] {
  * The mask of result i as COCO.annToRLE makes it (RLE results as given, box polygons rasterised on the
  * image), filling in its mask-derived area and bbox where loadRes takes them from the mask.
  */
-export function dtRle(gt: CocoGt, dt: CocoDt, i: number): RLE {
+export function dtRle(gt: Pick<CocoGt, "heights" | "widths">, dt: CocoDt, i: number): RLE {
   const k = dt.img[i];
   const s = dt.segmAt(i) ?? boxPolygon(dt.bbox, i);
   const rle = toRle(s, gt.heights[k], gt.widths[k], `results[${i}]`);
@@ -197,7 +199,7 @@ export function dtRle(gt: CocoGt, dt: CocoDt, i: number): RLE {
 }
 
 /** Makes sure area (and bbox when `needBbox`) of result i are known, decoding its mask if they come from it. */
-export function resolveDt(gt: CocoGt, dt: CocoDt, i: number, needBbox: boolean): void {
+export function resolveDt(gt: Pick<CocoGt, "heights" | "widths">, dt: CocoDt, i: number, needBbox: boolean): void {
   if (Number.isNaN(dt.area[i]) || (needBbox && Number.isNaN(dt.bbox[4 * i]))) dtRle(gt, dt, i);
 }
 

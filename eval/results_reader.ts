@@ -30,6 +30,34 @@ export interface RawResults {
   segmH: Float64Array;
   segmW: Float64Array;
   segmAt: (i: number) => CocoSegmentation | undefined;
+  /** Where segmAt reads from, in a form worker threads can share (the file bytes may be shared memory). */
+  bytes?: RleBytes;
+}
+
+/** Segmentations left in the file's bytes: RLE counts strings, or whole values (polygons) to JSON.parse. */
+export interface RleBytes {
+  buf: Uint8Array;
+  /** Byte range of the counts string's contents (RLE) or of the whole value (raw). */
+  start: Int32Array;
+  end: Int32Array;
+  /** The counts string has escapes. */
+  esc: Uint8Array;
+  /** The range is a whole JSON value (polygons). */
+  raw: Uint8Array;
+  kind: Uint8Array;
+  h: Float64Array;
+  w: Float64Array;
+}
+
+/** Segmentation i of a byte source (undefined where the result has none). */
+export function segmFromBytes(b: RleBytes, i: number): CocoSegmentation | undefined {
+  if (b.kind[i] === 0) return undefined;
+  const buf = Buffer.from(b.buf.buffer, b.buf.byteOffset, b.buf.byteLength);
+  if (b.raw[i]) return JSON.parse(buf.toString('utf8', b.start[i], b.end[i])) as CocoSegmentation;
+  const counts = b.esc[i]
+    ? (JSON.parse(buf.toString('utf8', b.start[i] - 1, b.end[i] + 1)) as string)
+    : buf.toString('latin1', b.start[i], b.end[i]);
+  return { size: [b.h[i], b.w[i]], counts };
 }
 
 const POW10 = [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
@@ -368,15 +396,17 @@ function scan(buf: Buffer): RawResults {
   ws();
   if (p !== len) throw FAIL;
 
-  const segmAt = (i: number): CocoSegmentation | undefined => {
-    const kind = segmKind[i];
-    if (kind === 0) return undefined;
-    if (segRaw[i]) return JSON.parse(utf8(buf, segStart[i], segEnd[i])) as CocoSegmentation;
-    const counts = segEsc[i]
-      ? (JSON.parse(utf8(buf, segStart[i] - 1, segEnd[i] + 1)) as string)
-      : latin1(buf, segStart[i], segEnd[i]);
-    return { size: [segmH[i], segmW[i]], counts };
+  const bytes: RleBytes = {
+    buf,
+    start: segStart.subarray(0, n),
+    end: segEnd.subarray(0, n),
+    esc: segEsc.subarray(0, n),
+    raw: segRaw.subarray(0, n),
+    kind: segmKind.subarray(0, n),
+    h: segmH.subarray(0, n),
+    w: segmW.subarray(0, n),
   };
+  const segmAt = (i: number): CocoSegmentation | undefined => segmFromBytes(bytes, i);
   // Polygon results are validated now, like the object path does (they are rare and small).
   for (let i = 0; i < n; i++) if (segRaw[i] && !isPolygonList(segmAt(i))) throw FAIL;
   return {
@@ -390,6 +420,7 @@ function scan(buf: Buffer): RawResults {
     segmH: segmH.subarray(0, n),
     segmW: segmW.subarray(0, n),
     segmAt,
+    bytes,
   };
 }
 
@@ -406,8 +437,4 @@ function isPolygonList(v: unknown): boolean {
 
 function latin1(buf: Buffer, start: number, end: number): string {
   return buf.toString('latin1', start, end);
-}
-
-function utf8(buf: Buffer, start: number, end: number): string {
-  return buf.toString('utf8', start, end);
 }

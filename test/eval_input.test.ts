@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { UserError } from '../cli/errors.ts';
 import { runEval } from '../cli/eval.ts';
-import { evaluate, loadGt, loadRes } from '../eval/index.ts';
+import { evaluate, evaluateAll, evaluateAllAsync, loadGt, loadRes } from '../eval/index.ts';
 import { rawFromParsed } from '../eval/load_res.ts';
 import { readResultsFast } from '../eval/results_reader.ts';
 
@@ -166,10 +166,24 @@ describe('byte-level results reader', () => {
 });
 
 describe('fasternet eval', () => {
-  it('writes OUT.json with stats per iou type and the baseline difference', () => {
+  it('gives the same numbers with the categories split over worker threads', async () => {
+    const one = evaluateAll(GT, DT_SEGM, ['bbox', 'segm']);
+    const two = await evaluateAllAsync(GT, DT_SEGM, ['bbox', 'segm'], { threads: 2 });
+    for (const t of ['bbox', 'segm'] as const) {
+      expect(two[t]!.stats).toEqual(one[t]!.stats);
+      expect(two[t]!.perCategoryAp).toEqual(one[t]!.perCategoryAp);
+      expect(Array.from(two[t]!.precision.data)).toEqual(Array.from(one[t]!.precision.data));
+    }
+    // Parsed (not file) results: the worker gets the segmentations of its own detections.
+    const parsed = JSON.parse(readFileSync(DT_SEGM, 'utf8'));
+    const three = await evaluateAllAsync(GT, parsed, ['segm'], { threads: 3 });
+    expect(three.segm!.stats).toEqual(one.segm!.stats);
+  });
+
+  it('writes OUT.json with stats per iou type and the baseline difference', async () => {
     const lines: string[] = [];
     const out = join(tmp, 'out.json');
-    runEval({ gt: GT, results: DT_SEGM, iouType: 'bbox,segm', baseline: DT_BBOX, json: out }, (l) => lines.push(l));
+    await runEval({ gt: GT, results: DT_SEGM, iouType: 'bbox,segm', baseline: DT_BBOX, json: out }, (l) => lines.push(l));
     const json = JSON.parse(readFileSync(out, 'utf8'));
     const exp = JSON.parse(readFileSync(join(ROOT, 'case_small_b', 'expected.json'), 'utf8'));
     expect(json.segm.stats).toEqual(exp.segm.stats);
@@ -192,9 +206,9 @@ describe('fasternet eval', () => {
     expect(r.stderr).not.toMatch(/\bat /);
   });
 
-  it('prints the 12 pycocotools lines for one results file', () => {
+  it('prints the 12 pycocotools lines for one results file', async () => {
     const lines: string[] = [];
-    runEval({ gt: GT, results: DT_BBOX, iouType: 'bbox' }, (l) => lines.push(l));
+    await runEval({ gt: GT, results: DT_BBOX, iouType: 'bbox' }, (l) => lines.push(l));
     const exp = JSON.parse(readFileSync(join(ROOT, 'case_small_b', 'expected.json'), 'utf8'));
     expect(lines.slice(1)).toEqual(exp.bbox.summary);
   });
