@@ -71,3 +71,14 @@ describe('Table 1 op stacks', () => {
     expect(macs('dwconv')).toBe(macs('conv') / 96);
   });
 });
+
+describe('bench backbones rows', () => {
+  it('have the documented fields, FLOPs = 2 x MACs of the graph', async () => {
+    const { benchBackbones } = await import('../backbones/bench.ts');
+    const [row] = await benchBackbones(['t0'], [64, 96], 1, { iters: 1, warmup: 0 });
+    const { graph } = featuresGraph(zeros(fasternetParamSpecs('t0', { forkFeat: true })), { dims: [1, 3, 64, 96] });
+    expect(row).toMatchObject({ arch: 'fasternet_t0', input: [64, 96], threads: 1, macs: graph.macs, flops: 2 * graph.macs, graph: 'features' });
+    expect(row.params).toBe(learnable(zeros(fasternetParamSpecs('t0', { forkFeat: true }))));
+    expect(row.gflops).toBeCloseTo(row.flops / (row.ms_median * 1e6), 6);
+  });
+});
