@@ -910,6 +910,32 @@ function cInt(v: number): number {
 /** Coordinates beyond this make maskApi.c's int arithmetic overflow (it then misbehaves); we refuse them. */
 const MAX_POLY_COORD = 2e8;
 
+/**
+ * frPoly's test for one pair of consecutive boundary points (u0, v0) -> (u1, v1) with u0 != u1: appends the
+ * pixel-column crossing maskApi.c keeps for it, if any, at px/py[nk]; returns the new count.
+ */
+function keepCrossing(
+  u0: number,
+  v0: number,
+  u1: number,
+  v1: number,
+  px: Int32Array,
+  py: Int32Array,
+  nk: number,
+  wMax: number,
+  h: number,
+): number {
+  const ux = u1 < u0 ? u1 : u1 - 1;
+  if (ux < 2 || (ux - 2) % 5 !== 0) return nk;
+  const xd = (ux - 2) / 5;
+  if (xd > wMax) return nk;
+  const vy = v1 < v0 ? v1 : v0;
+  const yd = vy < 2 ? 0 : ((vy + 2) / 5) | 0;
+  px[nk] = xd;
+  py[nk] = yd > h ? h : yd;
+  return nk + 1;
+}
+
 /** rleFrPoly: rasterise one polygon (flat x,y list; an odd trailing value is ignored) on an h x w image. */
 export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   checkSize(h, w, 'frPoly');
@@ -944,17 +970,6 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
   const py = i32Scratch(3, bound);
   let nk = 0;
   const wMax = w - 1;
-  const keep = (u0: number, v0: number, u1: number, v1: number): void => {
-    const ux = u1 < u0 ? u1 : u1 - 1;
-    if (ux < 2 || (ux - 2) % 5 !== 0) return;
-    const xd = (ux - 2) / 5;
-    if (xd > wMax) return;
-    const vy = v1 < v0 ? v1 : v0;
-    const yd = vy < 2 ? 0 : ((vy + 2) / 5) | 0;
-    px[nk] = xd;
-    py[nk] = yd > h ? h : yd;
-    nk++;
-  };
   let pu = 0; // previous boundary point
   let pv = 0;
   let started = false;
@@ -977,7 +992,7 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
     if (dx >= dy) {
       if (dx === 0) {
         // one point; s = 0/0 = NaN in maskApi.c, and (int)NaN is INT_MIN on x86
-        if (started && xs !== pu) keep(pu, pv, xs, INT_MIN);
+        if (started && xs !== pu) nk = keepCrossing(pu, pv, xs, INT_MIN, px, py, nk, wMax, h);
         pu = xs;
         pv = INT_MIN;
         started = true;
@@ -987,7 +1002,7 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
       // ys + s*t lies between two int32 vertices, so | 0 is C's (int) truncation here.
       const tFirst = flip ? dx : 0;
       const uFirst = xs + tFirst;
-      if (started && uFirst !== pu) keep(pu, pv, uFirst, (ys + s * tFirst + 0.5) | 0);
+      if (started && uFirst !== pu) nk = keepCrossing(pu, pv, uFirst, (ys + s * tFirst + 0.5) | 0, px, py, nk, wMax, h);
       // consecutive points t and t + 1 (in either walking direction) give u' = xs + t
       let t = (2 - xs) % 5;
       if (t < 0) t += 5;
@@ -1015,7 +1030,7 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
       const s = (xe - xs) / dy;
       const tFirst = flip ? dy : 0;
       const uFirst = (xs + s * tFirst + 0.5) | 0;
-      if (started && uFirst !== pu) keep(pu, pv, uFirst, tFirst + ys);
+      if (started && uFirst !== pu) nk = keepCrossing(pu, pv, uFirst, tFirst + ys, px, py, nk, wMax, h);
       const u0 = (xs + 0.5) | 0;
       const u1 = (xs + s * dy + 0.5) | 0;
       const uLo = u0 < u1 ? u0 : u1;
