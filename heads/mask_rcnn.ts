@@ -275,8 +275,11 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
     t.roi_align += now() - t0;
     t0 = now();
     const m = await runSession(det.maskHead, { rois: { shape: [n, C, ms, ms], data: maskRois } });
-    const logits = m.mask_logits;
-    maskSize = logits.shape[2];
+    const s2d = m.mask_logits_s2d;
+    const logits = s2d
+      ? { shape: [s2d.shape[0], 2, 2, s2d.shape[1] / 4, s2d.shape[2], s2d.shape[3]], data: s2d.data }
+      : m.mask_logits;
+    maskSize = s2d ? 2 * s2d.shape[2] : logits.shape[2];
     maskProbs = selectMaskProbabilities(logits, dets.labels);
     t.mask_head = now() - t0;
     if (mid) { mid.maskLogits = logits; mid.maskProbs = maskProbs; }

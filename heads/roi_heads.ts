@@ -6,7 +6,7 @@
  * per-detection mask of its own class.
  */
 import type { FloatTensor } from '../runtime/tensor.ts';
-import { addInput, addNode, addOutput, addInitializer, attr, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
+import { addInput, addOutput, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
 import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
 import { batchedNms, multiclassNms } from '../postprocess/nms.ts';
 import type { ConvWeights } from '../necks/fpn.ts';
@@ -40,18 +40,42 @@ export function boxHeadModel(w: BoxHeadWeights): Uint8Array {
   return serializeModel(g, { docString: 'Mask R-CNN box head' });
 }
 
-/** Mask head ONNX model: input `rois` [R, C, 14, 14] -> `mask_logits` [R, K, 28, 28]. */
+/**
+ * ConvTranspose2d(k=2, s=2) + ReLU + 1x1 logits conv, without ORT's slow ConvTranspose and DepthToSpace: the
+ * 2x2 taps do not overlap, so upsampled pixel (2y+i, 2x+j) of channel o is channel t*C + o (t = 2i + j) of a
+ * 1x1 conv at (y, x), and the logits conv applies per tap t: a group-4 1x1 conv. The result stays
+ * space-to-depth, `mask_logits_s2d` [R, 4K, S, S] = [R, 2, 2, K, S, S] (i, j, class, y, x);
+ * selectMaskProbabilities rearranges only the selected class.
+ */
+function upsampleAndLogits(g: ReturnType<typeof createGraph>, x: string, up: ConvWeights, logits: ConvWeights): string {
+  const [cin, cout, kh, kw] = up.weight.shape;
+  if (kh !== 2 || kw !== 2) throw new Error(`mask head upsample is ${kh}x${kw}, expected a 2x2 stride-2 ConvTranspose2d`);
+  const wt = new Float32Array(4 * cout * cin);
+  const bt = new Float32Array(4 * cout);
+  for (let c = 0; c < cin; c++) {
+    for (let o = 0; o < cout; o++) {
+      for (let t = 0; t < 4; t++) wt[(t * cout + o) * cin + c] = up.weight.data[(c * cout + o) * 4 + t];
+    }
+  }
+  for (let t = 0; t < 4; t++) for (let o = 0; o < cout; o++) bt[t * cout + o] = up.bias ? up.bias.data[o] : 0;
+  const y = relu(g, conv(g, x, { shape: [4 * cout, cin, 1, 1], data: wt }, { shape: [4 * cout], data: bt }, { name: 'conv5_mask' }), 'conv5_mask.relu');
+  const K = logits.weight.shape[0];
+  if (logits.weight.shape[1] !== cout) throw new Error(`mask logits take ${logits.weight.shape[1]} channels, the upsample gives ${cout}`);
+  const lw = new Float32Array(4 * K * cout);
+  const lb = new Float32Array(4 * K);
+  for (let t = 0; t < 4; t++) {
+    lw.set(logits.weight.data, t * K * cout);
+    if (logits.bias) lb.set(logits.bias.data, t * K);
+  }
+  return conv(g, y, { shape: [4 * K, cout, 1, 1], data: lw }, { shape: [4 * K], data: lb }, { group: 4, name: 'mask_fcn_logits' });
+}
+
+/** Mask head ONNX model: input `rois` [R, C, 14, 14] -> `mask_logits_s2d` [R, 4K, 14, 14] (space-to-depth 28x28 logits). */
 export function maskHeadModel(w: MaskHeadWeights): Uint8Array {
   const g = createGraph('mask_head');
   let x = addInput(g, 'rois', ['R', w.convs[0].weight.shape[1], 'S', 'S']);
   w.convs.forEach((c, i) => { x = relu(g, conv(g, x, c.weight, c.bias, { pad: 1, name: `mask_fcn${i + 1}` }), `mask_fcn${i + 1}.relu`); });
-  const [kh, kw] = w.upsample.weight.shape.slice(2);
-  const inputs = [x, addInitializer(g, 'conv5_mask.weight', w.upsample.weight)];
-  if (w.upsample.bias) inputs.push(addInitializer(g, 'conv5_mask.bias', w.upsample.bias));
-  x = addNode(g, 'ConvTranspose', inputs, { kernel_shape: attr.ints([kh, kw]), strides: attr.ints([2, 2]) }, { name: 'conv5_mask' })[0];
-  x = relu(g, x, 'conv5_mask.relu');
-  x = conv(g, x, w.logits.weight, w.logits.bias, { name: 'mask_fcn_logits' });
-  addOutput(g, x, 'mask_logits');
+  addOutput(g, upsampleAndLogits(g, x, w.upsample, w.logits), 'mask_logits_s2d');
   return serializeModel(g, { docString: 'Mask R-CNN mask head' });
 }
 
@@ -159,16 +183,36 @@ function gather(d: Detections, keep: ArrayLike<number>): Detections {
   return out;
 }
 
-/** Sigmoid probabilities of each detection's own class: maskLogits [n, K, m, m] -> [n, m, m]. */
+/**
+ * Sigmoid probabilities of each detection's own class: maskLogits [n, K, m, m], or the mask head's
+ * space-to-depth [n, 2, 2, K, m/2, m/2] -> [n, m, m].
+ */
 export function selectMaskProbabilities(maskLogits: FloatTensor, labels: Int32Array): Float32Array {
-  const [n, K, mh, mw] = maskLogits.shape;
+  const s = maskLogits.shape;
+  const s2d = s.length === 6;
+  const n = s[0];
+  const K = s2d ? s[3] : s[1];
+  const [hh, ww] = s2d ? [s[4], s[5]] : [s[2], s[3]];
   if (n !== labels.length) throw new Error(`mask head gave ${n} masks for ${labels.length} detections`);
+  const mh = s2d ? 2 * hh : hh, mw = s2d ? 2 * ww : ww;
   const m = mh * mw;
   const out = new Float32Array(n * m);
-  for (let i = 0; i < n; i++) {
-    if (labels[i] < 0 || labels[i] >= K) throw new Error(`label ${labels[i]} outside the mask head's ${K} classes`);
-    const src = (i * K + labels[i]) * m;
-    for (let j = 0; j < m; j++) out[i * m + j] = Math.fround(1 / (1 + Math.exp(-maskLogits.data[src + j])));
+  const sig = (v: number) => Math.fround(1 / (1 + Math.exp(-v)));
+  for (let r = 0; r < n; r++) {
+    const k = labels[r];
+    if (k < 0 || k >= K) throw new Error(`label ${k} outside the mask head's ${K} classes`);
+    if (!s2d) {
+      const src = (r * K + k) * m;
+      for (let j = 0; j < m; j++) out[r * m + j] = sig(maskLogits.data[src + j]);
+      continue;
+    }
+    for (let t = 0; t < 4; t++) {
+      const i = t >> 1, j = t & 1;
+      const src = ((r * 4 + t) * K + k) * hh * ww;
+      for (let y = 0; y < hh; y++) {
+        for (let x = 0; x < ww; x++) out[r * m + (2 * y + i) * mw + 2 * x + j] = sig(maskLogits.data[src + y * ww + x]);
+      }
+    }
   }
   return out;
 }

@@ -111,9 +111,15 @@ export function parityTests(model: 'r50' | 'fasternet'): void {
         let sameOrder = ourDet.labels.length >= nm;
         for (let i = 0; i < nm && sameOrder; i++) sameOrder = ourDet.labels[i] === refLabels[i] && boxIou(refDet, i * 4, ourDet.boxes, i * 4) > 0.999;
         if (sameOrder) {
-          const [, K, mh, mw] = mid.maskLogits!.shape;
+          // mask logits of each detection's class, from the head's space-to-depth layout [n, 2, 2, K, h, w]
+          const [, , , K, h2, w2] = mid.maskLogits!.shape;
           const ourMask = new Float32Array(nm * mm);
-          for (let i = 0; i < nm; i++) ourMask.set(mid.maskLogits!.data.subarray((i * K + ourDet.labels[i]) * mh * mw, (i * K + ourDet.labels[i] + 1) * mh * mw), i * mm);
+          for (let i = 0; i < nm; i++) {
+            for (let t = 0; t < 4; t++) {
+              const src = ((i * 4 + t) * K + ourDet.labels[i]) * h2 * w2;
+              for (let y = 0; y < h2; y++) for (let x = 0; x < w2; x++) ourMask[i * mm + (2 * y + (t >> 1)) * 2 * w2 + 2 * x + (t & 1)] = mid.maskLogits!.data[src + y * w2 + x];
+            }
+          }
           stage.mask_logits = maxAbsDiff(ourMask, refMask.data) / maxAbs(refMask.data);
           expect(stage.mask_logits).toBeLessThan(1e-3);
         }
