@@ -7,7 +7,6 @@
  *   per level: top preNmsTopN by objectness -> decode against anchors -> clip to the resized image
  *   -> drop small boxes -> scores >= scoreThresh -> NMS per level (batched by level id) -> first postNmsTopN.
  */
-import type { FloatTensor } from '../runtime/tensor.ts';
 import { addInitializer, addNode, attr, type Graph } from '../runtime/graph.ts';
 import { argsortDescendingStable } from '../postprocess/sort.ts';
 import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
@@ -152,4 +151,3 @@ function keepLarger(boxes: Float32Array, minSize: number): Int32Array {
   return Int32Array.from(keep);
 }
 
-export type { FloatTensor };
