@@ -43,6 +43,7 @@ def parse_args(argv=None):
     p.add_argument('--log-every', type=int, default=20)
     p.add_argument('--ckpt-every', type=int, default=1000)
     p.add_argument('--resume', action='store_true', help='continue from <out>/checkpoint.pth')
+    p.add_argument('--init', default=None, help='start from these model weights (a model_final.pth), fresh schedule')
     return p.parse_args(argv)
 
 
@@ -83,6 +84,8 @@ def main(argv=None):
                              {'params': no_decay, 'weight_decay': 0.0}], lr=args.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda it: lr_factor(it, args.warmup, args.iters))
     start = 0
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location='cpu'))
     ckpt_path = os.path.join(args.out, 'checkpoint.pth')
     if args.resume and os.path.exists(ckpt_path):
         ck = torch.load(ckpt_path, map_location='cpu')
