@@ -10,7 +10,9 @@ import type { WorkerJob, WorkerReply } from './parallel.ts';
 import { segmFromBytes } from './results_reader.ts';
 
 function run(job: WorkerJob): WorkerReply {
-  const { bytes, segm, ...cols } = job.dt;
+  const { bytes: sent, segm, ...cols } = job.dt;
+  // Structured cloning turns the Buffer into a plain Uint8Array (same shared memory): make it a Buffer once.
+  const bytes = sent && { ...sent, buf: Buffer.from(sent.buf.buffer, sent.buf.byteOffset, sent.buf.byteLength) };
   const dt: CocoDt = {
     ...cols,
     bytes,

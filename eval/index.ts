@@ -48,8 +48,7 @@ export interface EvalResult {
 
 /** A GT given as a file path, parsed JSON, or already loaded with `loadGt`. */
 export type GtInput = string | CocoDataset | CocoGt;
-/** Results given as a file path or a parsed array. */
-/** (Parsed arrays are validated entry by entry, so any array is accepted.) */
+/** Results given as a file path or a parsed array (validated entry by entry, so any array is accepted). */
 export type ResultsInput = string | CocoResult[] | unknown[];
 
 function isLoadedGt(v: unknown): v is CocoGt {

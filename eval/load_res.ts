@@ -192,7 +192,7 @@ export function boxPolygon(bbox: Float64Array, i: number): number[][] {
 export function dtRle(gt: Pick<CocoGt, "heights" | "widths">, dt: CocoDt, i: number): RLE {
   const k = dt.img[i];
   const s = dt.segmAt(i) ?? boxPolygon(dt.bbox, i);
-  const rle = toRle(s, gt.heights[k], gt.widths[k], `results[${i}]`);
+  const rle = toRle(s, gt.heights[k], gt.widths[k], 'results', i);
   if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
   if (Number.isNaN(dt.bbox[4 * i])) dt.bbox.set(toBbox(rle), 4 * i);
   return rle;
@@ -203,11 +203,15 @@ export function resolveDt(gt: Pick<CocoGt, "heights" | "widths">, dt: CocoDt, i:
   if (Number.isNaN(dt.area[i]) || (needBbox && Number.isNaN(dt.bbox[4 * i]))) dtRle(gt, dt, i);
 }
 
-/** annToRle with the mask code's errors (corrupt RLE strings, ...) turned into one-line UserErrors. */
-export function toRle(s: CocoSegmentation, h: number, w: number, where: string): RLE {
+/**
+ * annToRle with the mask code's errors (corrupt RLE strings, ...) turned into one-line UserErrors naming
+ * results[index] or the GT annotation id (built only on error: this runs once per evaluated mask).
+ */
+export function toRle(s: CocoSegmentation, h: number, w: number, what: 'results' | 'GT annotation', index: number): RLE {
   try {
     return annToRle(s, h, w);
   } catch (err) {
+    const where = what === 'results' ? `results[${index}]` : `GT annotation ${index}`;
     throw new UserError(`${where}: bad "segmentation": ${(err as Error).message}`);
   }
 }

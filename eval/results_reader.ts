@@ -52,7 +52,7 @@ export interface RleBytes {
 /** Segmentation i of a byte source (undefined where the result has none). */
 export function segmFromBytes(b: RleBytes, i: number): CocoSegmentation | undefined {
   if (b.kind[i] === 0) return undefined;
-  const buf = Buffer.from(b.buf.buffer, b.buf.byteOffset, b.buf.byteLength);
+  const buf = Buffer.isBuffer(b.buf) ? b.buf : Buffer.from(b.buf.buffer, b.buf.byteOffset, b.buf.byteLength);
   if (b.raw[i]) return JSON.parse(buf.toString('utf8', b.start[i], b.end[i])) as CocoSegmentation;
   const counts = b.esc[i]
     ? (JSON.parse(buf.toString('utf8', b.start[i] - 1, b.end[i] + 1)) as string)
@@ -90,12 +90,15 @@ const K_OTHER = -1;
 function scan(buf: Buffer): RawResults {
   const len = buf.length;
   let p = 0;
+  // Hot helpers work on a local copy of the shared position (a captured variable lives in memory).
   const ws = (): void => {
-    while (p < len) {
-      const c = buf[p];
-      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) p++;
+    let q = p;
+    while (q < len) {
+      const c = buf[q];
+      if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) q++;
       else break;
     }
+    p = q;
   };
   const expect = (c: number): void => {
     ws();
@@ -104,49 +107,50 @@ function scan(buf: Buffer): RawResults {
   };
   const number = (): number => {
     ws();
-    const start = p;
+    let q = p;
+    const start = q;
     let neg = false;
-    if (buf[p] === 0x2d) {
+    if (buf[q] === 0x2d) {
       neg = true;
-      p++;
+      q++;
     }
     let mant = 0;
     let digits = 0;
     let frac = 0;
-    let c = buf[p];
+    let c = buf[q];
     if (c === 0x30) {
-      p++;
-      c = buf[p];
+      q++;
+      c = buf[q];
     } else if (c >= 0x31 && c <= 0x39) {
       while (c >= 0x30 && c <= 0x39) {
         mant = mant * 10 + (c - 0x30);
         digits++;
-        c = buf[++p];
+        c = buf[++q];
       }
     } else throw FAIL;
     if (c === 0x2e) {
-      c = buf[++p];
+      c = buf[++q];
       if (!(c >= 0x30 && c <= 0x39)) throw FAIL;
       while (c >= 0x30 && c <= 0x39) {
         if (digits > 0 || c !== 0x30) digits++;
         mant = mant * 10 + (c - 0x30);
         frac++;
-        c = buf[++p];
+        c = buf[++q];
       }
     }
     let exp = 0;
     if (c === 0x65 || c === 0x45) {
-      c = buf[++p];
+      c = buf[++q];
       let eneg = false;
       if (c === 0x2b || c === 0x2d) {
         eneg = c === 0x2d;
-        c = buf[++p];
+        c = buf[++q];
       }
       if (!(c >= 0x30 && c <= 0x39)) throw FAIL;
       while (c >= 0x30 && c <= 0x39) {
         exp = exp * 10 + (c - 0x30);
         if (exp > 1e6) throw FAIL;
-        c = buf[++p];
+        c = buf[++q];
       }
       if (eneg) exp = -exp;
     }
@@ -157,8 +161,9 @@ function scan(buf: Buffer): RawResults {
       v = e10 >= 0 ? mant * POW10[e10] : mant / POW10[-e10];
       if (neg) v = -v;
     } else {
-      v = Number(latin1(buf, start, p));
+      v = Number(latin1(buf, start, q));
     }
+    p = q;
     return v;
   };
   /**
@@ -233,14 +238,33 @@ function scan(buf: Buffer): RawResults {
     const s = string();
     if (strEscaped) throw FAIL;
     const n = p - 1 - s;
-    for (let k = 0; k < KEYS.length; k++) {
-      const want = KEYS[k];
-      if (want.length !== n) continue;
-      let j = 0;
-      while (j < n && buf[s + j] === want[j]) j++;
-      if (j === n) return k;
+    // Candidates by length, then by bytes (this runs for every member of every result).
+    let k: number;
+    switch (n) {
+      case 4:
+        k = buf[s] === 0x62 ? K_BBOX : K_SIZE;
+        break;
+      case 5:
+        k = K_SCORE;
+        break;
+      case 6:
+        k = K_COUNTS;
+        break;
+      case 8:
+        k = K_IMAGE_ID;
+        break;
+      case 11:
+        k = K_CATEGORY_ID;
+        break;
+      case 12:
+        k = K_SEGMENTATION;
+        break;
+      default:
+        return K_OTHER;
     }
-    return K_OTHER;
+    const want = KEYS[k];
+    for (let j = 0; j < n; j++) if (buf[s + j] !== want[j]) return K_OTHER;
+    return k;
   };
 
   // Column storage grows by doubling.
