@@ -133,8 +133,14 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
     if (c === undefined) throw new UserError(`${name}: results[${i}]: category_id ${raw.categoryId[i]} is not a GT category`);
     img[i] = k;
     cat[i] = c;
+    // (The byte reader reads 1e400 as Infinity, as JSON.parse does; the object path rejects it earlier.)
+    if (!Number.isFinite(score[i])) throw new UserError(`${name}: results[${i}]: "score" must be a finite number, got ${score[i]}`);
     const bk = raw.bboxKind[i];
     if (bk === 1) {
+      for (let q = 0; q < 4; q++) {
+        const v = raw.bbox[4 * i + q];
+        if (!Number.isFinite(v)) throw new UserError(`${name}: results[${i}]: "bbox" values must be finite numbers, got ${v}`);
+      }
       const w = raw.bbox[4 * i + 2];
       const h = raw.bbox[4 * i + 3];
       if (w < 0 || h < 0) throw new UserError(`${name}: results[${i}]: "bbox" has a negative width or height`);

@@ -76,6 +76,14 @@ describe('bad results', () => {
     expect(userErrorOf(() => evaluate(GT, bad, { iouType: 'segm' }))).toMatch(/results\[\d+\]: bad "segmentation"/);
   });
 
+  it('rejects numbers that overflow to Infinity in a results file', () => {
+    const g = loadGt(GT);
+    const big = write('big.json', '[{"image_id": 64, "category_id": 1, "bbox": [1, 2, 1e400, 4], "score": 0.5}]');
+    expect(userErrorOf(() => loadRes(g, big))).toMatch(/results\[0\]: "bbox" values must be finite numbers, got Infinity/);
+    const score = write('score.json', '[{"image_id": 64, "category_id": 1, "bbox": [1, 2, 3, 4], "score": -1e999}]');
+    expect(userErrorOf(() => loadRes(g, score))).toMatch(/"score" must be a finite number, got -Infinity/);
+  });
+
   it('names malformed JSON, NaN in JSON and missing files in one line', () => {
     const g = loadGt(GT);
     expect(userErrorOf(() => loadRes(g, write('trunc.json', '[{"image_id": 1,')))).toMatch(/trunc\.json is not valid JSON/);
