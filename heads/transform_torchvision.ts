@@ -2,7 +2,8 @@
  * torchvision 0.14 GeneralizedRCNNTransform for one image at inference, replayed in float32:
  *   to_tensor        x / 255 (float32)
  *   normalize        (x - mean) / std, BEFORE resizing
- *   resize           scale = min(min_size / short, max_size / long) computed in float32 tensors,
+ *   resize           scale = min(min_size / short, max_size / long) computed in float32 tensors
+ *                    (as reciprocal(short) * min_size: Tensor.__rtruediv__),
  *                    F.interpolate(scale_factor=scale, bilinear, align_corners=False,
  *                    recompute_scale_factor=True): output size floor(size * double(scale)); the kernel then
  *                    uses scale = float(in) / out (not the given factor)
@@ -24,11 +25,14 @@ export interface TorchvisionPreprocessed {
   imageSize: [number, number];
 }
 
-/** Output size of _resize_image_and_masks (float32 scale, then floor(size * scale) in double). */
+/**
+ * Output size of _resize_image_and_masks: `self_min_size / min_size` with a float32 tensor on the right is
+ * Tensor.__rtruediv__, i.e. reciprocal(min_size) * 800 in float32; then floor(size * scale) in double.
+ */
 export function torchvisionResizeSize(h: number, w: number, minSize = 800, maxSize = 1333): [number, number] {
   const mn = f32(Math.min(h, w));
   const mx = f32(Math.max(h, w));
-  const scale = Math.min(f32(minSize / mn), f32(maxSize / mx));
+  const scale = Math.min(f32(f32(1 / mn) * minSize), f32(f32(1 / mx) * maxSize));
   return [Math.floor(h * scale), Math.floor(w * scale)];
 }
 
