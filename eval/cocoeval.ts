@@ -152,6 +152,8 @@ interface Ctx {
   mCount: Int32Array;
   /** Packed outcomes (see MAX_THRESHOLDS) per area range and score-order position: [a * cap + i]. */
   outcome: Uint32Array;
+  /** Positions accumulate scans for one (area range, maxDets). */
+  live: Int32Array;
   // One unit.
   crowd: Uint8Array;
   gtPerm: Int32Array;
@@ -356,37 +358,27 @@ function evaluateUnit(c: Ctx, u: number): void {
 }
 
 /**
- * Scans the packed outcomes of one area range (score order) at threshold bit t, over the positions
- * counted for one maxDets value, and leaves for the j-th TP the number of FPs before it in fpAtTp[j].
- * Returns the TP count. Branch-free: slot tp + 1 is rewritten at every entry and last written by the TP
- * that then takes it.
+ * Scans packed outcomes (score order) at threshold bit t over the listed positions and leaves, for the
+ * j-th TP, the number of FPs before it in fpAtTp[j]. Returns the TP count. Branch-free: slot tp + 1 is
+ * rewritten at every entry and last written by the TP that then takes it.
  */
 function scanColumn(
   outcome: Uint32Array,
   base: number,
   t: number,
   T: number,
-  list: Int32Array | null,
+  list: Int32Array,
   n: number,
   fpAtTp: Float64Array,
 ): number {
   let tp = 0;
   let seen = 0; // TPs and FPs so far
   const ts = T + t;
-  if (list === null) {
-    for (let i = 0; i < n; i++) {
-      const w = outcome[base + i];
-      fpAtTp[tp + 1] = seen - tp;
-      tp += (w >>> t) & 1;
-      seen += (w >>> ts) & 1;
-    }
-  } else {
-    for (let q = 0; q < n; q++) {
-      const w = outcome[base + list[q]];
-      fpAtTp[tp + 1] = seen - tp;
-      tp += (w >>> t) & 1;
-      seen += (w >>> ts) & 1;
-    }
+  for (let q = 0; q < n; q++) {
+    const w = outcome[base + list[q]];
+    fpAtTp[tp + 1] = seen - tp;
+    tp += (w >>> t) & 1;
+    seen += (w >>> ts) & 1;
   }
   return tp;
 }
@@ -401,7 +393,7 @@ function scanColumn(
  * materialising the per-detection curves.
  */
 function accumulateCategory(c: Ctx, k: number, nCat: number): void {
-  const { T, R, K, A, M, recThrs, outcome, precision, recall, cap, mList, mCount } = c;
+  const { T, R, K, A, M, recThrs, outcome, precision, recall, cap, mList, mCount, live } = c;
   const { fpAtTp, env, jStar } = c;
   for (let a = 0; a < A; a++) {
     const npig = c.npig[a];
@@ -412,19 +404,31 @@ function accumulateCategory(c: Ctx, k: number, nCat: number): void {
       while (j <= nCat && j / npig < recThrs[r]) j++;
       jStar[r] = j;
     }
-    for (let t = 0; t < T; t++) {
-      // Largest maxDets first: a smaller one counting every kept detection gives the same numbers.
-      for (let m = M - 1; m >= 0; m--) {
-        const all = m === M - 1 || mCount[m] === nCat;
-        if (all && m < M - 1) {
+    // Largest maxDets first: a smaller one counting every kept detection gives the same numbers.
+    for (let m = M - 1; m >= 0; m--) {
+      const all = m === M - 1 || mCount[m] === nCat;
+      if (all && m < M - 1) {
+        for (let t = 0; t < T; t++) {
           recall[((t * K + k) * A + a) * M + m] = recall[((t * K + k) * A + a) * M + M - 1];
           for (let r = 0; r < R; r++) {
             const at = (((t * R + r) * K + k) * A + a) * M;
             precision[at + m] = precision[at + M - 1];
           }
-          continue;
         }
-        const nTp = scanColumn(outcome, a * cap, t, T, all ? null : mList[m], all ? nCat : mCount[m], fpAtTp);
+        continue;
+      }
+      // Positions that count under maxDets[m] and are a TP or FP at some threshold: the others (ignored
+      // at every threshold, most detections outside a small/medium/large range) change nothing.
+      const base = a * cap;
+      let nLive = 0;
+      if (all) {
+        for (let i = 0; i < nCat; i++) if (outcome[base + i] !== 0) live[nLive++] = i;
+      } else {
+        const list = mList[m];
+        for (let q = 0; q < mCount[m]; q++) if (outcome[base + list[q]] !== 0) live[nLive++] = list[q];
+      }
+      for (let t = 0; t < T; t++) {
+        const nTp = scanColumn(outcome, base, t, T, live, nLive, fpAtTp);
         // env[j] = max over TPs j' >= j of the precision tp / (fp + tp + eps) there.
         let best = 0;
         for (let q = nTp; q >= 1; q--) {
@@ -519,6 +523,7 @@ export function accumulateCategories(
     M,
     gOrder: gOrd.order,
     dOrder: dOrd.order,
+    live: new Int32Array(cap),
     precision: into?.precision ?? new Float64Array(T * R * K * A * M).fill(-1),
     recall: into?.recall ?? new Float64Array(T * K * A * M).fill(-1),
     npig: new Float64Array(A),
