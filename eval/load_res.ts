@@ -8,7 +8,7 @@
  * detections that survive the per-image-per-category maxDets cut are ever looked at.
  */
 import { UserError } from '../cli/errors.ts';
-import { area as rleArea, annToRle, toBbox, type RLE } from '../postprocess/mask.ts';
+import { area as rleArea, annToRle, rleFrString, toBbox, type RLE } from '../postprocess/mask.ts';
 import {
   bboxField,
   checkSegmentation,
@@ -195,17 +195,29 @@ export function boxPolygon(bbox: Float64Array, i: number): number[][] {
  * The mask of result i as COCO.annToRLE makes it (RLE results as given, box polygons rasterised on the
  * image), filling in its mask-derived area and bbox where loadRes takes them from the mask.
  */
-export function dtRle(gt: Pick<CocoGt, "heights" | "widths">, dt: CocoDt, i: number): RLE {
+export function dtRle(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: number): RLE {
   const k = dt.img[i];
-  const s = dt.segmAt(i) ?? boxPolygon(dt.bbox, i);
-  const rle = toRle(s, gt.heights[k], gt.widths[k], 'results', i);
+  const b = dt.bytes;
+  let rle: RLE;
+  if (b && b.kind[i] === 1 && !b.raw[i] && !b.esc[i]) {
+    // A compressed RLE left in the file: straight to the string decoder (what annToRle ends in).
+    const buf = Buffer.isBuffer(b.buf) ? b.buf : Buffer.from(b.buf.buffer, b.buf.byteOffset, b.buf.byteLength);
+    const counts = buf.toString('latin1', b.start[i], b.end[i]);
+    try {
+      rle = rleFrString(counts, b.h[i], b.w[i]);
+    } catch (err) {
+      throw new UserError(`results[${i}]: bad "segmentation": ${(err as Error).message}`);
+    }
+  } else {
+    rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], 'results', i);
+  }
   if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
   if (Number.isNaN(dt.bbox[4 * i])) dt.bbox.set(toBbox(rle), 4 * i);
   return rle;
 }
 
 /** Makes sure area (and bbox when `needBbox`) of result i are known, decoding its mask if they come from it. */
-export function resolveDt(gt: Pick<CocoGt, "heights" | "widths">, dt: CocoDt, i: number, needBbox: boolean): void {
+export function resolveDt(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: number, needBbox: boolean): void {
   if (Number.isNaN(dt.area[i]) || (needBbox && Number.isNaN(dt.bbox[4 * i]))) dtRle(gt, dt, i);
 }
 

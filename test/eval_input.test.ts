@@ -74,6 +74,9 @@ describe('bad results', () => {
     const segm = JSON.parse(readFileSync(DT_SEGM, 'utf8')) as Array<Record<string, unknown>>;
     const bad = segm.map((d) => ({ ...d, segmentation: { ...(d.segmentation as object), counts: 'zz~~' } }));
     expect(userErrorOf(() => evaluate(GT, bad, { iouType: 'segm' }))).toMatch(/results\[\d+\]: bad "segmentation"/);
+    // The same from a file, where the counts string is decoded straight from the file's bytes.
+    const file = write('bad_rle.json', JSON.stringify(bad));
+    expect(userErrorOf(() => evaluate(GT, file, { iouType: 'segm' }))).toMatch(/results\[\d+\]: bad "segmentation"/);
   });
 
   it('rejects numbers that overflow to Infinity in a results file', () => {
