@@ -13,10 +13,15 @@ import { fasternetParamSpecs, type PConvImpl } from '../backbones/fasternet.ts';
 import { resnet50ParamSpecs } from '../backbones/resnet.ts';
 import { UserError } from './errors.ts';
 import { convertTorchvisionDetector } from '../io/convert_detection.ts';
+import { convertMmdetDetector, mmdetMetaFrom } from '../io/convert_mmdet.ts';
 
 export interface ConvertOptions {
   arch?: string;
   pconv?: PConvImpl;
+  /** The checkpoint's meta (mmdetection: CLASSES, config), filled by convertCheckpoint. */
+  meta?: unknown;
+  /** mmdet ResNet50 style when the checkpoint's meta.config does not say it. */
+  resnetStyle?: 'pytorch' | 'caffe';
 }
 
 export type FlavorConverter = (sd: StateDict, o: ConvertOptions) => { bytes: Uint8Array; meta: ModelMetadata };
@@ -46,13 +51,14 @@ export const FLAVORS: Record<string, FlavorConverter> = {
   },
   // Detection flavors ('torchvision', 'mmdet') add one line each here.
   torchvision: (sd) => convertTorchvisionDetector(sd),
+  mmdet: (sd, o) => convertMmdetDetector(sd, mmdetMetaFrom(o.meta), { resnetStyle: o.resnetStyle }),
 };
 
 export async function convertCheckpoint(ckptPath: string, flavor: string, outPath: string, o: ConvertOptions = {}): Promise<ModelMetadata> {
   const convert = FLAVORS[flavor];
   if (!convert) throw new UserError(`unknown flavor ${flavor} (expected one of ${Object.keys(FLAVORS).join(', ')})`);
-  const { stateDict } = await loadCheckpoint(ckptPath);
-  const { bytes, meta } = convert(unwrapDataParallel(stateDict), o);
+  const ckpt = await loadCheckpoint(ckptPath);
+  const { bytes, meta } = convert(unwrapDataParallel(ckpt.stateDict), { ...o, meta: ckpt.meta });
   try {
     await writeFile(outPath, bytes);
   } catch (err) {
@@ -69,9 +75,15 @@ export function register(program: Command): void {
     .requiredOption('--out <file>', 'ONNX file to write')
     .option('--arch <name>', 'architecture (t0, t1, t2, s, m, l, resnet50); detected from the checkpoint when absent')
     .option('--pconv <impl>', 'ONNX form of the partial conv: split_cat, slice_cat or group_identity', 'split_cat')
-    .action(async (ckpt: string, opts: { flavor: string; out: string; arch?: string; pconv: string }) => {
+    .option('--resnet-style <style>', 'mmdet ResNet50 style (pytorch or caffe) when the checkpoint meta does not tell')
+    .action(async (ckpt: string, opts: { flavor: string; out: string; arch?: string; pconv: string; resnetStyle?: string }) => {
       if (!['split_cat', 'slice_cat', 'group_identity'].includes(opts.pconv)) throw new UserError(`--pconv must be split_cat, slice_cat or group_identity, got ${opts.pconv}`);
-      const meta = await convertCheckpoint(ckpt, opts.flavor, opts.out, { arch: opts.arch, pconv: opts.pconv as PConvImpl });
+      if (opts.resnetStyle !== undefined && opts.resnetStyle !== 'pytorch' && opts.resnetStyle !== 'caffe') {
+        throw new UserError(`--resnet-style must be pytorch or caffe, got ${opts.resnetStyle}`);
+      }
+      const meta = await convertCheckpoint(ckpt, opts.flavor, opts.out, {
+        arch: opts.arch, pconv: opts.pconv as PConvImpl, resnetStyle: opts.resnetStyle as 'pytorch' | 'caffe' | undefined,
+      });
       process.stdout.write(`${opts.out}: ${meta.arch} ${meta.flavor}, ${meta.numClasses} classes\n`);
     });
 }

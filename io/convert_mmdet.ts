@@ -296,3 +296,19 @@ export function convertMmdetDetector(
   const d = mmdetDetectorWeights(stateDict, meta, options);
   return buildDetectorModel(d.weights, d.config, d.arch);
 }
+
+/**
+ * The `meta` of a loaded checkpoint (io/checkpoint.ts `Checkpoint.meta`, plain data) as MmdetMeta:
+ * CLASSES must be a list of strings and config a string when present; anything else is ignored.
+ */
+export function mmdetMetaFrom(meta: unknown): MmdetMeta {
+  if (!meta || typeof meta !== 'object') return {};
+  const m = meta as Record<string, unknown>;
+  const out: MmdetMeta = {};
+  if (Array.isArray(m.CLASSES)) {
+    if (!m.CLASSES.every((c) => typeof c === 'string')) throw new Error('mmdet checkpoint meta.CLASSES holds non-string entries');
+    out.CLASSES = m.CLASSES as string[];
+  }
+  if (typeof m.config === 'string') out.config = m.config;
+  return out;
+}

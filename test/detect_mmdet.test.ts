@@ -10,7 +10,9 @@ import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { resizeLinearCv2, type ImageU8 } from '../io/resize_cv2.ts';
 import { mmdetPreprocess, mmdetTransformConfig, boxesToNetwork, boxesToOriginal } from '../heads/transform_mmdet.ts';
-import { convertMmdetMaskRcnn, COCO_CATEGORY_IDS, COCO_CLASSES } from '../io/convert_mmdet.ts';
+import { convertMmdetMaskRcnn, mmdetMetaFrom, COCO_CATEGORY_IDS, COCO_CLASSES } from '../io/convert_mmdet.ts';
+import { FLAVORS } from '../cli/convert.ts';
+import type { DetectorConfig } from '../heads/config.ts';
 import { seededStateDict, seededTensor, type SeededSpec } from './helpers/seeded_weights.ts';
 import type { StateDict } from '../runtime/tensor.ts';
 import { mapRoiLevelsMmdet } from '../heads/roi_align.ts';
@@ -174,3 +176,24 @@ for (const arch of ['fasternet_s', 'r50_caffe']) {
     });
   });
 }
+
+describe('mmdet checkpoint meta and the convert flavor', () => {
+  it('mmdetMetaFrom keeps CLASSES and config, refuses non-string class names', () => {
+    expect(mmdetMetaFrom({ CLASSES: ['a', 'b'], config: 'x', epoch: 12 })).toEqual({ CLASSES: ['a', 'b'], config: 'x' });
+    expect(mmdetMetaFrom(undefined)).toEqual({});
+    expect(() => mmdetMetaFrom({ CLASSES: ['a', 3] })).toThrow(/non-string/);
+  });
+
+  it("FLAVORS.mmdet builds a detector whose metadata carries the mmdet config (caffe style from meta.config)", () => {
+    const fx = load('r50_caffe');
+    const sd = stateDictOf(fx);
+    const config = "model = dict(type='MaskRCNN', backbone=dict(type='ResNet', depth=50, norm_cfg=dict(requires_grad=False), style='caffe'))";
+    const { meta } = FLAVORS.mmdet(sd, { meta: { CLASSES: [...COCO_CLASSES], config, epoch: 12 } });
+    expect(meta.flavor).toBe('mmdet');
+    expect(meta.arch).toBe('resnet50_caffe');
+    const det = meta.extra!.detector as DetectorConfig;
+    expect(det.preprocess).toMatchObject({ kind: 'mmdet', toRgb: false, mean: [103.53, 116.28, 123.675], std: [1, 1, 1] });
+    expect(det.categoryIds.slice(-3)).toEqual([88, 89, 90]);
+    expect(det.classNames[0]).toBe('person');
+  }, 60_000);
+});
