@@ -86,8 +86,12 @@ export async function releaseDetectModels(): Promise<void> {
   await Promise.all(all.map(async (d) => releaseDetector(await d).catch(() => undefined)));
 }
 
-async function toImage(image: ImageInput): Promise<ImageU8> {
-  if (typeof image === 'string' || image instanceof Uint8Array) return decodeImage(image);
+/**
+ * `autoOrient`: apply the EXIF orientation. mmdet loads with cv2.imdecode(IMREAD_COLOR), which rotates by
+ * EXIF (checked on OpenCV 4.6); torchvision users' PIL.Image.open does not.
+ */
+async function toImage(image: ImageInput, autoOrient = false): Promise<ImageU8> {
+  if (typeof image === 'string' || image instanceof Uint8Array) return decodeImage(image, { autoOrient });
   const { data, width, height } = image;
   const channels = image.channels ?? 3;
   if (channels !== 3) throw new UserError(`raw images must be RGB (3 channels), got ${channels}`);
@@ -108,7 +112,7 @@ function checkOptions(o: DetectOptions): void {
 export async function detectInProcess(image: ImageInput, o: DetectOptions): Promise<DetectResult> {
   checkOptions(o);
   const det = typeof o.model === 'string' ? await getDetector(o.model, o.threads) : o.model;
-  const img = await toImage(image);
+  const img = await toImage(image, det.cfg.flavor === 'mmdet');
   const cfg = det.cfg;
   const keepLabel = classFilter(o.classes, cfg.classNames);
   const raw = await runDetector(det, img, {

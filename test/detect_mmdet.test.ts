@@ -197,3 +197,16 @@ describe('mmdet checkpoint meta and the convert flavor', () => {
     expect(det.classNames[0]).toBe('person');
   }, 60_000);
 });
+
+describe('LoadImageFromFile decoding', () => {
+  it('cv2.imdecode(IMREAD_COLOR) applies EXIF orientation: decodeImage(autoOrient) gives its pixels', async () => {
+    const { decodeImage } = await import('../io/image.ts');
+    const want = JSON.parse(readFileSync(join(DIR, 'exif_orientation6.json'), 'utf8'));
+    const file = join(DIR, 'exif_orientation6.jpg');
+    for (const [autoOrient, ref] of [[true, want.imread_color], [false, want.ignore_orientation]] as const) {
+      const img = await decodeImage(file, { autoOrient });
+      expect([img.height, img.width, 3]).toEqual(ref.shape);
+      expect(createHash('sha256').update(img.data).digest('hex')).toBe(ref.sha256);
+    }
+  });
+});
