@@ -16,7 +16,7 @@
  */
 import { bboxIou, iou as maskIou, type RLE } from '../postprocess/mask.ts';
 import type { CocoGt } from './coco.ts';
-import { dtRle, resolveDt, toRle, type CocoDt } from './load_res.ts';
+import { dtRle, resolveDt, toRle, type CocoDt, type CountsArena } from './load_res.ts';
 import { defaultParams, type EvalParams, type IouType } from './params.ts';
 import { categoryAp, computeStats, type NdArray } from './summary.ts';
 
@@ -165,6 +165,8 @@ interface Ctx {
   fpAtTp: Float64Array;
   env: Float64Array;
   jStar: Int32Array;
+  /** Counts of the current unit's detection masks. */
+  arena: CountsArena;
 }
 
 /** IoU matrix [D][G] of unit u: detections in score order, GTs in file order (COCOeval.computeIoU). */
@@ -179,7 +181,8 @@ function unitIous(c: Ctx, u: number): Float64Array {
   for (let g = 0; g < G; g++) crowd[g] = ga.iscrowd[gOrder[g0 + g]];
   if (c.segm) {
     const dR: RLE[] = new Array(D);
-    for (let j = 0; j < D; j++) dR[j] = dtRle(gt, dt, catDt[d0 + j]);
+    c.arena.used = 0; // the unit's masks are dropped once its IoUs are known
+    for (let j = 0; j < D; j++) dR[j] = dtRle(gt, dt, catDt[d0 + j], c.arena);
     const gR: RLE[] = new Array(G);
     for (let g = 0; g < G; g++) {
       const a = gOrder[g0 + g];
@@ -552,6 +555,7 @@ export function accumulateCategories(
     fpAtTp: new Float64Array(cap + 2),
     env: new Float64Array(cap + 1),
     jStar: new Int32Array(R),
+    arena: { buf: new Uint32Array(1 << 16), used: 0 },
   };
 
   const ks = categories ?? Array.from({ length: K }, (_, k) => k);

@@ -8,7 +8,7 @@
  * detections that survive the per-image-per-category maxDets cut are ever looked at.
  */
 import { UserError } from '../cli/errors.ts';
-import { area as rleArea, annToRle, rleFrString, toBbox, type RLE } from '../postprocess/mask.ts';
+import { area as rleArea, annToRle, countsFromJsonBytes, rleFrJsonBytes, toBbox, type RLE } from '../postprocess/mask.ts';
 import {
   bboxField,
   checkSegmentation,
@@ -192,25 +192,38 @@ export function boxPolygon(bbox: Float64Array, i: number): number[][] {
 }
 
 /**
+ * Room for the counts of the masks one step holds at once: dtRle places them one after another and the
+ * caller resets `used` when it drops them. A grown array replaces `buf`; masks already placed keep the old one.
+ */
+export interface CountsArena {
+  buf: Uint32Array;
+  used: number;
+}
+
+/**
  * The mask of result i as COCO.annToRLE makes it (RLE results as given, box polygons rasterised on the
  * image), filling in its mask-derived area and bbox where loadRes takes them from the mask.
  */
-export function dtRle(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: number): RLE {
+export function dtRle(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: number, arena?: CountsArena): RLE {
   const k = dt.img[i];
   const b = dt.bytes;
-  let rle: RLE;
-  if (b && b.kind[i] === 1 && !b.raw[i] && !b.esc[i]) {
-    // A compressed RLE left in the file: straight to the string decoder (what annToRle ends in).
-    const buf = Buffer.isBuffer(b.buf) ? b.buf : Buffer.from(b.buf.buffer, b.buf.byteOffset, b.buf.byteLength);
-    const counts = buf.toString('latin1', b.start[i], b.end[i]);
-    try {
-      rle = rleFrString(counts, b.h[i], b.w[i]);
-    } catch (err) {
-      throw new UserError(`results[${i}]: bad "segmentation": ${(err as Error).message}`);
+  // A compressed RLE left in the file is decoded from its bytes (what annToRle ends in); the string path
+  // below takes what that decoder refuses and says what is wrong.
+  let rle: RLE | null = null;
+  if (b && b.kind[i] === 1 && !b.raw[i]) {
+    if (arena) {
+      const at = arena.used;
+      if (arena.buf.length < at + b.end[i] - b.start[i]) arena.buf = new Uint32Array(2 * (at + b.end[i] - b.start[i]));
+      const m = countsFromJsonBytes(b.buf, b.start[i], b.end[i], b.h[i], b.w[i], arena.buf, at);
+      if (m >= 0) {
+        rle = { h: b.h[i], w: b.w[i], counts: arena.buf.subarray(at, at + m) };
+        arena.used = at + m;
+      }
+    } else {
+      rle = rleFrJsonBytes(b.buf, b.start[i], b.end[i], b.h[i], b.w[i]);
     }
-  } else {
-    rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], 'results', i);
   }
+  if (rle === null) rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], 'results', i);
   if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
   if (Number.isNaN(dt.bbox[4 * i])) dt.bbox.set(toBbox(rle), 4 * i);
   return rle;

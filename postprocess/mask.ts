@@ -1256,6 +1256,66 @@ export function rleFrString(s: string, h: number, w: number): RLE {
   return { h, w, counts };
 }
 
+/**
+ * rleFrString on the bytes of a JSON string's contents (buf[start .. end)), as a results file holds them:
+ * saves building a JS string per mask, and reads the `\\` escape (JSON's way of writing the backslash,
+ * one of the 64 counts characters; a quarter of real counts strings have one) in place. Returns null on
+ * anything else (other escapes, characters outside '0'..'o', counts not adding up to h*w, a bad size) so
+ * that the caller takes the string path and its error messages. Same arithmetic as countsFromString.
+ */
+export function rleFrJsonBytes(buf: Uint8Array, start: number, end: number, h: number, w: number): RLE | null {
+  const cnts = u32Scratch(end - start);
+  const m = countsFromJsonBytes(buf, start, end, h, w, cnts, 0);
+  return m < 0 ? null : { h, w, counts: cnts.slice(0, m) };
+}
+
+/**
+ * rleFrJsonBytes's decoder writing the counts to out[at ..] (room for end - start counts needed) and
+ * returning how many, or -1 where rleFrJsonBytes gives null: callers that hold many masks at once keep
+ * them in one array instead of allocating one per mask (a typed array allocation costs more than decoding).
+ */
+export function countsFromJsonBytes(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  h: number,
+  w: number,
+  cnts: Uint32Array,
+  at: number,
+): number {
+  if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0 || h * w >= UINT_RANGE) return -1;
+  let m = at;
+  let p = start;
+  let sum = 0;
+  while (p < end) {
+    let c = buf[p++] - 48;
+    if (c === 44 && buf[p++] !== 92) return -1; // 92 - 48: a backslash, valid only as the escape \\
+    if (c < 0 || c > 63) return -1;
+    let x: number;
+    if ((c & 0x20) === 0) {
+      x = c & 0x10 ? c | -32 : c;
+    } else {
+      x = c & 0x1f;
+      let k = 1;
+      let more = 1;
+      while (more) {
+        if (p >= end) return -1;
+        c = buf[p++] - 48;
+        if (c === 44 && buf[p++] !== 92) return -1;
+        if (c < 0 || c > 63) return -1;
+        x |= (c & 0x1f) << (5 * k);
+        more = c & 0x20;
+        k++;
+        if (!more && c & 0x10) x |= -1 << (5 * k);
+      }
+    }
+    cnts[m] = m - at > 2 ? x + cnts[m - 2] : x;
+    sum += cnts[m];
+    m++;
+  }
+  return sum === h * w && p === end ? m - at : -1;
+}
+
 /** JSON form with compressed counts, as pycocotools.mask.encode returns it (counts as text, not bytes). */
 export function toCocoRle(rle: RLE): CocoRle {
   return { size: [rle.h, rle.w], counts: rleToString(rle) };

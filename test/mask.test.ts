@@ -5,6 +5,7 @@ import {
   annToRle,
   area,
   bboxIou,
+  countsFromJsonBytes,
   countsFromString,
   countsToString,
   decode,
@@ -16,6 +17,7 @@ import {
   frPyObjects,
   iou,
   merge,
+  rleFrJsonBytes,
   rleFrString,
   rleToString,
   toBbox,
@@ -263,6 +265,37 @@ describe('polygons and boxes against pycocotools', () => {
 });
 
 describe('RLE JSON forms against pycocotools', () => {
+  it('counts strings read from JSON bytes (backslash escapes included) as from the string', () => {
+    let escaped = 0;
+    for (const m of [...fx.masks.map((q) => ({ rle: q.rle, h: q.h, w: q.w })), ...fx.raw_strings.map((r) => ({ rle: r.counts, h: r.size[0], w: r.size[1] }))]) {
+      const json = Buffer.from(`x${JSON.stringify(m.rle)}`, 'latin1');
+      if (json.includes(0x5c)) escaped++;
+      const start = 2;
+      const end = json.length - 1;
+      const want = countsFromString(m.rle);
+      let sum = 0;
+      for (const c of want) sum += c;
+      const got = rleFrJsonBytes(json, start, end, m.h, m.w);
+      if (sum !== m.h * m.w) {
+        expect(got).toBeNull();
+        continue;
+      }
+      expect(Array.from(got!.counts)).toEqual(Array.from(want));
+      const into = new Uint32Array(5 + end - start).fill(7);
+      expect(countsFromJsonBytes(json, start, end, m.h, m.w, into, 5)).toBe(want.length);
+      expect(Array.from(into.subarray(0, 5))).toEqual([7, 7, 7, 7, 7]);
+      expect(Array.from(into.subarray(5, 5 + want.length))).toEqual(Array.from(want));
+    }
+    expect(escaped).toBeGreaterThan(10);
+    const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
+    expect(rleFrJsonBytes(bytes('52'), 0, 2, 1, 7)!.counts).toEqual(new Uint32Array([5, 2]));
+    expect(rleFrJsonBytes(bytes('5\\\\'), 0, 3, 1, 49)).toBeNull(); // an escaped backslash starting a number the string ends inside
+    expect(rleFrJsonBytes(bytes('52'), 0, 2, 1, 8)).toBeNull(); // counts do not cover h*w
+    expect(rleFrJsonBytes(bytes('5p'), 0, 2, 1, 7)).toBeNull(); // 'p' is past 'o'
+    expect(rleFrJsonBytes(bytes('5\\n'), 0, 3, 1, 7)).toBeNull(); // an escape other than a backslash
+    expect(rleFrJsonBytes(bytes('5\\u0032'), 0, 7, 1, 7)).toBeNull();
+  });
+
   it('uncompressed counts use their own size', () => {
     for (const u of fx.uncompressed) {
       const [r] = frPyObjects({ size: u.size, counts: u.counts }, 1, 1);
