@@ -263,13 +263,22 @@ function bboxInto(rle: RLE, bb: Float64Array, o: number): void {
 }
 
 /**
+ * The same counts as int32: V8 runs loops over int32 loads on int32 arithmetic, while uint32 loads (which
+ * may exceed int32) push the whole loop onto doubles. Counts of 2^31 and more read negative; callers that
+ * read through it check for that.
+ */
+function int32View(counts: Uint32Array): Int32Array {
+  return new Int32Array(counts.buffer, counts.byteOffset, counts.length);
+}
+
+/**
  * bboxInto on int32 arithmetic (falling back to it where runs add up past 2^31), with the
  * column of each run found by stepping from the previous one (runs come in position order) rather than by a
  * division per run; long jumps still divide.
  */
 function bboxIntoSmall(rle: RLE, bb: Float64Array, o: number): void {
   const h = rle.h;
-  const cnts = rle.counts;
+  const cnts = int32View(rle.counts);
   const m = (cnts.length >>> 1) << 1;
   if (m === 0 || h === 0) {
     bboxInto(rle, bb, o);
@@ -285,10 +294,10 @@ function bboxIntoSmall(rle: RLE, bb: Float64Array, o: number): void {
   let colStart = 0;
   for (let j = 1; j < m; j += 2) {
     const c = cnts[j];
+    const g = j + 1 < m ? cnts[j + 1] : 0;
     const start = cc;
-    cc += c;
-    if (j + 1 < m) cc += cnts[j + 1];
-    if (cc > 2147483647) {
+    cc += c + g;
+    if (cc > 2147483647 || c < 0 || g < 0 || start < 0) {
       // runs past int32 (only RLEs whose counts exceed h*w): maskApi.c's uint arithmetic
       bboxInto(rle, bb, o);
       return;
@@ -549,7 +558,8 @@ function poolReserve(used: number, extra: number): void {
  * count (rleIou's loop can stop early on those) or positions past int32.
  */
 function columnRuns(rle: RLE, bxIn: number, bwIn: number, at: number): number {
-  const { h, counts } = rle;
+  const h = rle.h;
+  const counts = int32View(rle.counts);
   const bx = bxIn | 0;
   const bw = bwIn | 0;
   const m = counts.length;
@@ -571,7 +581,7 @@ function columnRuns(rle: RLE, bxIn: number, bwIn: number, at: number): number {
   let x0 = 0;
   for (let j = 1; j < m; j++) {
     const c = counts[j];
-    if (c === 0) return -1;
+    if (c <= 0) return -1; // empty, or 2^31 and more (int32 view)
     const next = pos + c;
     if (j & 1) {
       let s = pos;
@@ -1284,6 +1294,9 @@ export function countsFromJsonBytes(
   at: number,
 ): number {
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0 || h * w >= UINT_RANGE) return -1;
+  // Written through an int32 view: the same bits, and V8 keeps the loop on int32 arithmetic (uint32 loads
+  // and stores make it work on doubles, three times slower).
+  const ci = new Int32Array(cnts.buffer, cnts.byteOffset, cnts.length);
   let m = at;
   let p = start;
   let sum = 0;
@@ -1309,8 +1322,9 @@ export function countsFromJsonBytes(
         if (!more && c & 0x10) x |= -1 << (5 * k);
       }
     }
-    cnts[m] = m - at > 2 ? x + cnts[m - 2] : x;
-    sum += cnts[m];
+    if (m - at > 2) x = (x + ci[m - 2]) | 0;
+    ci[m] = x;
+    sum += x >>> 0;
     m++;
   }
   return sum === h * w && p === end ? m - at : -1;
