@@ -33,6 +33,12 @@ export interface BenchEvalOptions extends SyntheticOptions {
   threads?: number | 'auto';
   /** Largest allowed |ours - pycocotools| on any stat or per-category AP. */
   tolerance?: number;
+  /**
+   * Take pycocotools' timing and stats from its last run on this case (saved next to the case) instead of
+   * running it again (~50 s a type): for iterating on our side. Default: $FASTERNET_BENCH_REUSE_PYCOCOTOOLS=1.
+   * Reported ratios then compare runs made at different times; final numbers should come from one run.
+   */
+  reusePycocotools?: boolean;
 }
 
 export interface SideResult {
@@ -46,7 +52,7 @@ export interface SideResult {
 export interface BenchEvalRow {
   iouType: IouType;
   ours: SideResult;
-  pycocotools?: SideResult & { python: string; loadMs: number; evaluateMs: number; accumulateMs: number };
+  pycocotools?: SideResult & { python: string; loadMs: number; evaluateMs: number; accumulateMs: number; reused?: string };
   /** pycocotools wall time / ours. */
   speedup?: number;
   /** The same on CPU time, steadier where other processes share the cores. */
@@ -162,6 +168,19 @@ function runPycocotools(python: string, gt: string, dt: string, iouType: IouType
   return { python, ...JSON.parse(r.stdout.trim().split('\n').pop()!) };
 }
 
+type PyRow = NonNullable<BenchEvalRow['pycocotools']>;
+
+const pyCachePath = (dir: string, t: IouType): string => join(dir, `pycocotools_${t}.json`);
+
+/** pycocotools' saved run on this case, or null. */
+function readPyCache(dir: string, t: IouType): (PyRow & { measuredAt: string }) | null {
+  try {
+    return JSON.parse(readFileSync(pyCachePath(dir, t), 'utf8'));
+  } catch {
+    return null;
+  }
+}
+
 function maxAbsDiff(a: readonly number[], b: readonly number[]): number {
   let d = a.length === b.length ? 0 : Infinity;
   for (let i = 0; i < a.length; i++) d = Math.max(d, Math.abs(a[i] - b[i]));
@@ -188,20 +207,32 @@ export function runBenchEval(o: BenchEvalOptions, log: (s: string) => void = con
   }
   const tol = o.tolerance ?? 1e-9;
   const c = ensureCase(o, log);
-  const python = o.pycocotools === false ? null : findPycocotools(o.python);
+  const reuse = o.reusePycocotools ?? process.env.FASTERNET_BENCH_REUSE_PYCOCOTOOLS === '1';
+  const cached = (t: IouType): ReturnType<typeof readPyCache> => (reuse && o.pycocotools !== false ? readPyCache(c.dir, t) : null);
+  const python = o.pycocotools === false || o.iouTypes.every((t) => cached(t)) ? null : findPycocotools(o.python);
   log(`ours: fresh process per run, ${o.threads ?? 1} thread(s)`);
   log(
     python
       ? `pycocotools: ${python} (same files, same run; fresh process each)`
-      : 'pycocotools: not importable here (set PYTHON or PYTHONPATH, or --python), timing ours only',
+      : o.iouTypes.every((t) => cached(t))
+        ? 'pycocotools: saved runs reused (not run now)'
+        : 'pycocotools: not importable here (set PYTHON or PYTHONPATH, or --python), timing ours only',
   );
   const rows: BenchEvalRow[] = [];
   for (const t of o.iouTypes) {
     const ours = runOurs(c.gt, c.files[t], t, o.threads ?? 1);
     const row: BenchEvalRow = { iouType: t, ours, ok: true };
     log(`${t}: ours ${sec(ours.wallMs)} (cpu ${sec(ours.cpuMs ?? NaN)}), peak RSS ${mib(ours.maxRssKb)}`);
-    if (python) {
-      const py = runPycocotools(python, c.gt, c.files[t], t);
+    const saved = cached(t);
+    if (python || saved) {
+      let py: PyRow;
+      if (saved) {
+        py = { ...saved, reused: saved.measuredAt };
+        log(`${t}: pycocotools timing and stats reused from ${pyCachePath(c.dir, t)} (measured ${saved.measuredAt})`);
+      } else {
+        py = runPycocotools(python!, c.gt, c.files[t], t);
+        writeFileSync(pyCachePath(c.dir, t), JSON.stringify({ ...py, measuredAt: new Date().toISOString() }));
+      }
       row.pycocotools = py;
       row.speedup = py.wallMs / ours.wallMs;
       row.cpuSpeedup = py.cpuMs! / ours.cpuMs!;
