@@ -329,7 +329,7 @@ function evaluateUnit(c: Ctx, u: number): void {
     }
     for (let q = 0; q < G; q++) gtIg[q] = q < nNormal ? 0 : 1;
     for (let t = 0; t < T; t++) {
-      gtUsed.fill(0, 0, G);
+      for (let q = 0; q < G; q++) gtUsed[q] = 0; // G is small: a loop beats a fill() call, 40 a unit
       const tpBit = 1 << t;
       const fpBit = 1 << (T + t);
       for (let j = 0; j < D; j++) {

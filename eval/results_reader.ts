@@ -204,8 +204,21 @@ function scan(buf: Buffer): RawResults {
         p = q + 1;
         return start;
       }
+      // Escapes before the first quote (a quarter of RLE counts strings have a "\\"): that quote ends the
+      // string unless an odd number of backslashes precede it, so memchr keeps going instead of a byte walk.
+      for (;;) {
+        let k = q - 1;
+        while (buf[k] === 0x5c) k--;
+        if (((q - 1 - k) & 1) === 0) break;
+        q = buf.indexOf(0x22, q + 1);
+        if (q < 0) throw FAIL;
+      }
+      strEscaped = true;
+      p = q + 1;
+      nextBackslash = -2;
+      return start;
     }
-    // Escapes: walk from the first backslash.
+    // A short string with escapes: walk from the first backslash.
     strEscaped = true;
     q = nextBackslash;
     for (;;) {

@@ -152,10 +152,15 @@ describe('byte-level results reader', () => {
       { image_id: 1, category_id: 2, score: 0.5, segmentation: { counts: 'a\\b"c', size: [4, 5] }, extra: { x: [1, null, true] } },
       { category_id: 3, score: 0.25, image_id: 2, bbox: [1, 2, 3, 4], segmentation: [[1, 2, 3, 4, 5, 6]] },
       { image_id: 3, category_id: 2, score: 1, bbox: [], segmentation: { size: [4, 5], counts: 'PP1' } },
+      // long strings (memchr path): escaped quotes inside, backslashes right before the closing quote
+      { image_id: 4, category_id: 2, score: 1, segmentation: { size: [4, 5], counts: `${'O'.repeat(40)}\\"x\\\\"${'1'.repeat(30)}\\` } },
+      { image_id: 5, category_id: 2, score: 1, segmentation: { size: [4, 5], counts: `${'a'.repeat(50)}\\\\` } },
+      { image_id: 6, category_id: 2, score: 1, segmentation: { size: [4, 5], counts: 'b'.repeat(60) } },
     ]);
     const fast = readResultsFast(Buffer.from(text))!;
     const ref = rawFromParsed(JSON.parse(text), 't');
-    for (let i = 0; i < 3; i++) {
+    expect(fast.n).toBe(6);
+    for (let i = 0; i < 6; i++) {
       expect(fast.segmAt(i)).toEqual(ref.segmAt(i));
       expect(fast.bboxKind[i]).toBe(ref.bboxKind[i]);
       expect(fast.segmKind[i]).toBe(ref.segmKind[i]);
