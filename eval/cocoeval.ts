@@ -295,7 +295,10 @@ function evaluateUnit(c: Ctx, u: number): void {
   const D = c.unitND[u];
   let ious: Float64Array | null = null;
   if (D > 0 && G > 0) ious = unitIous(c, u);
-  else for (let j = 0; j < D; j++) if (Number.isNaN(dt.area[catDt[d0 + j]])) resolveDt(gt, dt, catDt[d0 + j], false);
+  else if (!dt.boxBranch) {
+    // areas from masks are known only once decoded (the box branch has them all)
+    for (let j = 0; j < D; j++) if (Number.isNaN(dt.area[catDt[d0 + j]])) resolveDt(gt, dt, catDt[d0 + j], false);
+  }
 
   const counted = ((1 << T) - 1) << T; // FP at every threshold
   for (let a = 0; a < A; a++) {

@@ -224,8 +224,11 @@ export function dtRle(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: num
     }
   }
   if (rle === null) rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], 'results', i);
-  if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
-  if (Number.isNaN(dt.bbox[4 * i])) dt.bbox.set(toBbox(rle), 4 * i);
+  // (loadRes's box branch knows both for every result: no need to touch them, a cache miss each)
+  if (!dt.boxBranch) {
+    if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
+    if (Number.isNaN(dt.bbox[4 * i])) dt.bbox.set(toBbox(rle), 4 * i);
+  }
   return rle;
 }
 
