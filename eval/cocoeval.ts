@@ -165,8 +165,12 @@ interface Ctx {
   fpAtTp: Float64Array;
   env: Float64Array;
   jStar: Int32Array;
-  /** Counts of the current unit's detection masks. */
+  /** Counts of the current unit's masks (detections and GT). */
   arena: CountsArena;
+  /** The current unit's IoU matrix and boxes (bbox): scratch, as a typed array allocation per unit costs. */
+  iouOut: Float64Array;
+  dBox: Float64Array;
+  gBox: Float64Array;
 }
 
 /** IoU matrix [D][G] of unit u: detections in score order, GTs in file order (COCOeval.computeIoU). */
@@ -186,12 +190,12 @@ function unitIous(c: Ctx, u: number): Float64Array {
     const gR: RLE[] = new Array(G);
     for (let g = 0; g < G; g++) {
       const a = gOrder[g0 + g];
-      gR[g] = toRle(ga.segm[a]!, gt.heights[im], gt.widths[im], 'GT annotation', ga.id[a]);
+      gR[g] = toRle(ga.segm[a]!, gt.heights[im], gt.widths[im], 'GT annotation', ga.id[a], c.arena);
     }
-    return maskIou(dR, gR, crowd.subarray(0, G));
+    return maskIou(dR, gR, crowd.subarray(0, G), c.iouOut);
   }
-  const db = new Float64Array(4 * D);
-  const gb = new Float64Array(4 * G);
+  const db = c.dBox.subarray(0, 4 * D);
+  const gb = c.gBox.subarray(0, 4 * G);
   for (let j = 0; j < D; j++) {
     const r = catDt[d0 + j];
     if (Number.isNaN(dt.bbox[4 * r])) resolveDt(gt, dt, r, true);
@@ -201,7 +205,7 @@ function unitIous(c: Ctx, u: number): Float64Array {
     const a = gOrder[g0 + g];
     for (let q = 0; q < 4; q++) gb[4 * g + q] = ga.bbox[4 * a + q];
   }
-  return bboxIou(db, gb, crowd.subarray(0, G));
+  return bboxIou(db, gb, crowd.subarray(0, G), c.iouOut);
 }
 
 /**
@@ -559,6 +563,9 @@ export function accumulateCategories(
     env: new Float64Array(cap + 1),
     jStar: new Int32Array(R),
     arena: { buf: new Uint32Array(1 << 16), used: 0 },
+    iouOut: new Float64Array(Math.min(maxUnitD, maxDet) * maxUnitG),
+    dBox: new Float64Array(4 * Math.min(maxUnitD, maxDet)),
+    gBox: new Float64Array(4 * maxUnitG),
   };
 
   const ks = categories ?? Array.from({ length: K }, (_, k) => k);

@@ -8,7 +8,18 @@
  * detections that survive the per-image-per-category maxDets cut are ever looked at.
  */
 import { UserError } from '../cli/errors.ts';
-import { area as rleArea, annToRle, countsFromJsonBytes, rleFrJsonBytes, toBbox, type RLE } from '../postprocess/mask.ts';
+import {
+  area as rleArea,
+  annToRle,
+  arenaReserve,
+  countsFromJsonBytes,
+  rleFrJsonBytes,
+  toBbox,
+  type CountsArena,
+  type RLE,
+} from '../postprocess/mask.ts';
+
+export type { CountsArena } from '../postprocess/mask.ts';
 import {
   bboxField,
   checkSegmentation,
@@ -192,15 +203,6 @@ export function boxPolygon(bbox: Float64Array, i: number): number[][] {
 }
 
 /**
- * Room for the counts of the masks one step holds at once: dtRle places them one after another and the
- * caller resets `used` when it drops them. A grown array replaces `buf`; masks already placed keep the old one.
- */
-export interface CountsArena {
-  buf: Uint32Array;
-  used: number;
-}
-
-/**
  * The mask of result i as COCO.annToRLE makes it (RLE results as given, box polygons rasterised on the
  * image), filling in its mask-derived area and bbox where loadRes takes them from the mask.
  */
@@ -212,8 +214,7 @@ export function dtRle(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: num
   let rle: RLE | null = null;
   if (b && b.kind[i] === 1 && !b.raw[i]) {
     if (arena) {
-      const at = arena.used;
-      if (arena.buf.length < at + b.end[i] - b.start[i]) arena.buf = new Uint32Array(2 * (at + b.end[i] - b.start[i]));
+      const at = arenaReserve(arena, b.end[i] - b.start[i]);
       const m = countsFromJsonBytes(b.buf, b.start[i], b.end[i], b.h[i], b.w[i], arena.buf, at);
       if (m >= 0) {
         rle = { h: b.h[i], w: b.w[i], counts: arena.buf.subarray(at, at + m) };
@@ -223,7 +224,7 @@ export function dtRle(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: num
       rle = rleFrJsonBytes(b.buf, b.start[i], b.end[i], b.h[i], b.w[i]);
     }
   }
-  if (rle === null) rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], 'results', i);
+  if (rle === null) rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], 'results', i, arena);
   // (loadRes's box branch knows both for every result: no need to touch them, a cache miss each)
   if (!dt.boxBranch) {
     if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
@@ -241,9 +242,16 @@ export function resolveDt(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i:
  * annToRle with the mask code's errors (corrupt RLE strings, ...) turned into one-line UserErrors naming
  * results[index] or the GT annotation id (built only on error: this runs once per evaluated mask).
  */
-export function toRle(s: CocoSegmentation, h: number, w: number, what: 'results' | 'GT annotation', index: number): RLE {
+export function toRle(
+  s: CocoSegmentation,
+  h: number,
+  w: number,
+  what: 'results' | 'GT annotation',
+  index: number,
+  arena?: CountsArena,
+): RLE {
   try {
-    return annToRle(s, h, w);
+    return annToRle(s, h, w, arena);
   } catch (err) {
     const where = what === 'results' ? `results[${index}]` : `GT annotation ${index}`;
     throw new UserError(`${where}: bad "segmentation": ${(err as Error).message}`);

@@ -63,6 +63,35 @@ function i32Scratch(slot: number, n: number): Int32Array {
   return scratchI32[slot];
 }
 
+/**
+ * Room for the counts of many masks held at once (an evaluator's masks of one image and category): they
+ * are placed one after another, and the holder resets `used` when it drops them. A typed array allocation
+ * per mask costs more than decoding or rasterising it. A grown array replaces `buf`; masks already placed
+ * keep views on the old one.
+ */
+export interface CountsArena {
+  buf: Uint32Array;
+  used: number;
+}
+
+/** Where n counts can be written in the arena (growing it); the caller then advances `used`. */
+export function arenaReserve(arena: CountsArena, n: number): number {
+  if (arena.buf.length - arena.used >= n) return arena.used;
+  arena.buf = new Uint32Array(Math.max(2 * arena.buf.length, 2 * n));
+  arena.used = 0;
+  return 0;
+}
+
+/** counts[0 .. n) as the counts of a new RLE: in the arena where given, else a copy of their own. */
+function placeCounts(counts: Uint32Array, n: number, arena: CountsArena | undefined): Uint32Array {
+  if (arena === undefined) return counts.slice(0, n);
+  const at = arenaReserve(arena, n);
+  const out = arena.buf.subarray(at, at + n);
+  out.set(counts.subarray(0, n));
+  arena.used = at + n;
+  return out;
+}
+
 function checkSize(h: number, w: number, what: string): void {
   if (!Number.isInteger(h) || !Number.isInteger(w) || h < 0 || w < 0) {
     throw new UserError(`${what}: size must be two non-negative integers [h, w], got [${h}, ${w}]`);
@@ -469,12 +498,12 @@ function bbIouInto(
  * bbIou on xywh boxes packed n*4: row-major [dt.length][gt.length]; crowd GT divides by the detection's box
  * area. Arithmetic in maskApi.c's order, so ties at IoU thresholds break exactly as in pycocotools.
  */
-export function bboxIou(dt: Float64Array, gt: Float64Array, iscrowd: ArrayLike<number>): Float64Array {
+export function bboxIou(dt: Float64Array, gt: Float64Array, iscrowd: ArrayLike<number>, out?: Float64Array): Float64Array {
   if (dt.length % 4 !== 0 || gt.length % 4 !== 0) throw new Error('bboxIou: boxes must be packed as n*4 values');
   const m = dt.length / 4;
   const n = gt.length / 4;
   if (iscrowd.length !== n) throw new Error(`bboxIou: iscrowd has ${iscrowd.length} entries for ${n} GT boxes`);
-  const o = new Float64Array(m * n);
+  const o = outArray(out, m * n);
   bbIouInto(dt, gt, m, n, iscrowd, o);
   return o;
 }
@@ -838,17 +867,25 @@ let iouI32 = new Int32Array(64);
 const iouPair = new Float64Array(2);
 
 /**
- * rleIou: row-major [dt.length][gt.length]. Pairs whose boxes do not overlap are 0 without touching the
+ * The result array of an IoU call: a view on the first n entries of `out` where it is given and large
+ * enough (callers that drop each result before the next call save an allocation per call), else a new one.
+ */
+function outArray(out: Float64Array | undefined, n: number): Float64Array {
+  return out !== undefined && out.length >= n ? out.subarray(0, n) : new Float64Array(n);
+}
+
+/**
+ * rleIou: row-major [dt.length][gt.length]. `out`: see outArray. Pairs whose boxes do not overlap are 0 without touching the
  * runs; overlapping pairs of different image sizes are -1; crowd GT divides by the detection's area.
  * Where every run after the first is non-empty, rleIou's loop counts exactly the pixels of A and B, so the
  * intersection is counted column by column over the columns both boxes span, and the union is
  * area(A) + area(B) - intersection: the same integers, so the same double.
  */
-export function iou(dt: readonly RLE[], gt: readonly RLE[], iscrowd: ArrayLike<number>): Float64Array {
+export function iou(dt: readonly RLE[], gt: readonly RLE[], iscrowd: ArrayLike<number>, out?: Float64Array): Float64Array {
   const m = dt.length;
   const n = gt.length;
   if (iscrowd.length !== n) throw new Error(`iou: iscrowd has ${iscrowd.length} entries for ${n} GT masks`);
-  const o = new Float64Array(m * n);
+  const o = outArray(out, m * n);
   if (m === 0 || n === 0) return o;
   // Per-call arrays come from grow-only scratch: the evaluator calls this once per image and category.
   if (iouF64.length < 5 * (m + n)) iouF64 = new Float64Array(Math.max(5 * (m + n), 2 * iouF64.length));
@@ -946,8 +983,11 @@ function keepCrossing(
   return nk + 1;
 }
 
-/** rleFrPoly: rasterise one polygon (flat x,y list; an odd trailing value is ignored) on an h x w image. */
-export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
+/**
+ * rleFrPoly: rasterise one polygon (flat x,y list; an odd trailing value is ignored) on an h x w image.
+ * The counts go to `arena` where given (see CountsArena).
+ */
+export function frPoly(xy: ArrayLike<number>, h: number, w: number, arena?: CountsArena): RLE {
   checkSize(h, w, 'frPoly');
   // maskApi.c would return runs that do not add up to h*w (garbage) on an empty image
   if (h === 0 || w === 0) throw new UserError(`frPoly: image size must be positive, got ${h}x${w}`);
@@ -1126,7 +1166,7 @@ export function frPoly(xy: ArrayLike<number>, h: number, w: number): RLE {
       if (j < kn) b[bm - 1] = (b[bm - 1] + a[j++]) >>> 0;
     }
   }
-  return { h, w, counts: b.slice(0, bm) };
+  return { h, w, counts: placeCounts(b, bm, arena) };
 }
 
 /** rleFrBbox: one xywh box rasterised as the polygon maskApi.c builds from it. */
@@ -1148,7 +1188,7 @@ function isPolygonList(segm: unknown): segm is number[][] {
  * string counts) gives [RLE] with its own size. As in pycocotools, a first part of 4 numbers would be read as
  * a box list (and rejected there), and a first part shorter than that is not a polygon.
  */
-export function frPyObjects(segm: Segmentation, h: number, w: number): RLE[] {
+export function frPyObjects(segm: Segmentation, h: number, w: number, arena?: CountsArena): RLE[] {
   if (isPolygonList(segm)) {
     if (segm.length === 0) throw new UserError('segmentation: empty polygon list');
     for (let i = 0; i < segm.length; i++) {
@@ -1157,15 +1197,18 @@ export function frPyObjects(segm: Segmentation, h: number, w: number): RLE[] {
     const n0 = segm[0].length;
     if (n0 === 4) throw new UserError('segmentation: a polygon of 4 numbers is read as a box list by pycocotools, which rejects it');
     if (n0 < 4) throw new UserError(`segmentation: first polygon part has ${n0} numbers, need at least 6`);
-    return segm.map((part) => frPoly(part, h, w));
+    return segm.map((part) => frPoly(part, h, w, arena));
   }
   if (segm !== null && typeof segm === 'object' && 'counts' in segm && 'size' in segm) return [fromCocoRle(segm)];
   throw new UserError('segmentation: expected a list of polygons or an RLE object {size, counts}');
 }
 
-/** COCO.annToRLE: polygon parts merged as a union on h x w; RLE objects keep their own size. */
-export function annToRle(segm: Segmentation, h: number, w: number): RLE {
-  const rles = frPyObjects(segm, h, w);
+/**
+ * COCO.annToRLE: polygon parts merged as a union on h x w; RLE objects keep their own size. Polygon counts
+ * go to `arena` where given (see CountsArena).
+ */
+export function annToRle(segm: Segmentation, h: number, w: number, arena?: CountsArena): RLE {
+  const rles = frPyObjects(segm, h, w, arena);
   return rles.length === 1 ? rles[0] : merge(rles);
 }
 

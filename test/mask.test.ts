@@ -175,10 +175,14 @@ describe.each([
   it('mask IoU matrices, crowd and not, empty masks and mixed sizes', () => {
     let minusOne = 0;
     let crowdPairs = 0;
+    const out = new Float64Array(4096).fill(7); // reused, stale values and all, as the evaluator does
     for (const c of fx.ious) {
       const o = iou(c.dt.map(maskRle), c.gt.map(maskRle), c.iscrowd);
       expect(o.length).toBe(c.dt.length * c.gt.length);
       expect(Array.from(o)).toEqual(c.iou.map(num));
+      const o2 = iou(c.dt.map(maskRle), c.gt.map(maskRle), c.iscrowd, out);
+      expect(o2.buffer === out.buffer || o.length > out.length).toBe(true);
+      expect(Array.from(o2)).toEqual(c.iou.map(num));
       minusOne += c.iou.filter((v) => v === -1).length;
       crowdPairs += c.iscrowd.filter((v) => v).length * c.dt.length;
     }
@@ -224,6 +228,8 @@ describe.each([
     for (const c of fx.bbox_ious) {
       const o = bboxIou(Float64Array.from(c.dt.map(num)), Float64Array.from(c.gt.map(num)), c.iscrowd);
       expect(Array.from(o)).toEqual(c.iou.map(num));
+      const out = new Float64Array(o.length + 3).fill(7);
+      expect(Array.from(bboxIou(Float64Array.from(c.dt.map(num)), Float64Array.from(c.gt.map(num)), c.iscrowd, out))).toEqual(c.iou.map(num));
     }
   });
 
@@ -248,6 +254,16 @@ describe('polygons and boxes against pycocotools', () => {
   it('frPoly on random polygons in, near and far outside the image', () => {
     expect(fx.random_polygons.length).toBeGreaterThan(200);
     for (const p of fx.random_polygons) expect(rleToString(frPoly(p.poly, p.h, p.w))).toBe(p.rle);
+  });
+
+  it('annToRle and frPoly place counts in a shared arena (growing it) without changing them', () => {
+    const arena = { buf: new Uint32Array(8), used: 0 };
+    const held: Array<[RLE, string]> = [];
+    for (const p of fx.polygons) held.push([annToRle(p.segm, p.h, p.w, arena), p.merged]);
+    for (const p of fx.random_polygons) held.push([frPoly(p.poly, p.h, p.w, arena), p.rle]);
+    expect(arena.buf.length).toBeGreaterThan(8);
+    // every mask still reads back after later ones were placed and the arena grew
+    for (const [r, want] of held) expect(rleToString(r)).toBe(want);
   });
 
   it('frPoly on a single part matches', () => {
