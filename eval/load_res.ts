@@ -132,9 +132,14 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
   const score = Float64Array.from(raw.score);
   const bbox = new Float64Array(4 * n).fill(NaN);
   const area = new Float64Array(n).fill(NaN);
+  // Detectors write an image's results together, so most lookups repeat the previous one.
+  let lastImageId = NaN;
+  let lastK: number | undefined;
   for (let i = 0; i < n; i++) {
     const imageId = raw.imageId[i];
-    const k = gt.imageIndex.get(imageId);
+    const k = imageId === lastImageId ? lastK : gt.imageIndex.get(imageId);
+    lastImageId = imageId;
+    lastK = k;
     if (k === undefined) {
       throw new UserError(
         `${name}: results[${i}]: image_id ${imageId} is not in the GT (results do not correspond to the GT set)`,
