@@ -25,6 +25,9 @@ import { buildDetectorModel, type DetectorWeights } from '../heads/mask_rcnn.ts'
 import { torchvisionDetectorConfig, type DetectorConfig } from '../heads/config.ts';
 import type { ConvWeights } from '../necks/fpn.ts';
 import { UserError } from '../cli/errors.ts';
+import { halfInitializers } from '../runtime/graph.ts';
+import { metadataFromBytes } from '../runtime/metadata.ts';
+import { ModelProto } from '../runtime/onnx_proto.ts';
 
 const BODY = 'backbone.body.';
 
@@ -134,4 +137,79 @@ export function torchvisionHeadSpecs(inChannels: number[], numClasses = 91, fpnC
   s.push({ key: 'roi_heads.mask_predictor.conv5_mask.weight', shape: [c, c, 2, 2] }, { key: 'roi_heads.mask_predictor.conv5_mask.bias', shape: [c] });
   convSpec('roi_heads.mask_predictor.mask_fcn_logits', numClasses, c, 1);
   return s;
+}
+
+/** User overrides of a converted detector's settings (`fasternet convert --min-size/--max-size/--classes`). */
+export interface DetectorOverrides {
+  /** torchvision GeneralizedRCNNTransform min_size / max_size; mmdet img_scale (short, long edge). */
+  minSize?: number;
+  maxSize?: number;
+  /**
+   * Class names. torchvision flavor: the foreground names (K-1 for a K-row cls_score; '__background__' is put
+   * first), or all K names with '__background__' first. mmdet flavor: the K foreground names.
+   */
+  classes?: string[];
+}
+
+const BACKGROUND = '__background__';
+
+/** Applies `o` to `cfg` (a copy comes back); one-line errors name what the checkpoint holds. */
+export function applyDetectorOverrides(cfg: DetectorConfig, o: DetectorOverrides): DetectorConfig {
+  const out: DetectorConfig = JSON.parse(JSON.stringify(cfg));
+  for (const [flag, v] of [['--min-size', o.minSize], ['--max-size', o.maxSize]] as const) {
+    if (v !== undefined && !(Number.isInteger(v) && v >= 32 && v <= 8192)) throw new UserError(`${flag} must be an integer in [32, 8192], got ${v}`);
+  }
+  const p = out.preprocess;
+  if (o.minSize !== undefined || o.maxSize !== undefined) {
+    if (p.kind === 'torchvision_rcnn') {
+      p.minSize = o.minSize ?? p.minSize;
+      p.maxSize = o.maxSize ?? p.maxSize;
+      if (p.maxSize < p.minSize) throw new UserError(`--max-size ${p.maxSize} is below --min-size ${p.minSize}`);
+    } else {
+      p.imgScale = [o.maxSize ?? p.imgScale[0], o.minSize ?? p.imgScale[1]];
+      if (p.imgScale[0] < p.imgScale[1]) throw new UserError(`--max-size ${p.imgScale[0]} is below --min-size ${p.imgScale[1]}`);
+    }
+  }
+  if (o.classes) {
+    const names = o.classes;
+    const fg = out.numClasses;
+    if (names.some((n) => n.length === 0)) throw new UserError('--classes holds an empty name');
+    if (out.flavor === 'torchvision') {
+      let full: string[];
+      if (names.length === fg) {
+        if (names.includes(BACKGROUND)) throw new UserError(`--classes: ${fg} names with ${BACKGROUND} among them, but the checkpoint has ${fg} foreground classes + background: give ${fg} foreground names, or ${fg + 1} with ${BACKGROUND} first`);
+        full = [BACKGROUND, ...names];
+      } else if (names.length === fg + 1) {
+        if (names[0] !== BACKGROUND) throw new UserError(`--classes: ${fg + 1} names given, so the first must be ${BACKGROUND} (the checkpoint's label 0), got '${names[0]}'`);
+        full = [...names];
+      } else {
+        throw new UserError(`--classes has ${names.length} names; the checkpoint has ${fg} foreground classes + background: give ${fg} names, or ${fg + 1} with ${BACKGROUND} first`);
+      }
+      out.classNames = full;
+      out.categoryIds = full.map((_, i) => i);
+    } else {
+      if (names.length !== fg) throw new UserError(`--classes has ${names.length} names; the mmdet checkpoint has ${fg} classes`);
+      out.classNames = [...names];
+    }
+  }
+  return out;
+}
+
+const HEAD_KEYS = ['fasternet.box_head_onnx', 'fasternet.mask_head_onnx'];
+
+/**
+ * `--half`: float16 initializers in the main graph and in the embedded box and mask heads (runtime/graph.ts
+ * halfInitializers); the metadata records `fasternet.float16 = true`.
+ */
+export function halfDetectorModel(bytes: Uint8Array): Uint8Array {
+  const props = metadataFromBytes(bytes);
+  const main = halfInitializers(bytes);
+  const model = ModelProto.decode(main.bytes) as unknown as { metadataProps: Array<{ key: string; value: string }> };
+  for (const kv of model.metadataProps) {
+    if (HEAD_KEYS.includes(kv.key) && props[kv.key]) {
+      kv.value = Buffer.from(halfInitializers(Buffer.from(props[kv.key], 'base64')).bytes).toString('base64');
+    }
+  }
+  model.metadataProps.push({ key: 'fasternet.float16', value: 'true' });
+  return ModelProto.encode(model as unknown as Record<string, unknown>).finish();
 }

@@ -440,3 +440,85 @@ export function matmulLinear(g: Graph, x: string, weight: FloatTensor, bias: Flo
   if (bias) y = sameShape(g, y, addNode(g, 'Add', [y, addInitializer(g, `${name}.bias`, { shape: [out], data: bias.data })], {}, { name: `${name}.add_bias` })[0]);
   return y;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Float16 storage
+
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** IEEE half bits of a float32, rounded to nearest even (as numpy's astype(float16)); overflow -> inf. */
+export function float16Bits(v: number): number {
+  f32Scratch[0] = v;
+  const x = u32Scratch[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  let mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    mant |= 0x800000;
+    const shift = 14 - e;
+    let h = mant >>> shift;
+    const rem = mant & ((1 << shift) - 1);
+    const half = 1 << (shift - 1);
+    if (rem > half || (rem === half && (h & 1))) h++;
+    return sign | h;
+  }
+  let h = (e << 10) | (mant >>> 13);
+  const rem = mant & 0x1fff;
+  // A carry out of the mantissa bumps the exponent, which is the right rounding (up to inf).
+  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
+  return sign | h;
+}
+
+/** The float32 value of IEEE half bits. */
+export function float16Value(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1;
+  const e = (h >>> 10) & 0x1f;
+  const m = h & 0x3ff;
+  if (e === 0) return sign * m * 2 ** -24;
+  if (e === 0x1f) return m ? NaN : sign * Infinity;
+  return sign * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+const FLOAT16_MAX = 65504;
+
+/**
+ * Rewrites ONNX ModelProto bytes so that float32 initializers of at least `minElements` values are stored as
+ * float16, each followed by a Cast back to float32 under its old name (the graph still computes in float32;
+ * ORT constant-folds the Casts at load, so only the file halves). Tensors with values beyond float16's range
+ * stay float32. Returns the new bytes and how many initializers were converted.
+ */
+export function halfInitializers(bytes: Uint8Array, o: { minElements?: number } = {}): { bytes: Uint8Array; converted: number } {
+  const minElements = o.minElements ?? 256;
+  const model = ModelProto.decode(bytes) as unknown as {
+    graph: { node: Array<Record<string, unknown>>; initializer: Array<{ name: string; dims: Array<number | { toNumber(): number }>; dataType: number; rawData?: Uint8Array; floatData?: number[] }> };
+  };
+  const casts: Array<Record<string, unknown>> = [];
+  let converted = 0;
+  for (const t of model.graph.initializer) {
+    if (t.dataType !== DataType.FLOAT) continue;
+    let f: Float32Array;
+    if (t.rawData && t.rawData.length > 0) f = new Float32Array(Uint8Array.from(t.rawData).buffer); // Buffer.slice shares memory: copy, aligned
+    else if (t.floatData && t.floatData.length > 0) f = Float32Array.from(t.floatData);
+    else continue;
+    if (f.length < minElements) continue;
+    let fits = true;
+    for (let i = 0; i < f.length; i++) if (!(Math.abs(f[i]) <= FLOAT16_MAX)) { fits = false; break; }
+    if (!fits) continue;
+    const h = new Uint16Array(f.length);
+    for (let i = 0; i < f.length; i++) h[i] = float16Bits(f[i]);
+    const name = t.name;
+    t.name = `${name}.fp16`;
+    t.dataType = DataType.FLOAT16;
+    t.rawData = new Uint8Array(h.buffer);
+    t.floatData = [];
+    casts.push({ name: `${name}.cast`, opType: 'Cast', input: [t.name], output: [name], domain: '', attribute: [{ name: 'to', type: AttributeType.INT, i: DataType.FLOAT }] });
+    converted++;
+  }
+  model.graph.node = [...casts, ...model.graph.node];
+  return { bytes: ModelProto.encode(model as unknown as Record<string, unknown>).finish(), converted };
+}
