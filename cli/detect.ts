@@ -1,13 +1,26 @@
 /**
- * `fasternet detect IMAGE... --model M.onnx [--json OUT.json] [--score-thr T]`: Mask R-CNN instance
- * segmentation with a model from `fasternet convert --flavor torchvision|mmdet`. The JSON is a COCO results
- * list: {"file", "category_id", "bbox": [x, y, w, h], "score", "segmentation": {"size", "counts"}} per
- * instance (category_id: COCO id for COCO models, else the 1-based class index).
+ * `fasternet detect IMAGE... [--model M.onnx] [--out DIR] [--json OUT.json] [--score-thr T]`: Mask R-CNN instance
+ * segmentation with a model from `fasternet convert --flavor torchvision|mmdet`, by default the bundled
+ * FasterNet-T0 canvases model (heads/detect.ts DEFAULT_MODEL_PATH). The JSON is a COCO results list:
+ * {"file", "category_id", "bbox": [x, y, w, h], "score", "segmentation": {"size", "counts"}} per instance
+ * (category_id: COCO id for COCO models, else the 1-based class index). `--out DIR` writes each input drawn
+ * with its detections (io/annotate.ts) as DIR/<base name>.png (.jpg/.jpeg kept for JPEG inputs).
+ *
+ * Orientation: every image is decoded once with its EXIF orientation applied (as viewers show it) and the
+ * model runs on those pixels, so boxes, masks and the JSON are in displayed-image coordinates and the
+ * annotated image has the displayed size. (The library's detect() on a path follows the flavor's reference
+ * decoding instead: torchvision ignores EXIF, as PIL does; the two differ only for EXIF-rotated files.)
+ *
+ * A bad input (unreadable, not an image, truncated, over the pixel limit, a directory) prints one line naming
+ * it on stderr; the other inputs are still processed and the command exits 1 at the end.
  */
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
-import { detectInProcess } from '../heads/detect.ts';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { detectInProcess, resolveModel } from '../heads/detect.ts';
 import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
+import { decodeImage } from '../io/image.ts';
+import { annotate } from '../io/annotate.ts';
 import { UserError } from './errors.ts';
 
 export interface CocoResult {
@@ -18,23 +31,85 @@ export interface CocoResult {
   segmentation: { size: [number, number]; counts: string | number[] };
 }
 
-export async function detectFiles(
-  modelPath: string, files: string[], o: { scoreThreshold?: number; threads?: number; onImage?: (file: string, n: number) => void } = {},
-): Promise<CocoResult[]> {
-  const det = await loadDetector(modelPath, { threads: o.threads });
+export interface DetectFilesOptions {
+  scoreThreshold?: number;
+  threads?: number;
+  /** Write annotated images here. */
+  outDir?: string;
+  /** Minimum score drawn in the annotated images (default 0.5). */
+  showThreshold?: number;
+  onImage?: (file: string, n: number, annotated?: string) => void;
+  /** Called for an input that could not be processed (one line, naming the file). */
+  onError?: (file: string, message: string) => void;
+}
+
+/** Output file for `file` in `outDir`: same base name; JPEG inputs keep their extension, others become .png. */
+export function annotatedName(file: string, outDir: string, taken: Set<string>): { path: string; format: 'png' | 'jpeg' } {
+  const ext = extname(file);
+  const jpeg = /^\.jpe?g$/i.test(ext);
+  const stem = basename(file, ext) || 'image';
+  const outExt = jpeg ? ext : '.png';
+  let name = `${stem}${outExt}`;
+  for (let i = 1; taken.has(name); i++) name = `${stem}_${i}${outExt}`; // same base name from two folders
+  taken.add(name);
+  return { path: join(outDir, name), format: jpeg ? 'jpeg' : 'png' };
+}
+
+async function checkFile(file: string): Promise<void> {
+  let s;
+  try {
+    s = await stat(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new UserError(`cannot read image ${file}: ${code === 'ENOENT' ? 'no such file' : code ?? String(err)}`);
+  }
+  if (s.isDirectory()) throw new UserError(`${file} is a directory, not an image`);
+}
+
+/** Runs the model over `files`; bad inputs go to onError (or throw when there is none) and are skipped. */
+export async function detectFiles(modelPath: string | undefined, files: string[], o: DetectFilesOptions = {}): Promise<{ results: CocoResult[]; failed: number }> {
+  const det = await loadDetector(resolveModel(modelPath), { threads: o.threads });
   const out: CocoResult[] = [];
+  const taken = new Set<string>();
+  let failed = 0;
+  if (o.outDir) {
+    try {
+      await mkdir(o.outDir, { recursive: true });
+    } catch (err) {
+      throw new UserError(`cannot create --out folder ${o.outDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
   try {
     for (const file of files) {
-      const r = await detectInProcess(file, { model: det, scoreThreshold: o.scoreThreshold });
-      for (const d of r.detections) {
-        out.push({ file, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask });
+      try {
+        await checkFile(file);
+        const img = await decodeImage(file, { autoOrient: true });
+        const r = await detectInProcess(img, { model: det, scoreThreshold: o.scoreThreshold });
+        for (const d of r.detections) {
+          out.push({ file, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask });
+        }
+        let written: string | undefined;
+        if (o.outDir) {
+          const { path, format } = annotatedName(file, o.outDir, taken);
+          const bytes = await annotate(img, r, { scoreThreshold: o.showThreshold, format });
+          try {
+            await writeFile(path, bytes);
+          } catch (err) {
+            throw new UserError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+          }
+          written = path;
+        }
+        o.onImage?.(file, r.detections.length, written);
+      } catch (err) {
+        if (!(err instanceof UserError) || !o.onError) throw err;
+        failed++;
+        o.onError(file, err.message.includes(file) ? err.message : `${file}: ${err.message}`);
       }
-      o.onImage?.(file, r.detections.length);
     }
   } finally {
     await releaseDetector(det);
   }
-  return out;
+  return { results: out, failed };
 }
 
 function number01(name: string, v: string): number {
@@ -45,19 +120,24 @@ function number01(name: string, v: string): number {
 
 export function register(program: Command): void {
   program.command('detect')
-    .description('Mask R-CNN instance segmentation with a model from `fasternet convert --flavor torchvision|mmdet`')
+    .description('Mask R-CNN instance segmentation (default model: the bundled FasterNet-T0 Fashion-MNIST canvases model)')
     .argument('<images...>', 'image files (JPEG, PNG, WebP, ...)')
-    .requiredOption('--model <file>', 'ONNX model')
+    .option('--model <file>', 'ONNX model from `fasternet convert` (default: models/fasternet_t0_canvases.onnx)')
+    .option('--out <dir>', 'write each image with its masks, boxes and labels here (same base name)')
     .option('--json <file>', 'write COCO-results entries {"file","category_id","bbox","score","segmentation"} here')
-    .option('--score-thr <t>', 'minimum score (default: the model\'s 0.05)')
+    .option('--score-thr <t>', 'minimum score kept (default: the model\'s 0.05)')
+    .option('--show-thr <t>', 'minimum score drawn with --out', '0.5')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
-    .action(async (images: string[], opts: { model: string; json?: string; scoreThr?: string; threads: string }) => {
+    .action(async (images: string[], opts: { model?: string; out?: string; json?: string; scoreThr?: string; showThr: string; threads: string }) => {
       const threads = Number(opts.threads);
       if (!Number.isInteger(threads) || threads < 1) throw new UserError(`--threads must be a positive integer, got ${opts.threads}`);
-      const results = await detectFiles(opts.model, images, {
+      const { results, failed } = await detectFiles(opts.model, images, {
         scoreThreshold: opts.scoreThr === undefined ? undefined : number01('--score-thr', opts.scoreThr),
+        showThreshold: number01('--show-thr', opts.showThr),
         threads,
-        onImage: (file, n) => process.stdout.write(`${file}: ${n} instances\n`),
+        outDir: opts.out,
+        onImage: (file, n, annotated) => process.stdout.write(`${file}: ${n} instances${annotated ? ` -> ${annotated}` : ''}\n`),
+        onError: (_file, message) => process.stderr.write(`fasternet detect: ${message}\n`),
       });
       if (opts.json) {
         try {
@@ -65,6 +145,10 @@ export function register(program: Command): void {
         } catch (err) {
           throw new UserError(`cannot write ${opts.json}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
         }
+      }
+      if (failed > 0) {
+        process.stderr.write(`fasternet detect: ${failed} of ${images.length} inputs failed\n`);
+        process.exitCode = 1;
       }
     });
 }

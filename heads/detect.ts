@@ -10,7 +10,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { existsSync } from 'node:fs';
 import { decodeImage } from '../io/image.ts';
 import type { ImageU8 } from '../io/resize_cv2.ts';
 import { toCocoRle, area as rleArea, type CocoRle, type RLE } from '../postprocess/mask.ts';
@@ -22,8 +23,11 @@ import { UserError } from '../cli/errors.ts';
 export type ImageInput = string | Uint8Array | { data: Uint8Array; width: number; height: number; channels?: number };
 
 export interface DetectOptions {
-  /** Path of a model written by `fasternet convert --flavor torchvision|mmdet`, or a loaded Detector. */
-  model: string | Detector;
+  /**
+   * Path of a model written by `fasternet convert --flavor torchvision|mmdet`, or a loaded Detector. Default:
+   * the bundled FasterNet-T0 model trained on Fashion-MNIST canvases (DEFAULT_MODEL_PATH).
+   */
+  model?: string | Detector;
   /** Keep detections scoring at least this (default: the model's 0.05). */
   scoreThreshold?: number;
   /** At most this many detections (default: the model's 100). */
@@ -65,6 +69,18 @@ export interface DetectResult {
   detections: Detection[];
 }
 
+/** The bundled default model, resolved from this package's files (not the working directory). */
+export const DEFAULT_MODEL_PATH = fileURLToPath(new URL('../models/fasternet_t0_canvases.onnx', import.meta.url));
+
+/** `model`, or the bundled default when none is named (a clear error when that file is missing). */
+export function resolveModel<M extends string | Detector>(model: M | undefined): M | string {
+  if (model !== undefined) return model;
+  if (!existsSync(DEFAULT_MODEL_PATH)) {
+    throw new UserError(`no model given and the bundled default model is missing (${DEFAULT_MODEL_PATH}); pass a model from \`fasternet convert\``);
+  }
+  return DEFAULT_MODEL_PATH;
+}
+
 const models = new Map<string, Promise<Detector>>();
 
 /** A model loaded once per path (and thread count). */
@@ -103,15 +119,17 @@ async function toImage(image: ImageInput, autoOrient = false): Promise<ImageU8> 
 }
 
 function checkOptions(o: DetectOptions): void {
-  if (!o || (typeof o.model !== 'string' && typeof o.model !== 'object')) throw new UserError('detect: options.model (a .onnx path) is required');
+  if (!o) throw new UserError('detect: options are required');
+  if (o.model !== undefined && typeof o.model !== 'string' && typeof o.model !== 'object') throw new UserError('detect: options.model must be a .onnx path or a loaded detector');
   if (o.scoreThreshold !== undefined && !(o.scoreThreshold >= 0 && o.scoreThreshold <= 1)) throw new UserError(`scoreThreshold must be in [0, 1], got ${o.scoreThreshold}`);
   if (o.maxDetections !== undefined && !(Number.isInteger(o.maxDetections) && o.maxDetections >= 0)) throw new UserError(`maxDetections must be a non-negative integer, got ${o.maxDetections}`);
 }
 
 /** Runs `image` through the model in this thread. */
-export async function detectInProcess(image: ImageInput, o: DetectOptions): Promise<DetectResult> {
+export async function detectInProcess(image: ImageInput, o: DetectOptions = {}): Promise<DetectResult> {
   checkOptions(o);
-  const det = typeof o.model === 'string' ? await getDetector(o.model, o.threads) : o.model;
+  const model = resolveModel(o.model);
+  const det = typeof model === 'string' ? await getDetector(model, o.threads) : model;
   const img = await toImage(image, det.cfg.flavor === 'mmdet');
   const cfg = det.cfg;
   const keepLabel = classFilter(o.classes, cfg.classNames);
@@ -228,13 +246,14 @@ export async function closeDetectWorkers(): Promise<void> {
 }
 
 /** Detects instances in one image (see module comment). */
-export async function detect(image: ImageInput, options: DetectOptions): Promise<DetectResult> {
+export async function detect(image: ImageInput, options: DetectOptions = {}): Promise<DetectResult> {
   checkOptions(options);
   if (!options.worker) return detectInProcess(image, options);
-  if (typeof options.model !== 'string') throw new UserError('worker: true needs options.model to be a path');
-  const h = workerFor(options.model, options.threads);
+  const model = resolveModel(options.model);
+  if (typeof model !== 'string') throw new UserError('worker: true needs options.model to be a path');
+  const h = workerFor(model, options.threads);
   const id = h.next++;
-  const { worker: _w, timings: _t, ...rest } = options;
+  const { worker: _w, timings: _t, ...rest } = { ...options, model };
   return new Promise<DetectResult>((resolve, reject) => {
     h.pending.set(id, { resolve, reject });
     h.worker.ref();
