@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
+import sharp from 'sharp';
 import { decodeImage } from '../io/image.ts';
 import type { ImageU8 } from '../io/resize_cv2.ts';
 import { toCocoRle, area as rleArea, type CocoRle, type RLE } from '../postprocess/mask.ts';
@@ -67,6 +68,11 @@ export interface DetectResult {
   width: number;
   height: number;
   detections: Detection[];
+  /**
+   * The input's EXIF orientation (2..8) when it was NOT applied (torchvision flavor on a path or bytes, as PIL
+   * reads it): the detections are then in the stored pixels' coordinates, not the displayed ones.
+   */
+  unappliedOrientation?: number;
 }
 
 /** The bundled default model, resolved from this package's files (not the working directory). */
@@ -106,8 +112,13 @@ export async function releaseDetectModels(): Promise<void> {
  * `autoOrient`: apply the EXIF orientation. mmdet loads with cv2.imdecode(IMREAD_COLOR), which rotates by
  * EXIF (checked on OpenCV 4.6); torchvision users' PIL.Image.open does not.
  */
-async function toImage(image: ImageInput, autoOrient = false): Promise<ImageU8> {
-  if (typeof image === 'string' || image instanceof Uint8Array) return decodeImage(image, { autoOrient });
+async function toImage(image: ImageInput, autoOrient = false): Promise<ImageU8 & { unappliedOrientation?: number }> {
+  if (typeof image === 'string' || image instanceof Uint8Array) {
+    const img = await decodeImage(image, { autoOrient });
+    if (autoOrient) return img;
+    const orientation = await sharp(image).metadata().then((m) => m.orientation ?? 1, () => 1);
+    return orientation > 1 ? { ...img, unappliedOrientation: orientation } : img;
+  }
   const { data, width, height } = image;
   const channels = image.channels ?? 3;
   if (channels !== 3) throw new UserError(`raw images must be RGB (3 channels), got ${channels}`);
@@ -157,7 +168,7 @@ export async function detectInProcess(image: ImageInput, o: DetectOptions = {}):
       ...(bitmap ? { bitmap } : {}),
     });
   }
-  return { width: w, height: h, detections };
+  return { width: w, height: h, detections, ...(img.unappliedOrientation ? { unappliedOrientation: img.unappliedOrientation } : {}) };
 }
 
 /**

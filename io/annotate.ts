@@ -133,6 +133,9 @@ export async function annotate(image: ImageInput | ImageU8, result: DetectResult
   const img = await toImage(image);
   const { width, height } = img;
   const detections = Array.isArray(result) ? result : result.detections;
+  if (!Array.isArray(result) && result.unappliedOrientation) {
+    throw new UserError(`annotate: the detections were made on the stored pixels of an image with EXIF orientation ${result.unappliedOrientation} (the model's flavor ignores EXIF); detect on decodeImage(path, { autoOrient: true }) to draw them`);
+  }
   if (!Array.isArray(result) && (result.width !== width || result.height !== height)) {
     throw new UserError(`annotate: the detections are for a ${result.width}x${result.height} image, this one is ${width}x${height} (detect on the EXIF-oriented image: decodeImage(path, { autoOrient: true }))`);
   }

@@ -16,7 +16,9 @@ import { syntheticStateDict } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
 import { torchvisionHeadSpecs } from '../io/convert_detection.ts';
 import { readModelMetadata } from '../runtime/metadata.ts';
-import { DEFAULT_MODEL_PATH, resolveModel } from '../heads/detect.ts';
+import { DEFAULT_MODEL_PATH, detect, releaseDetectModels, resolveModel } from '../heads/detect.ts';
+import { annotate } from '../io/annotate.ts';
+import { decodeImage } from '../io/image.ts';
 import { annotatedName } from '../cli/detect.ts';
 import type { StateDict } from '../runtime/tensor.ts';
 
@@ -70,7 +72,10 @@ describe('fasternet convert overrides + fasternet detect --out', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
   }, 60_000);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterAll(async () => {
+    await releaseDetectModels();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('convert writes the overrides into the metadata', async () => {
     const meta = await readModelMetadata(model);
@@ -114,6 +119,18 @@ describe('fasternet convert overrides + fasternet detect --out', () => {
     expect(new Set(results.map((x) => x.file))).toEqual(new Set(['examples/canvas_000001.png', 'examples/canvas_000007_exif6.jpg']));
     for (const x of results) expect(x.category_id >= 1 && x.category_id <= 10).toBe(true);
   }, 60_000);
+
+  it('library: torchvision detect() on an EXIF file reports the unapplied orientation and annotate() refuses it', async () => {
+    const exif = 'examples/canvas_000007_exif6.jpg';
+    const stored = await detect(exif, { model });
+    expect(stored.unappliedOrientation).toBe(6);
+    await expect(annotate(exif, stored)).rejects.toThrow(/EXIF orientation 6/);
+    const shown = await detect(await decodeImage(exif, { autoOrient: true }), { model });
+    expect(shown.unappliedOrientation).toBeUndefined();
+    const png = await annotate(exif, shown);
+    expect((await sharp(png).metadata()).width).toBe(256);
+    expect((await detect('examples/canvas_000001.png', { model })).unappliedOrientation).toBeUndefined();
+  }, 30_000);
 
   it('annotated names keep the base name; JPEG stays JPEG, anything else becomes PNG', () => {
     const taken = new Set<string>();
