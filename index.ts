@@ -12,3 +12,5 @@ export { decodeImage, type DecodeOptions } from './io/image.ts';
 export { classifyImages, type ClassifyResult } from './cli/classify.ts';
 export { imagenetModel, classifierGraph, featuresGraph } from './backbones/model.ts';
 export { UserError } from './cli/errors.ts';
+export { annotate, type AnnotateOptions } from './io/annotate.ts';
+export { DEFAULT_MODEL_PATH } from './heads/detect.ts';
