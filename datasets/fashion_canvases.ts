@@ -4,6 +4,7 @@
  * later items occlude earlier ones. An item's mask is its silhouette (grey level above a threshold, holes
  * filled) minus what later items cover; annotations are COCO instances with compressed RLE.
  */
+import { mulberry32 } from '../runtime/random.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -72,17 +73,7 @@ export interface CanvasSample {
 
 // ---------------------------------------------------------------- random numbers
 
-/** mulberry32: a small, fast 32-bit PRNG; returns floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 /** Seed of canvas `index` in a split with seed `seed`, so any canvas can be regenerated on its own. */
 export function canvasSeed(seed: number, index: number): number {

@@ -4,6 +4,7 @@
  * mmdetection writes them (compressed RLE + its box + score). Detections are jittered copies of GT
  * objects, confusions with other categories and background false positives, so all match paths run.
  */
+import { mulberry32 } from '../runtime/random.ts';
 import { closeSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { area as rleArea, frPoly, rleToString, toBbox } from '../postprocess/mask.ts';
@@ -37,16 +38,7 @@ const COCO_CATEGORY_IDS = [
 ];
 
 /** mulberry32: small, fast, seedable. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const rng = mulberry32;
 
 function round2(v: number): number {
   return Math.round(v * 100) / 100;

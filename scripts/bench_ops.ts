@@ -5,6 +5,7 @@
  * in a one-node graph, and pasting 100 masks into an 800x1333 image. Median of several runs, single thread
  * for our code; ORT is run with 1 and 2 intra-op threads.
  */
+import { mulberry32 } from '../runtime/random.ts';
 import ort from 'onnxruntime-node';
 import { batchedNms, nms, nmsMmcv } from '../postprocess/nms.ts';
 import { roiAlign, toNHWC, type FeatureMap } from '../heads/roi_align.ts';
@@ -13,17 +14,7 @@ import { addInput, addNode, addOutput, attr, createGraph, serializeModel } from 
 import { DataType } from '../runtime/onnx_proto.ts';
 import { createSession } from '../runtime/session.ts';
 
-/** Deterministic uniform [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 async function time(label: string, fn: () => unknown | Promise<unknown>, runs = 15): Promise<number> {
   for (let i = 0; i < 3; i++) await fn();
