@@ -14,26 +14,12 @@ import os
 import sys
 import time
 
-
-
-def _threads_arg(argv, default='1'):
-    for i, a in enumerate(argv):
-        if a == '--threads' and i + 1 < len(argv):
-            return argv[i + 1]
-        if a.startswith('--threads='):
-            return a.split('=', 1)[1]
-    return default
-
-
-# Debian's torch links OpenBLAS, whose own thread pool ignores torch.set_num_threads: cap it (and OpenMP)
-# before torch loads, or "--threads 1" still keeps a second core busy.
-for _var in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS'):
-    os.environ.setdefault(_var, _threads_arg(sys.argv[1:]))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import threads  # noqa: E402,F401  (before torch: caps OpenBLAS/OpenMP threads)
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from canvases import CanvasDataset, decode_rle  # noqa: E402
 from models import build_model  # noqa: E402
 
