@@ -18,7 +18,7 @@
 import type { FloatTensor, StateDict } from '../runtime/tensor.ts';
 import { addInput, addNode, addOutput, attr, createGraph, serializeModel } from '../runtime/graph.ts';
 import { createSession, runSession, type Session } from '../runtime/session.ts';
-import { metadataFromBytes, metadataProps, parseMetadata, type ModelMetadata, type OtherPreprocess } from '../runtime/metadata.ts';
+import { metadataProps, parseMetadata, readModelParts, splitModelBytes, type ModelMetadata, type OtherPreprocess } from '../runtime/metadata.ts';
 import { fasternetFeatures } from '../backbones/fasternet.ts';
 import { resnet50Features } from '../backbones/resnet.ts';
 import { fpnGraph, type FpnWeights } from '../necks/fpn.ts';
@@ -30,7 +30,6 @@ import { boxesToOriginalTorchvision, torchvisionPreprocess } from './transform_t
 import { boxesToNetwork, boxesToOriginal, mmdetPreprocess } from './transform_mmdet.ts';
 import { pasteMasks, type PastedMask } from '../postprocess/paste_masks.ts';
 import type { ImageU8 } from '../io/resize_cv2.ts';
-import { readFile } from 'node:fs/promises';
 import { UserError } from '../cli/errors.ts';
 
 export type BackboneSpec =
@@ -99,28 +98,20 @@ export interface LoadOptions {
 
 export async function loadDetector(model: string | Uint8Array, o: LoadOptions = {}): Promise<Detector> {
   const what = typeof model === 'string' ? model : 'model';
-  let bytes: Uint8Array;
-  if (typeof model === 'string') {
-    try {
-      bytes = await readFile(model);
-    } catch {
-      throw new UserError(`cannot read model ${model}`);
-    }
-  } else bytes = model;
-  const props = metadataFromBytes(bytes, what);
+  const { props, graphBytes } = typeof model === 'string' ? await readModelParts(model) : await splitModelBytes(model, what);
   const meta = parseMetadata(props, what);
   if (meta.flavor !== 'torchvision' && meta.flavor !== 'mmdet') {
     throw new UserError(`${what} is a '${meta.flavor}' model, not a detector (convert with --flavor torchvision or mmdet)`);
   }
   if (!props[BOX_HEAD_KEY] || !props[MASK_HEAD_KEY]) throw new UserError(`${what} lacks its embedded box/mask heads`);
   const cfg = checkDetectorConfig(meta.extra?.detector, what);
-  const threads = o.threads;
-  // One session at a time: ORT's load-time copies of the weights would otherwise overlap.
-  const boxBytes = Buffer.from(props[BOX_HEAD_KEY], 'base64');
-  const maskBytes = Buffer.from(props[MASK_HEAD_KEY], 'base64');
-  const main = await createSession(bytes, { threads });
-  const boxHead = await createSession(boxBytes, { threads });
-  const maskHead = await createSession(maskBytes, { threads });
+  // Activations at 800x1333 run to hundreds of MB: without the arena they go back after each run instead of
+  // staying at their high-water mark (measured: peak RSS 1.88 -> 1.50 GB for FasterNet-S, same speed).
+  const so = { threads: o.threads, memArena: false };
+  // One session at a time, main first: ORT's load-time copies would otherwise overlap.
+  const main = await createSession(graphBytes, so);
+  const boxHead = await createSession(Buffer.from(props[BOX_HEAD_KEY], 'base64'), so);
+  const maskHead = await createSession(Buffer.from(props[MASK_HEAD_KEY], 'base64'), so);
   return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve() };
 }
 

@@ -4,7 +4,12 @@ import {
   addInput, addOutput, attr, addNode, batchNorm, conv, convBn, createGraph, foldBatchNorm, gelu, linear, serializeModel,
 } from '../runtime/graph.ts';
 import { createSession, runSession } from '../runtime/session.ts';
-import { imagenetPreprocess, metadataFromBytes, metadataProps, parseMetadata, type ModelMetadata } from '../runtime/metadata.ts';
+import {
+  imagenetPreprocess, metadataFromBytes, metadataProps, parseMetadata, readMetadataProps, readModelParts, splitModelBytes, type ModelMetadata,
+} from '../runtime/metadata.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { syntheticInput, syntheticStateDict, syntheticTensor } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
 import { featuresGraph } from '../backbones/model.ts';
@@ -110,6 +115,40 @@ describe('model metadata', () => {
     const props = metadataFromBytes(serializeModel(g, { metadata: metadataProps(meta) }));
     expect(parseMetadata(props)).toEqual(meta);
     expect(meta.preprocess).toMatchObject({ resize: 248, crop: 224 });
+  });
+
+  it('is read by seeking past the graph, and the model without it runs the same', async () => {
+    const g = createGraph();
+    const x = addInput(g, 'input', [1, 4, 5, 5]);
+    addOutput(g, convBn(g, x, bnStateDict(), 'conv', 'bn', { pads: [1, 1, 1, 1] }));
+    const big = { ...metadataProps(meta), 'fasternet.blob': 'A'.repeat(300_000) };
+    const bytes = serializeModel(g, { metadata: big });
+    const dir = mkdtempSync(join(tmpdir(), 'fasternet-meta-'));
+    const file = join(dir, 'm.onnx');
+    writeFileSync(file, bytes);
+    const full = ModelProto.decode(bytes) as unknown as { metadataProps: unknown[]; graph: unknown; opsetImport: unknown };
+    for (const parts of [await readModelParts(file), await splitModelBytes(bytes)]) {
+      expect(parts.props).toEqual(big);
+      const stripped = ModelProto.decode(parts.graphBytes) as unknown as typeof full;
+      expect(stripped.metadataProps).toEqual([]);
+      expect(stripped.graph).toEqual(full.graph);
+      expect(stripped.opsetImport).toEqual(full.opsetImport);
+      expect(parts.graphBytes.length).toBeLessThan(bytes.length - 300_000);
+    }
+    expect(await readMetadataProps(file)).toEqual(big);
+    const input = syntheticInput([1, 4, 5, 5], 3);
+    const a = await runSession(await createSession(bytes, { threads: 1 }), { input });
+    const b = await runSession(await createSession((await readModelParts(file)).graphBytes, { threads: 1, memArena: false }), { input });
+    expect(maxAbsDiff(Object.values(a)[0].data, Object.values(b)[0].data)).toBe(0);
+    // Truncated anywhere, a directory, or a non-ONNX file: one clear error.
+    for (const cut of [1, 7, bytes.length - 1000, bytes.length - 1]) {
+      writeFileSync(file, bytes.subarray(0, cut));
+      await expect(readModelParts(file)).rejects.toThrow(/is not an ONNX model/);
+    }
+    writeFileSync(file, '');
+    await expect(readMetadataProps(file)).rejects.toThrow(/not an ONNX model \(empty\)/);
+    await expect(readModelParts(dir)).rejects.toThrow(/is a directory/);
+    await expect(readModelParts(join(dir, 'missing.onnx'))).rejects.toThrow(/cannot read model/);
   });
 
   it('refuses models without it', () => {
