@@ -120,7 +120,7 @@ describe('model metadata', () => {
   it('is read by seeking past the graph, and the model without it runs the same', async () => {
     const g = createGraph();
     const x = addInput(g, 'input', [1, 4, 5, 5]);
-    addOutput(g, convBn(g, x, bnStateDict(), 'conv', 'bn', { pads: [1, 1, 1, 1] }));
+    addOutput(g, convBn(g, x, bnStateDict(), 'conv', 'bn', { pad: 1 }));
     const big = { ...metadataProps(meta), 'fasternet.blob': 'A'.repeat(300_000) };
     const bytes = serializeModel(g, { metadata: big });
     const dir = mkdtempSync(join(tmpdir(), 'fasternet-meta-'));
