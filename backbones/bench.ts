@@ -209,6 +209,20 @@ export function avx2PeakGflops(cores: number, ghz?: number): { gflops: number; g
   return { gflops: cores * 32 * clock, ghz: clock };
 }
 
+/**
+ * Peak with AVX-512 FMA where the CPU has it (2 FMA units x 16 lanes x 2 FLOP = 64 FLOP/cycle per core on
+ * server cores; ORT's MLAS picks its AVX-512 kernels there, so achieved GFLOP/s can pass the AVX2 peak).
+ */
+export function avx512PeakGflops(cores: number, ghz?: number): { gflops: number; ghz: number } | null {
+  try {
+    if (!/\bavx512f\b/.test(readFileSync('/proc/cpuinfo', 'utf8'))) return null;
+  } catch {
+    return null;
+  }
+  const clock = ghz ?? cpuGhz();
+  return { gflops: cores * 64 * clock, ghz: clock };
+}
+
 /** Nominal clock: os.cpus() speed, else /proc/cpuinfo's "cpu MHz" (VMs often report 0 to os.cpus()). */
 export function cpuGhz(): number {
   const s = cpus()[0]?.speed ?? 0;

@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { UserError } from '../cli/errors.ts';
 import {
-  ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, benchBackbones, benchOp, startTorch, type BenchRow, type OpBenchRow,
+  ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, avx512PeakGflops, benchBackbones, benchOp, startTorch, type BenchRow, type OpBenchRow,
 } from './bench.ts';
 import { archName } from './model.ts';
 import { benchCommand } from '../cli/bench.ts';
@@ -43,8 +43,11 @@ async function writeJson(path: string | undefined, rows: unknown): Promise<void>
 
 function peakLine(threads: number[]): string {
   const p = avx2PeakGflops(1);
+  const q = avx512PeakGflops(1);
   return `peak FP32 (AVX2 FMA, 2 x 16 FLOP/cycle/core x ${p.ghz.toFixed(2)} GHz): ${p.gflops.toFixed(1)} GFLOP/s per core`
-    + threads.map((t) => `, ${(t * p.gflops).toFixed(1)} with ${t}`).join('') + `; ${availableParallelism()} cores visible`;
+    + threads.map((t) => `, ${(t * p.gflops).toFixed(1)} with ${t}`).join('') + `; ${availableParallelism()} cores visible`
+    + (q ? `\npeak FP32 (AVX-512 FMA, this CPU has it: 2 x 32 FLOP/cycle/core): ${q.gflops.toFixed(1)} GFLOP/s per core`
+      + threads.map((t) => `, ${(t * q.gflops).toFixed(1)} with ${t}`).join('') : '');
 }
 
 export function registerBackboneBench(bench: Command): void {
