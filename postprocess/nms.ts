@@ -202,7 +202,7 @@ function log2Floor(v: number): number {
  * Greedy NMS visiting only the pairs that can exceed the threshold. IoU <= ow/max(w) (the intersection
  * ow*min(h) over the area of the wider box, ow = overlap width), so a box j that box i can suppress has
  * w_j in (thr w_i, w_i / thr), h_j likewise, and a centre within w_i * max(1 - thr, 1/(2 thr) - 1/2) of i's
- * (same for y). Boxes are binned by size into levels (the octaves of w and of h), each level a uniform grid
+ * (same for y). Boxes are binned by size into levels (pairs of octaves of w and of h), each level a uniform grid
  * by centre with cells about half its boxes' mean size; each kept box scans the cells of its window in the
  * levels its size range reaches (all with a 0.1% margin, far above float rounding of the IoU). Cells are
  * compacted as they are scanned: boxes already visited or suppressed drop out. Whether j is suppressed
@@ -246,7 +246,7 @@ function gridGreedy(order: Int32Array, n: number, thr: number, offset: number, m
     return keep;
   }
   // Coarser size classes (>> shift) when sizes span so many octaves that the level table would outgrow the boxes.
-  let shift = 0;
+  let shift = 1; // two-octave size classes: fewer, fuller levels scan faster than one-octave ones
   while (((maxLw >> shift) - (minLw >> shift) + 1) * ((maxLh >> shift) - (minLh >> shift) + 1) > 2 * n + 256) shift++;
   const lw0 = minLw >> shift, lh0 = minLh >> shift;
   const nlw = (maxLw >> shift) - lw0 + 1, nlh = (maxLh >> shift) - lh0 + 1, nl = nlw * nlh;
@@ -488,23 +488,52 @@ function offsetBoxes(boxes: Float32Array, idxs: Int32Array): Float32Array {
   return out;
 }
 
-/** Per-class NMS on subsets (classes ascending), then the kept indices sorted by score as torch sorts them. */
+/**
+ * Stable counting sort of the positions `seq` (indices into idxs) by class, classes ascending.
+ * Returns the reordered positions and where each class starts.
+ */
+function partitionByClass(idxs: Int32Array, seq: Int32Array): { members: Int32Array; first: Int32Array } {
+  const n = seq.length;
+  let lo = idxs[0], hi = idxs[0];
+  for (let i = 1; i < idxs.length; i++) {
+    if (idxs[i] < lo) lo = idxs[i];
+    if (idxs[i] > hi) hi = idxs[i];
+  }
+  let slotOf: (c: number) => number;
+  let nc: number;
+  if (hi - lo <= 4 * n + 1024) {
+    nc = hi - lo + 1;
+    slotOf = (c) => c - lo;
+  } else { // sparse class ids
+    const classes = Array.from(new Set(idxs)).sort((p, q) => p - q);
+    const slot = new Map(classes.map((c, k) => [c, k]));
+    nc = classes.length;
+    slotOf = (c) => slot.get(c)!;
+  }
+  const first = new Int32Array(nc + 1);
+  const cls = new Int32Array(n);
+  for (let k = 0; k < n; k++) first[(cls[k] = slotOf(idxs[seq[k]])) + 1]++;
+  for (let c = 0; c < nc; c++) first[c + 1] += first[c];
+  const fill = first.slice(0, nc);
+  const members = new Int32Array(n);
+  for (let k = 0; k < n; k++) members[fill[cls[k]]++] = seq[k];
+  return { members, first };
+}
+
+/**
+ * Per-class NMS (each class alone, visiting `classOrder(c)`), then the kept indices sorted by score as torch
+ * sorts them (unstable, postprocess/sort.ts). The greedy runs on the boxes in place: no per-class copies.
+ */
 function perClassNms(
-  boxes: Float32Array,
-  scores: Float32Array,
-  idxs: Int32Array,
-  run: (b: Float32Array, s: Float32Array) => Int32Array,
+  boxes: Float32Array, scores: Float32Array, thr: number, nClasses: number, classOrder: (c: number) => Int32Array,
 ): Int32Array {
   const n = scores.length;
-  const classes = Array.from(new Set(idxs)).sort((a, b) => a - b);
   const keepMask = new Uint8Array(n);
-  const members = new Int32Array(n);
-  for (const cls of classes) {
-    let m = 0;
-    for (let i = 0; i < n; i++) if (idxs[i] === cls) members[m++] = i;
-    const sub = members.subarray(0, m);
-    const kept = run(gatherBoxes(boxes, sub), gather(scores, sub));
-    for (let k = 0; k < kept.length; k++) keepMask[sub[kept[k]]] = 1;
+  for (let c = 0; c < nClasses; c++) {
+    const order = classOrder(c);
+    if (order.length === 0) continue;
+    const kept = nmsInOrder(boxes, order, thr, 0, Infinity);
+    for (let k = 0; k < kept.length; k++) keepMask[kept[k]] = 1;
   }
   let nk = 0;
   for (let i = 0; i < n; i++) if (keepMask[i]) nk++;
@@ -518,6 +547,28 @@ function perClassNms(
   }
   sortPairsDescending(keys, ind, 0, nk);
   return ind;
+}
+
+/**
+ * torchvision's per-class path: each class visited in its stable descending score order. A stable sort of all
+ * scores, then a stable partition by class, gives exactly that (ties stay in index order) with one sort.
+ */
+function perClassNmsStable(boxes: Float32Array, scores: Float32Array, idxs: Int32Array, thr: number): Int32Array {
+  const { members, first } = partitionByClass(idxs, argsortDescendingStable(scores));
+  return perClassNms(boxes, scores, thr, first.length - 1, (c) => members.subarray(first[c], first[c + 1]));
+}
+
+/** mmcv's split path: each class visited in torch's unstable sort order of its own scores (as gathered). */
+function perClassNmsUnstable(boxes: Float32Array, scores: Float32Array, idxs: Int32Array, thr: number): Int32Array {
+  const all = new Int32Array(idxs.length);
+  for (let i = 0; i < all.length; i++) all[i] = i;
+  const { members, first } = partitionByClass(idxs, all);
+  return perClassNms(boxes, scores, thr, first.length - 1, (c) => {
+    const sub = members.subarray(first[c], first[c + 1]);
+    const order = argsortDescending(gather(scores, sub));
+    for (let k = 0; k < order.length; k++) order[k] = sub[order[k]];
+    return order;
+  });
 }
 
 export interface BatchedNmsOptions {
@@ -548,14 +599,14 @@ export function batchedNms(
   if (idxs.length !== n) throw new Error(`batchedNms: idxs has ${idxs.length} values, expected ${n}`);
   if (n === 0) return new Int32Array(0);
   if ((opts.flavor ?? 'torchvision') === 'torchvision') {
-    if (n * 4 > 4000) return perClassNms(boxes, scores, idxs, (b, s) => nms(b, s, iouThreshold));
+    if (n * 4 > 4000) return perClassNmsStable(boxes, scores, idxs, iouThreshold);
     return nms(offsetBoxes(boxes, idxs), scores, iouThreshold);
   }
   const forNms = opts.classAgnostic ? boxes : offsetBoxes(boxes, idxs);
   const splitThr = opts.splitThr ?? 10000;
   const thr = f32(iouThreshold);
   if (n < splitThr) return nmsInOrder(forNms, argsortDescending(scores), thr, 0, Infinity);
-  return perClassNms(forNms, scores, idxs, (b, s) => nmsInOrder(b, argsortDescending(s), thr, 0, Infinity));
+  return perClassNmsUnstable(forNms, scores, idxs, thr);
 }
 
 export interface MmcvNmsConfig {
