@@ -214,7 +214,7 @@ function gridGreedy(order: Int32Array, n: number, thr: number, offset: number, m
   const x1 = X1, y1 = Y1, x2 = X2, y2 = Y2, cx = CX, cy = CY, bw = BW, bh = BH, lvl = LVL, cellOf = CELL;
   let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
   let minLw = 1 << 30, maxLw = -(1 << 30), minLh = 1 << 30, maxLh = -(1 << 30);
-  const INVALID = -1;
+  const INVALID = -0x80000000; // below any size class (log2Floor >= -1023); any level q is >= 0
   let nValid = 0;
   for (let k = 0; k < n; k++) {
     const w = x2[k] - x1[k] + offset, h = y2[k] - y1[k] + offset;
