@@ -34,6 +34,7 @@ interface Kernel {
   memory: WebAssembly.Memory;
   greedy: (n: number, thr: number, off: number, minX: number, minY: number, tl: number, reach: number,
     nlw: number, nlh: number, lw0: number, lh0: number, shift: number) => number;
+  cells: (n: number, nc: number, minX: number, minY: number) => void;
 }
 let kernel: Kernel | null | undefined;
 let kernelEnabled = true;
@@ -106,8 +107,8 @@ function layout(n: number, nl: number, nc: number): void {
   GXS = new Int32Array(buf, o.gx, L); GYS = new Int32Array(buf, o.gy, L);
   ICSX = new Float64Array(buf, o.icsx, L); ICSY = new Float64Array(buf, o.icsy, L);
   START = new Int32Array(buf, o.start, C + 1); LEN = new Int32Array(buf, o.len, C);
-  new Int32Array(buf, 0, 21).set([o.x1, o.y1, o.x2, o.y2, o.area, o.cx, o.cy, o.bw, o.bh, o.lvl, o.supp, o.keep,
-    o.items, o.start, o.len, o.cnt, o.base, o.gx, o.gy, o.icsx, o.icsy]);
+  new Int32Array(buf, 0, 22).set([o.x1, o.y1, o.x2, o.y2, o.area, o.cx, o.cy, o.bw, o.bh, o.lvl, o.supp, o.keep,
+    o.items, o.start, o.len, o.cnt, o.base, o.gx, o.gy, o.icsx, o.icsy, o.cell]);
 }
 
 /**
@@ -294,11 +295,32 @@ function gridGreedy(order: Int32Array, n: number, thr: number, offset: number, m
   layout(n, nl, nc);
   cnt = CNT; base = BASE; gxs = GXS; gys = GYS; icsx = ICSX; icsy = ICSY;
   // Counting sort of valid boxes into cells; filled in visit order, so each cell lists ascending positions.
+  const k = kernelEnabled ? loadKernel() : null;
+  if (k) k.cells(n, nc, minX, minY);
+  else cellsJs(n, nc, minX, minY);
+  SUPP.fill(0, 0, n);
+  // Window half-size per unit of the kept box's size: the overlap ow <= (w_i + w_j)/2 - |dcx| must exceed
+  // thr * max(w_i, w_j) with w_j in (thr w_i, w_i / thr), so |dcx| < w_i * max(1 - thr, 1/(2 thr) - 1/2).
+  const tl = thr * 0.999; // lowered threshold: a margin far above the float rounding of the IoU
+  const reach = Math.max(1 - tl, 1 / (2 * tl) - 0.5) + 1e-3;
+  let nKeep: number;
+  if (k) nKeep = k.greedy(n, thr, offset, minX, minY, tl, reach, nlw, nlh, lw0, lh0, shift);
+  else nKeep = scanJs(n, thr, offset, minX, minY, tl, reach, nlw, nlh, lw0, lh0, shift);
+  if (nKeep > maxOut) nKeep = maxOut;
+  const keep = new Int32Array(nKeep);
+  const kept = KEEP;
+  for (let t = 0; t < nKeep; t++) keep[t] = order[kept[t]];
+  return keep;
+}
+
+/** gridGreedy's counting sort of the boxes into cells and item records in JS (the `cells` of nms_greedy.wat). */
+function cellsJs(n: number, nc: number, minX: number, minY: number): void {
+  const gxs = GXS, gys = GYS, icsx = ICSX, icsy = ICSY, base = BASE;
   const start = START, len = LEN, irec = IREC, frec = FREC, cell = CELL, lv = LVL, px = CX, py = CY;
   start.fill(0, 0, nc + 1);
   for (let k = 0; k < n; k++) {
     const q = lv[k];
-    if (q === INVALID) continue;
+    if (q < 0) continue;
     const gx = gxs[q], gy = gys[q];
     let ix = Math.floor((px[k] - minX) * icsx[q]);
     let iy = Math.floor((py[k] - minY) * icsy[q]);
@@ -310,34 +332,21 @@ function gridGreedy(order: Int32Array, n: number, thr: number, offset: number, m
   }
   for (let c = 0; c < nc; c++) start[c + 1] += start[c];
   len.fill(0, 0, nc);
+  const sx1 = X1, sy1 = Y1, sx2 = X2, sy2 = Y2, sarea = AREA, sbw = BW, sbh = BH;
   for (let k = 0; k < n; k++) {
-    if (lv[k] === INVALID) continue;
+    if (lv[k] < 0) continue;
     const c = cell[k];
     // item records (8 words): j, then x1 y1 x2 y2 area w h as float32, so that a cell scan streams memory
     const r = (start[c] + len[c]++) * 8;
     irec[r] = k;
-    frec[r + 1] = X1[k];
-    frec[r + 2] = Y1[k];
-    frec[r + 3] = X2[k];
-    frec[r + 4] = Y2[k];
-    frec[r + 5] = AREA[k];
-    frec[r + 6] = BW[k];
-    frec[r + 7] = BH[k];
+    frec[r + 1] = sx1[k];
+    frec[r + 2] = sy1[k];
+    frec[r + 3] = sx2[k];
+    frec[r + 4] = sy2[k];
+    frec[r + 5] = sarea[k];
+    frec[r + 6] = sbw[k];
+    frec[r + 7] = sbh[k];
   }
-  SUPP.fill(0, 0, n);
-  // Window half-size per unit of the kept box's size: the overlap ow <= (w_i + w_j)/2 - |dcx| must exceed
-  // thr * max(w_i, w_j) with w_j in (thr w_i, w_i / thr), so |dcx| < w_i * max(1 - thr, 1/(2 thr) - 1/2).
-  const tl = thr * 0.999; // lowered threshold: a margin far above the float rounding of the IoU
-  const reach = Math.max(1 - tl, 1 / (2 * tl) - 0.5) + 1e-3;
-  const k = kernelEnabled ? loadKernel() : null;
-  let nKeep: number;
-  if (k) nKeep = k.greedy(n, thr, offset, minX, minY, tl, reach, nlw, nlh, lw0, lh0, shift);
-  else nKeep = scanJs(n, thr, offset, minX, minY, tl, reach, nlw, nlh, lw0, lh0, shift);
-  if (nKeep > maxOut) nKeep = maxOut;
-  const keep = new Int32Array(nKeep);
-  const kept = KEEP;
-  for (let t = 0; t < nKeep; t++) keep[t] = order[kept[t]];
-  return keep;
 }
 
 /** The greedy scan of gridGreedy in JS: the same steps as postprocess/nms_greedy.wat, for runtimes without it. */

@@ -13,6 +13,7 @@
 ;;  36 lvl i32 (level or -1)  40 supp u8  44 keep i32 (out: kept positions)
 ;;  48 items (32-byte records, see below)  52 start i32  56 len i32   (cells: items[start[c] .. start[c]+len[c]))
 ;;  60 cnt i32  64 base i32  68 gx i32  72 gy i32  76 icsx f64  80 icsy f64   (per level)
+;;  84 cell i32 (cell of each box, scratch for cells)
 (module
   (memory (export "memory") 1)
 
@@ -25,6 +26,77 @@
     (if (i32.lt_s (local.get $c) (i32.const 0)) (then (local.set $c (i32.const 0))))
     (if (i32.gt_s (local.get $c) (local.get $hi)) (then (local.set $c (local.get $hi))))
     (local.get $c))
+
+  ;; Counting sort of the valid boxes (lvl >= 0) into their level's grid cell, then the 32-byte item records
+  ;; (j, x1 y1 x2 y2 area as f32, w h rounded to f32) in visit order: each cell lists ascending positions.
+  (func (export "cells") (param $n i32) (param $nc i32) (param $minX f64) (param $minY f64)
+    (local $plvl i32) (local $pcell i32) (local $pstart i32) (local $plen i32) (local $pitems i32)
+    (local $pcx i32) (local $pcy i32) (local $pgx i32) (local $pgy i32) (local $pbase i32) (local $picsx i32) (local $picsy i32)
+    (local $k i32) (local $q i32) (local $c i32) (local $gx i32) (local $gy i32) (local $ix i32) (local $iy i32) (local $p i32) (local $a i32)
+    (local.set $plvl (i32.load (i32.const 36)))
+    (local.set $pitems (i32.load (i32.const 48)))
+    (local.set $pstart (i32.load (i32.const 52)))
+    (local.set $plen (i32.load (i32.const 56)))
+    (local.set $pbase (i32.load (i32.const 64)))
+    (local.set $pgx (i32.load (i32.const 68)))
+    (local.set $pgy (i32.load (i32.const 72)))
+    (local.set $picsx (i32.load (i32.const 76)))
+    (local.set $picsy (i32.load (i32.const 80)))
+    (local.set $pcell (i32.load (i32.const 84)))
+    (local.set $pcx (i32.load (i32.const 20)))
+    (local.set $pcy (i32.load (i32.const 24)))
+    (memory.fill (local.get $pstart) (i32.const 0) (i32.shl (i32.add (local.get $nc) (i32.const 1)) (i32.const 2)))
+    (memory.fill (local.get $plen) (i32.const 0) (i32.shl (local.get $nc) (i32.const 2)))
+    (local.set $k (i32.const 0))
+    (block $d1 (loop $l1
+      (br_if $d1 (i32.ge_s (local.get $k) (local.get $n)))
+      (local.set $q (i32.load (i32.add (local.get $plvl) (i32.shl (local.get $k) (i32.const 2)))))
+      (if (i32.ge_s (local.get $q) (i32.const 0)) (then
+        (local.set $gx (i32.load (i32.add (local.get $pgx) (i32.shl (local.get $q) (i32.const 2)))))
+        (local.set $gy (i32.load (i32.add (local.get $pgy) (i32.shl (local.get $q) (i32.const 2)))))
+        (local.set $ix (i32.trunc_sat_f64_s (f64.floor (f64.mul
+          (f64.sub (f64.load (i32.add (local.get $pcx) (i32.shl (local.get $k) (i32.const 3)))) (local.get $minX))
+          (f64.load (i32.add (local.get $picsx) (i32.shl (local.get $q) (i32.const 3))))))))
+        (local.set $iy (i32.trunc_sat_f64_s (f64.floor (f64.mul
+          (f64.sub (f64.load (i32.add (local.get $pcy) (i32.shl (local.get $k) (i32.const 3)))) (local.get $minY))
+          (f64.load (i32.add (local.get $picsy) (i32.shl (local.get $q) (i32.const 3))))))))
+        (if (i32.ge_s (local.get $ix) (local.get $gx)) (then (local.set $ix (i32.sub (local.get $gx) (i32.const 1)))))
+        (if (i32.ge_s (local.get $iy) (local.get $gy)) (then (local.set $iy (i32.sub (local.get $gy) (i32.const 1)))))
+        (local.set $c (i32.add (i32.load (i32.add (local.get $pbase) (i32.shl (local.get $q) (i32.const 2))))
+          (i32.add (i32.mul (local.get $iy) (local.get $gx)) (local.get $ix))))
+        (i32.store (i32.add (local.get $pcell) (i32.shl (local.get $k) (i32.const 2))) (local.get $c))
+        (local.set $a (i32.add (local.get $pstart) (i32.shl (i32.add (local.get $c) (i32.const 1)) (i32.const 2))))
+        (i32.store (local.get $a) (i32.add (i32.load (local.get $a)) (i32.const 1)))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br $l1)))
+    (local.set $c (i32.const 0))
+    (block $d2 (loop $l2
+      (br_if $d2 (i32.ge_s (local.get $c) (local.get $nc)))
+      (local.set $a (i32.add (local.get $pstart) (i32.shl (local.get $c) (i32.const 2))))
+      (i32.store offset=4 (local.get $a) (i32.add (i32.load offset=4 (local.get $a)) (i32.load (local.get $a))))
+      (local.set $c (i32.add (local.get $c) (i32.const 1)))
+      (br $l2)))
+    (local.set $k (i32.const 0))
+    (block $d3 (loop $l3
+      (br_if $d3 (i32.ge_s (local.get $k) (local.get $n)))
+      (if (i32.ge_s (i32.load (i32.add (local.get $plvl) (i32.shl (local.get $k) (i32.const 2)))) (i32.const 0)) (then
+        (local.set $c (i32.load (i32.add (local.get $pcell) (i32.shl (local.get $k) (i32.const 2)))))
+        (local.set $a (i32.add (local.get $plen) (i32.shl (local.get $c) (i32.const 2))))
+        (local.set $p (i32.add (local.get $pitems) (i32.shl
+          (i32.add (i32.load (i32.add (local.get $pstart) (i32.shl (local.get $c) (i32.const 2)))) (i32.load (local.get $a)))
+          (i32.const 5))))
+        (i32.store (local.get $a) (i32.add (i32.load (local.get $a)) (i32.const 1)))
+        (i32.store (local.get $p) (local.get $k))
+        (f32.store offset=4 (local.get $p) (f32.load (i32.add (i32.load (i32.const 0)) (i32.shl (local.get $k) (i32.const 2)))))
+        (f32.store offset=8 (local.get $p) (f32.load (i32.add (i32.load (i32.const 4)) (i32.shl (local.get $k) (i32.const 2)))))
+        (f32.store offset=12 (local.get $p) (f32.load (i32.add (i32.load (i32.const 8)) (i32.shl (local.get $k) (i32.const 2)))))
+        (f32.store offset=16 (local.get $p) (f32.load (i32.add (i32.load (i32.const 12)) (i32.shl (local.get $k) (i32.const 2)))))
+        (f32.store offset=20 (local.get $p) (f32.load (i32.add (i32.load (i32.const 16)) (i32.shl (local.get $k) (i32.const 2)))))
+        (f32.store offset=24 (local.get $p) (f32.demote_f64 (f64.load (i32.add (i32.load (i32.const 28)) (i32.shl (local.get $k) (i32.const 3))))))
+        (f32.store offset=28 (local.get $p) (f32.demote_f64 (f64.load (i32.add (i32.load (i32.const 32)) (i32.shl (local.get $k) (i32.const 3))))))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br $l3)))
+  )
 
   ;; Returns the number of kept positions written to keep.
   (func (export "greedy")

@@ -188,37 +188,64 @@ function heapSort(keys: Float64Array, idx: Int32Array, first: number, last: numb
  * CPU NMS kernel visits boxes in. LSD radix sort on the float32 bit patterns: O(n), stable by construction.
  */
 export function argsortDescendingStable(values: ArrayLike<number>, n: number = values.length): Int32Array {
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  const keys = new Uint32Array(n);
+  // Keys: float32 bit patterns made ascending-orderable, then reversed; 0 is kept for NaN (sorts first).
+  let bits: Uint32Array;
+  if (values instanceof Float32Array) bits = new Uint32Array(values.buffer, values.byteOffset, n);
+  else {
+    const f = new Float32Array(n);
+    for (let i = 0; i < n; i++) f[i] = values[i];
+    bits = new Uint32Array(f.buffer);
+  }
+  let keys = new Uint32Array(n);
+  // One histogram per 11-bit digit, all filled in the key pass.
+  const count = new Int32Array(3 * 2048);
   for (let i = 0; i < n; i++) {
-    const v = values[i];
-    if (v !== v) {
-      keys[i] = 0; // NaN sorts first
-      continue;
+    let b = bits[i];
+    let key: number;
+    if ((b & 0x7fffffff) > 0x7f800000) key = 0; // NaN
+    else {
+      if (b === 0x80000000) b = 0; // -0 == +0
+      const ordered = b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
+      key = (0xffffffff - ordered) >>> 0;
     }
-    f[0] = v === 0 ? 0 : v;
-    const bits = u[0];
-    // ascending-orderable bits, then reversed for a descending order
-    const ordered = bits & 0x80000000 ? ~bits >>> 0 : (bits | 0x80000000) >>> 0;
-    keys[i] = (0xffffffff - ordered) >>> 0;
-    if (keys[i] === 0) keys[i] = 1; // keep 0 for NaN only (+NaN patterns never reach here)
+    keys[i] = key;
+    count[key & 0x7ff]++;
+    count[2048 + ((key >>> 11) & 0x7ff)]++;
+    count[4096 + (key >>> 22)]++;
   }
   let idx = new Int32Array(n);
   for (let i = 0; i < n; i++) idx[i] = i;
   let tmp = new Int32Array(n);
-  const count = new Int32Array(2049);
-  for (let shift = 0; shift < 32; shift += 11) {
-    count.fill(0);
-    for (let i = 0; i < n; i++) count[((keys[idx[i]] >>> shift) & 0x7ff) + 1]++;
-    for (let d = 0; d < 2048; d++) count[d + 1] += count[d];
+  let tmpKeys = new Uint32Array(n);
+  for (let pass = 0; pass < 3; pass++) {
+    const shift = pass * 11, base = pass * 2048;
+    // A digit all keys share does not reorder anything: skip its pass.
+    let trivial = false;
+    for (let d = 0; d < 2048; d++) {
+      const c = count[base + d];
+      if (c === n) trivial = true;
+      if (c !== 0) break;
+    }
+    if (trivial) continue;
+    // exclusive prefix sums -> start offsets
+    let sum = 0;
+    for (let d = 0; d < 2048; d++) {
+      const c = count[base + d];
+      count[base + d] = sum;
+      sum += c;
+    }
     for (let i = 0; i < n; i++) {
-      const j = idx[i];
-      tmp[count[(keys[j] >>> shift) & 0x7ff]++] = j;
+      const key = keys[i];
+      const p = count[base + ((key >>> shift) & 0x7ff)]++;
+      tmp[p] = idx[i];
+      tmpKeys[p] = key;
     }
     const s = idx;
     idx = tmp;
     tmp = s;
+    const sk = keys;
+    keys = tmpKeys;
+    tmpKeys = sk;
   }
   return idx;
 }
