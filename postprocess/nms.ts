@@ -35,6 +35,8 @@ interface Kernel {
   greedy: (n: number, thr: number, off: number, minX: number, minY: number, tl: number, reach: number,
     nlw: number, nlh: number, lw0: number, lh0: number, shift: number) => number;
   cells: (n: number, nc: number, minX: number, minY: number) => void;
+  prep: (n: number, off: number) => void;
+  levels: (n: number, shift: number, lw0: number, lh0: number, nlh: number, nl: number) => void;
 }
 let kernel: Kernel | null | undefined;
 let kernelEnabled = true;
@@ -79,7 +81,7 @@ function layout(n: number, nl: number, nc: number): void {
   if (nl > capL) capL = Math.max(nl, capL * 2, 1024);
   if (nc > capC) capC = Math.max(nc, capC * 2, 2048);
   const N = capN, L = capL, C = capC;
-  let p = 128;
+  let p = 256; // pointer table, prep's results (96..147)
   const at = (bytes: number): number => { const q = p; p = align8(p + bytes); return q; };
   const o = {
     x1: at(4 * N), y1: at(4 * N), x2: at(4 * N), y2: at(4 * N), area: at(4 * N),
@@ -212,10 +214,97 @@ function log2Floor(v: number): number {
  * IoU is 0, -0 or NaN): they are in no cell and are kept when their turn comes.
  */
 function gridGreedy(order: Int32Array, n: number, thr: number, offset: number, maxOut: number): Int32Array {
+  const INVALID = -0x80000000; // below any size class (log2Floor >= -1023); any level q is >= 0
+  const k = kernelEnabled ? loadKernel() : null;
+  let minX: number, maxX: number, minY: number, maxY: number, minLw: number, maxLw: number, minLh: number, maxLh: number, nValid: number;
+  if (k) {
+    k.prep(n, offset);
+    const f = new Float64Array(buf, 96, 4), r = new Int32Array(buf, 128, 5);
+    [minX, maxX, minY, maxY] = f;
+    [minLw, maxLw, minLh, maxLh, nValid] = r;
+  } else {
+    [minX, maxX, minY, maxY, minLw, maxLw, minLh, maxLh, nValid] = prepJs(n, offset);
+  }
+  if (nValid === 0) { // nothing can suppress
+    const keep = new Int32Array(Math.min(n, maxOut));
+    for (let k = 0; k < keep.length; k++) keep[k] = order[k];
+    return keep;
+  }
+  // Coarser size classes (>> shift) when sizes span so many octaves that the level table would outgrow the boxes.
+  let shift = 1; // two-octave size classes: fewer, fuller levels scan faster than one-octave ones
+  while (((maxLw >> shift) - (minLw >> shift) + 1) * ((maxLh >> shift) - (minLh >> shift) + 1) > 2 * n + 256) shift++;
+  const lw0 = minLw >> shift, lh0 = minLh >> shift;
+  const nlw = (maxLw >> shift) - lw0 + 1, nlh = (maxLh >> shift) - lh0 + 1, nl = nlw * nlh;
+  layout(n, nl, 0); // may move every view (memory grown), never the contents: read them again
+  // Per level: count, mean size -> grid geometry and the level's first cell.
+  let cnt = CNT, base = BASE, gxs = GXS, gys = GYS, icsx = ICSX, icsy = ICSY;
+  // sums of w and h per level, in icsx / icsy until the geometry below
+  if (k) k.levels(n, shift, lw0, lh0, nlh, nl);
+  else {
+    cnt.fill(0, 0, nl);
+    icsx.fill(0, 0, nl);
+    icsy.fill(0, 0, nl);
+    const lvl = LVL, cellOf = CELL, bw = BW, bh = BH;
+    for (let j = 0; j < n; j++) {
+      if (lvl[j] === INVALID) continue;
+      const q = ((cellOf[j] >> shift) - lw0) * nlh + ((lvl[j] >> shift) - lh0);
+      lvl[j] = q;
+      cnt[q]++;
+      icsx[q] += bw[j];
+      icsy[q] += bh[j];
+    }
+  }
+  const spanX = maxX - minX, spanY = maxY - minY;
+  let nc = 0;
+  for (let q = 0; q < nl; q++) {
+    if (cnt[q] === 0) continue;
+    let csx = Math.max(0.5 * icsx[q] / cnt[q], spanX / GRID_MAX, 1e-6);
+    let csy = Math.max(0.5 * icsy[q] / cnt[q], spanY / GRID_MAX, 1e-6);
+    let gx = Math.floor(spanX / csx) + 1, gy = Math.floor(spanY / csy) + 1;
+    // A sparse level gets a coarse grid (about a cell per box), so building the grids stays O(n).
+    const maxCells = cnt[q] + 2;
+    if (gx * gy > maxCells) {
+      const f = Math.sqrt((gx * gy) / maxCells);
+      csx *= f;
+      csy *= f;
+      gx = Math.floor(spanX / csx) + 1;
+      gy = Math.floor(spanY / csy) + 1;
+    }
+    gx = Math.min(gx, GRID_MAX);
+    gy = Math.min(gy, GRID_MAX);
+    gxs[q] = gx;
+    gys[q] = gy;
+    icsx[q] = 1 / csx;
+    icsy[q] = 1 / csy;
+    base[q] = nc;
+    nc += gx * gy;
+  }
+  layout(n, nl, nc);
+  cnt = CNT; base = BASE; gxs = GXS; gys = GYS; icsx = ICSX; icsy = ICSY;
+  // Counting sort of valid boxes into cells; filled in visit order, so each cell lists ascending positions.
+  if (k) k.cells(n, nc, minX, minY);
+  else cellsJs(n, nc, minX, minY);
+  SUPP.fill(0, 0, n);
+  // Window half-size per unit of the kept box's size: the overlap ow <= (w_i + w_j)/2 - |dcx| must exceed
+  // thr * max(w_i, w_j) with w_j in (thr w_i, w_i / thr), so |dcx| < w_i * max(1 - thr, 1/(2 thr) - 1/2).
+  const tl = thr * 0.999; // lowered threshold: a margin far above the float rounding of the IoU
+  const reach = Math.max(1 - tl, 1 / (2 * tl) - 0.5) + 1e-3;
+  let nKeep: number;
+  if (k) nKeep = k.greedy(n, thr, offset, minX, minY, tl, reach, nlw, nlh, lw0, lh0, shift);
+  else nKeep = scanJs(n, thr, offset, minX, minY, tl, reach, nlw, nlh, lw0, lh0, shift);
+  if (nKeep > maxOut) nKeep = maxOut;
+  const keep = new Int32Array(nKeep);
+  const kept = KEEP;
+  for (let t = 0; t < nKeep; t++) keep[t] = order[kept[t]];
+  return keep;
+}
+
+/** gridGreedy's first pass in JS (the `prep` of nms_greedy.wat). */
+function prepJs(n: number, offset: number): number[] {
   const x1 = X1, y1 = Y1, x2 = X2, y2 = Y2, cx = CX, cy = CY, bw = BW, bh = BH, lvl = LVL, cellOf = CELL;
   let minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
   let minLw = 1 << 30, maxLw = -(1 << 30), minLh = 1 << 30, maxLh = -(1 << 30);
-  const INVALID = -0x80000000; // below any size class (log2Floor >= -1023); any level q is >= 0
+  const INVALID = -0x80000000;
   let nValid = 0;
   for (let k = 0; k < n; k++) {
     const w = x2[k] - x1[k] + offset, h = y2[k] - y1[k] + offset;
@@ -241,76 +330,7 @@ function gridGreedy(order: Int32Array, n: number, thr: number, offset: number, m
     cellOf[k] = lw; // the size classes for now, combined into a level below
     lvl[k] = lh;
   }
-  if (nValid === 0) { // nothing can suppress
-    const keep = new Int32Array(Math.min(n, maxOut));
-    for (let k = 0; k < keep.length; k++) keep[k] = order[k];
-    return keep;
-  }
-  // Coarser size classes (>> shift) when sizes span so many octaves that the level table would outgrow the boxes.
-  let shift = 1; // two-octave size classes: fewer, fuller levels scan faster than one-octave ones
-  while (((maxLw >> shift) - (minLw >> shift) + 1) * ((maxLh >> shift) - (minLh >> shift) + 1) > 2 * n + 256) shift++;
-  const lw0 = minLw >> shift, lh0 = minLh >> shift;
-  const nlw = (maxLw >> shift) - lw0 + 1, nlh = (maxLh >> shift) - lh0 + 1, nl = nlw * nlh;
-  layout(n, nl, 0); // may move every view (memory grown), never the contents: read them again
-  // Per level: count, mean size -> grid geometry and the level's first cell.
-  let cnt = CNT, base = BASE, gxs = GXS, gys = GYS, icsx = ICSX, icsy = ICSY;
-  cnt.fill(0, 0, nl);
-  const sumW = new Float64Array(nl), sumH = new Float64Array(nl);
-  {
-    const lvl = LVL, cellOf = CELL, bw = BW, bh = BH;
-    for (let k = 0; k < n; k++) {
-      if (lvl[k] === INVALID) continue;
-      const q = ((cellOf[k] >> shift) - lw0) * nlh + ((lvl[k] >> shift) - lh0);
-      lvl[k] = q;
-      cnt[q]++;
-      sumW[q] += bw[k];
-      sumH[q] += bh[k];
-    }
-  }
-  const spanX = maxX - minX, spanY = maxY - minY;
-  let nc = 0;
-  for (let q = 0; q < nl; q++) {
-    if (cnt[q] === 0) continue;
-    let csx = Math.max(0.5 * sumW[q] / cnt[q], spanX / GRID_MAX, 1e-6);
-    let csy = Math.max(0.5 * sumH[q] / cnt[q], spanY / GRID_MAX, 1e-6);
-    let gx = Math.floor(spanX / csx) + 1, gy = Math.floor(spanY / csy) + 1;
-    // A sparse level gets a coarse grid (about a cell per box), so building the grids stays O(n).
-    const maxCells = cnt[q] + 2;
-    if (gx * gy > maxCells) {
-      const f = Math.sqrt((gx * gy) / maxCells);
-      csx *= f;
-      csy *= f;
-      gx = Math.floor(spanX / csx) + 1;
-      gy = Math.floor(spanY / csy) + 1;
-    }
-    gx = Math.min(gx, GRID_MAX);
-    gy = Math.min(gy, GRID_MAX);
-    gxs[q] = gx;
-    gys[q] = gy;
-    icsx[q] = 1 / csx;
-    icsy[q] = 1 / csy;
-    base[q] = nc;
-    nc += gx * gy;
-  }
-  layout(n, nl, nc);
-  cnt = CNT; base = BASE; gxs = GXS; gys = GYS; icsx = ICSX; icsy = ICSY;
-  // Counting sort of valid boxes into cells; filled in visit order, so each cell lists ascending positions.
-  const k = kernelEnabled ? loadKernel() : null;
-  if (k) k.cells(n, nc, minX, minY);
-  else cellsJs(n, nc, minX, minY);
-  SUPP.fill(0, 0, n);
-  // Window half-size per unit of the kept box's size: the overlap ow <= (w_i + w_j)/2 - |dcx| must exceed
-  // thr * max(w_i, w_j) with w_j in (thr w_i, w_i / thr), so |dcx| < w_i * max(1 - thr, 1/(2 thr) - 1/2).
-  const tl = thr * 0.999; // lowered threshold: a margin far above the float rounding of the IoU
-  const reach = Math.max(1 - tl, 1 / (2 * tl) - 0.5) + 1e-3;
-  let nKeep: number;
-  if (k) nKeep = k.greedy(n, thr, offset, minX, minY, tl, reach, nlw, nlh, lw0, lh0, shift);
-  else nKeep = scanJs(n, thr, offset, minX, minY, tl, reach, nlw, nlh, lw0, lh0, shift);
-  if (nKeep > maxOut) nKeep = maxOut;
-  const keep = new Int32Array(nKeep);
-  const kept = KEEP;
-  for (let t = 0; t < nKeep; t++) keep[t] = order[kept[t]];
-  return keep;
+  return [minX, maxX, minY, maxY, minLw, maxLw, minLh, maxLh, nValid];
 }
 
 /** gridGreedy's counting sort of the boxes into cells and item records in JS (the `cells` of nms_greedy.wat). */

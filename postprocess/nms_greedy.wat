@@ -13,7 +13,8 @@
 ;;  36 lvl i32 (level or -1)  40 supp u8  44 keep i32 (out: kept positions)
 ;;  48 items (32-byte records, see below)  52 start i32  56 len i32   (cells: items[start[c] .. start[c]+len[c]))
 ;;  60 cnt i32  64 base i32  68 gx i32  72 gy i32  76 icsx f64  80 icsy f64   (per level)
-;;  84 cell i32 (cell of each box, scratch for cells)
+;;  84 cell i32 (w size class, then cell, of each box)
+;; and results of prep at 96..147; the arrays start at 256.
 (module
   (memory (export "memory") 1)
 
@@ -26,6 +27,88 @@
     (if (i32.lt_s (local.get $c) (i32.const 0)) (then (local.set $c (i32.const 0))))
     (if (i32.gt_s (local.get $c) (local.get $hi)) (then (local.set $c (local.get $hi))))
     (local.get $c))
+
+  ;; gridGreedy's first pass: extent, centre and size classes (log2 of w and of h) of every box in visit order;
+  ;; lvl = the h class and cell = the w class for now, lvl = INVALID (-2^31) for boxes with no positive extent.
+  ;; Writes minX maxX minY maxY (f64 at 96..127) and minLw maxLw minLh maxLh nValid (i32 at 128..147).
+  (func (export "prep") (param $n i32) (param $off f64)
+    (local $k i32) (local $x1 f64) (local $y1 f64) (local $x2 f64) (local $y2 f64) (local $w f64) (local $h f64)
+    (local $px f64) (local $py f64) (local $lw i32) (local $lh i32) (local $nv i32)
+    (local $minX f64) (local $maxX f64) (local $minY f64) (local $maxY f64)
+    (local $minLw i32) (local $maxLw i32) (local $minLh i32) (local $maxLh i32) (local $k4 i32) (local $k8 i32)
+    (local.set $minX (f64.const inf)) (local.set $maxX (f64.const -inf))
+    (local.set $minY (f64.const inf)) (local.set $maxY (f64.const -inf))
+    (local.set $minLw (i32.const 0x40000000)) (local.set $maxLw (i32.const -0x40000000))
+    (local.set $minLh (i32.const 0x40000000)) (local.set $maxLh (i32.const -0x40000000))
+    (block $d (loop $l
+      (br_if $d (i32.ge_s (local.get $k) (local.get $n)))
+      (local.set $k4 (i32.shl (local.get $k) (i32.const 2)))
+      (local.set $k8 (i32.shl (local.get $k) (i32.const 3)))
+      (local.set $x1 (f64.promote_f32 (f32.load (i32.add (i32.load (i32.const 0)) (local.get $k4)))))
+      (local.set $y1 (f64.promote_f32 (f32.load (i32.add (i32.load (i32.const 4)) (local.get $k4)))))
+      (local.set $x2 (f64.promote_f32 (f32.load (i32.add (i32.load (i32.const 8)) (local.get $k4)))))
+      (local.set $y2 (f64.promote_f32 (f32.load (i32.add (i32.load (i32.const 12)) (local.get $k4)))))
+      (local.set $w (f64.add (f64.sub (local.get $x2) (local.get $x1)) (local.get $off)))
+      (local.set $h (f64.add (f64.sub (local.get $y2) (local.get $y1)) (local.get $off)))
+      (if (i32.and (f64.gt (local.get $w) (f64.const 0)) (f64.gt (local.get $h) (f64.const 0)))
+        (then
+          (local.set $nv (i32.add (local.get $nv) (i32.const 1)))
+          (f64.store (i32.add (i32.load (i32.const 28)) (local.get $k8)) (local.get $w))
+          (f64.store (i32.add (i32.load (i32.const 32)) (local.get $k8)) (local.get $h))
+          (local.set $px (f64.mul (f64.const 0.5) (f64.add (f64.add (local.get $x1) (local.get $x2)) (local.get $off))))
+          (local.set $py (f64.mul (f64.const 0.5) (f64.add (f64.add (local.get $y1) (local.get $y2)) (local.get $off))))
+          (f64.store (i32.add (i32.load (i32.const 20)) (local.get $k8)) (local.get $px))
+          (f64.store (i32.add (i32.load (i32.const 24)) (local.get $k8)) (local.get $py))
+          (local.set $minX (select (local.get $px) (local.get $minX) (f64.lt (local.get $px) (local.get $minX))))
+          (local.set $maxX (select (local.get $px) (local.get $maxX) (f64.gt (local.get $px) (local.get $maxX))))
+          (local.set $minY (select (local.get $py) (local.get $minY) (f64.lt (local.get $py) (local.get $minY))))
+          (local.set $maxY (select (local.get $py) (local.get $maxY) (f64.gt (local.get $py) (local.get $maxY))))
+          (local.set $lw (call $log2floor (local.get $w)))
+          (local.set $lh (call $log2floor (local.get $h)))
+          (local.set $minLw (select (local.get $lw) (local.get $minLw) (i32.lt_s (local.get $lw) (local.get $minLw))))
+          (local.set $maxLw (select (local.get $lw) (local.get $maxLw) (i32.gt_s (local.get $lw) (local.get $maxLw))))
+          (local.set $minLh (select (local.get $lh) (local.get $minLh) (i32.lt_s (local.get $lh) (local.get $minLh))))
+          (local.set $maxLh (select (local.get $lh) (local.get $maxLh) (i32.gt_s (local.get $lh) (local.get $maxLh))))
+          (i32.store (i32.add (i32.load (i32.const 84)) (local.get $k4)) (local.get $lw))
+          (i32.store (i32.add (i32.load (i32.const 36)) (local.get $k4)) (local.get $lh)))
+        (else (i32.store (i32.add (i32.load (i32.const 36)) (local.get $k4)) (i32.const 0x80000000))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br $l)))
+    (f64.store (i32.const 96) (local.get $minX))
+    (f64.store (i32.const 104) (local.get $maxX))
+    (f64.store (i32.const 112) (local.get $minY))
+    (f64.store (i32.const 120) (local.get $maxY))
+    (i32.store (i32.const 128) (local.get $minLw))
+    (i32.store (i32.const 132) (local.get $maxLw))
+    (i32.store (i32.const 136) (local.get $minLh))
+    (i32.store (i32.const 140) (local.get $maxLh))
+    (i32.store (i32.const 144) (local.get $nv)))
+
+  ;; Level of each valid box from its size classes; per level the count and the sums of w and h (in icsx and
+  ;; icsy, which gridGreedy then turns into the grid's inverse cell sizes).
+  (func (export "levels") (param $n i32) (param $shift i32) (param $lw0 i32) (param $lh0 i32) (param $nlh i32) (param $nl i32)
+    (local $k i32) (local $q i32) (local $l i32) (local $a i32)
+    (memory.fill (i32.load (i32.const 60)) (i32.const 0) (i32.shl (local.get $nl) (i32.const 2)))
+    (memory.fill (i32.load (i32.const 76)) (i32.const 0) (i32.shl (local.get $nl) (i32.const 3)))
+    (memory.fill (i32.load (i32.const 80)) (i32.const 0) (i32.shl (local.get $nl) (i32.const 3)))
+    (block $d (loop $lp
+      (br_if $d (i32.ge_s (local.get $k) (local.get $n)))
+      (local.set $l (i32.load (i32.add (i32.load (i32.const 36)) (i32.shl (local.get $k) (i32.const 2)))))
+      (if (i32.ne (local.get $l) (i32.const 0x80000000)) (then
+        (local.set $q (i32.add
+          (i32.mul (i32.sub (i32.shr_s (i32.load (i32.add (i32.load (i32.const 84)) (i32.shl (local.get $k) (i32.const 2)))) (local.get $shift)) (local.get $lw0)) (local.get $nlh))
+          (i32.sub (i32.shr_s (local.get $l) (local.get $shift)) (local.get $lh0))))
+        (i32.store (i32.add (i32.load (i32.const 36)) (i32.shl (local.get $k) (i32.const 2))) (local.get $q))
+        (local.set $a (i32.add (i32.load (i32.const 60)) (i32.shl (local.get $q) (i32.const 2))))
+        (i32.store (local.get $a) (i32.add (i32.load (local.get $a)) (i32.const 1)))
+        (local.set $a (i32.add (i32.load (i32.const 76)) (i32.shl (local.get $q) (i32.const 3))))
+        (f64.store (local.get $a) (f64.add (f64.load (local.get $a))
+          (f64.load (i32.add (i32.load (i32.const 28)) (i32.shl (local.get $k) (i32.const 3))))))
+        (local.set $a (i32.add (i32.load (i32.const 80)) (i32.shl (local.get $q) (i32.const 3))))
+        (f64.store (local.get $a) (f64.add (f64.load (local.get $a))
+          (f64.load (i32.add (i32.load (i32.const 32)) (i32.shl (local.get $k) (i32.const 3))))))))
+      (local.set $k (i32.add (local.get $k) (i32.const 1)))
+      (br $lp))))
 
   ;; Counting sort of the valid boxes (lvl >= 0) into their level's grid cell, then the 32-byte item records
   ;; (j, x1 y1 x2 y2 area as f32, w h rounded to f32) in visit order: each cell lists ascending positions.
