@@ -12,7 +12,7 @@
  *  - mmcv returns the kept boxes with their scores (`dets`) as well as the indices.
  */
 
-import { argsortDescending, argsortDescendingStable, sortPairsDescending } from './sort.ts';
+import { argsortDescending, argsortDescendingStable } from './sort.ts';
 import { NMS_GREEDY_WASM } from './nms_greedy_wasm.ts';
 
 const f32 = Math.fround;
@@ -566,16 +566,18 @@ function perClassNms(
   }
   let nk = 0;
   for (let i = 0; i < n; i++) if (keepMask[i]) nk++;
-  const keys = new Float64Array(nk);
-  const ind = new Int32Array(nk);
+  const kept = new Int32Array(nk);
+  const keys = new Float32Array(nk);
   for (let i = 0, k = 0; i < n; i++) {
     if (keepMask[i]) {
       keys[k] = scores[i];
-      ind[k++] = i;
+      kept[k++] = i;
     }
   }
-  sortPairsDescending(keys, ind, 0, nk);
-  return ind;
+  // torch's (unstable) sort of the kept scores, applied to the kept indices
+  const order = argsortDescending(keys);
+  for (let k = 0; k < nk; k++) order[k] = kept[order[k]];
+  return order;
 }
 
 /**

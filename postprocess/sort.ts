@@ -20,6 +20,14 @@ function before(a: number, b: number): boolean {
  * Also returns the sorted keys (as float64 holding the input values).
  */
 export function argsortDescending(values: ArrayLike<number>, n: number = values.length): Int32Array {
+  // Without ties the sorted order is unique, so any sort gives torch's: try the O(n) radix sort and keep its
+  // order when it is strictly decreasing under torch's comparator (no ties, nothing lost by float32 keys).
+  if (n > 32) {
+    const fast = argsortDescendingStable(values, n);
+    let strict = true;
+    for (let k = 1; k < n && strict; k++) strict = before(values[fast[k - 1]], values[fast[k]]);
+    if (strict) return fast;
+  }
   const keys = new Float64Array(n);
   const idx = new Int32Array(n);
   for (let i = 0; i < n; i++) {

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { batchedNms, nms, nmsMmcv, useWasmNms } from '../postprocess/nms.ts';
 import { runBenchNms } from '../postprocess/bench_nms.ts';
 import { mulberry32 } from '../runtime/random.ts';
+import { argsortDescending, sortPairsDescending } from '../postprocess/sort.ts';
 
 /**
  * The grid strategy (WebAssembly scan, and its JS twin) against the all-pairs loop ('brute'), which is a
@@ -77,6 +78,25 @@ describe('grid NMS (WebAssembly and JS scans) decides exactly like the all-pairs
         expect([...got].sort((a, b) => a - b), `seed ${seed} thr ${thr}`).toEqual([...want].sort((a, b) => a - b));
         for (let k = 1; k < got.length; k++) expect(scores[got[k - 1]]).toBeGreaterThanOrEqual(scores[got[k]]);
       }
+    }
+  });
+});
+
+describe('argsortDescending fast path (radix order when there are no ties)', () => {
+  it('equals the std::sort replay on tie-free inputs, and on inputs with ties, NaN, -0', () => {
+    const rnd = mulberry32(7);
+    for (let t = 0; t < 40; t++) {
+      const n = 33 + Math.floor(rnd() * 3000);
+      const v = new Float32Array(n);
+      const kind = t % 4;
+      for (let i = 0; i < n; i++) {
+        v[i] = kind === 0 ? rnd() : kind === 1 ? (rnd() - 0.5) * 1e6 : Math.floor(rnd() * 50) / 7;
+        if (kind === 3 && i % 97 === 0) v[i] = [NaN, -0, 0, Infinity, -Infinity][i % 5];
+      }
+      const keys = Float64Array.from(v);
+      const idx = Int32Array.from({ length: n }, (_, i) => i);
+      sortPairsDescending(keys, idx, 0, n);
+      expect(Array.from(argsortDescending(v)), `case ${t}`).toEqual(Array.from(idx));
     }
   });
 });
