@@ -10,6 +10,12 @@
  *  - batched NMS: torchvision offsets boxes per class (<= 1000 boxes) or runs plain per-class NMS on the raw
  *    boxes (> 1000 boxes); mmcv always offsets boxes and loops per class only from `split_thr` (10000) boxes;
  *  - mmcv returns the kept boxes with their scores (`dets`) as well as the indices.
+ *
+ * Speed (5000 boxes in well under 1 ms on one core, `fasternet bench nms`): above 64 boxes only pairs that can
+ * exceed the threshold are visited (size-level grids, gridGreedy), and the per-box passes and the greedy scan
+ * run in a small WebAssembly module (postprocess/nms_greedy.wat: f32 arithmetic is IEEE single precision, as
+ * the C++ float kernels; the IoU is branch-free, with f32x4.pmin/pmax for std::min/std::max). A JS twin of
+ * the module's functions gives the same results where WebAssembly is missing (useWasmNms(false) selects it).
  */
 
 import { argsortDescending, argsortDescendingStable } from './sort.ts';
