@@ -22,6 +22,7 @@ const commands: Array<Promise<{ register: (p: Command) => void }>> = [
   import('./bench.ts'),
   import('../backbones/bench_cli.ts'),
   import('../heads/bench_detect.ts'),
+  import('../postprocess/bench_nms.ts'),
 ];
 for (const mod of await Promise.all(commands)) mod.register(program);
 
