@@ -165,12 +165,8 @@ async function splitModel(size: number, readAt: ReadAt, what: string): Promise<M
   return { props, graphBytes: await gather(rest, readAt) };
 }
 
-/**
- * Reads an ONNX file as metadata + the model without its metadata. Detector files carry their RoI heads as
- * base64 metadata (tens of MB); handing ORT the file without them keeps ORT from holding those strings (and
- * its load-time copies of them): measured for FasterNet-S Mask R-CNN, ORT's load peak 1.12 GB -> 0.42 GB.
- */
-export async function readModelParts(path: string): Promise<ModelParts> {
+/** Opens a model file and hands `fn` its size and a reader that fills `dst` from byte `pos` (or throws). */
+async function withModelFile<T>(path: string, fn: (size: number, readAt: ReadAt) => Promise<T>): Promise<T> {
   let fh: FileHandle;
   try {
     fh = await open(path, 'r');
@@ -178,7 +174,6 @@ export async function readModelParts(path: string): Promise<ModelParts> {
     throw new UserError(`cannot read model ${path}`);
   }
   try {
-    const size = (await fh.stat()).size;
     const readAt: ReadAt = async (dst, pos) => {
       let done = 0;
       while (done < dst.length) {
@@ -188,13 +183,22 @@ export async function readModelParts(path: string): Promise<ModelParts> {
       }
       return done;
     };
-    return await splitModel(size, readAt, path);
+    return await fn((await fh.stat()).size, readAt);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new UserError(`${path} is a directory, not a model`);
     throw err;
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * Reads an ONNX file as metadata + the model without its metadata. Detector files carry their RoI heads as
+ * base64 metadata (tens of MB); handing ORT the file without them keeps ORT from holding those strings (and
+ * its load-time copies of them): measured for FasterNet-S Mask R-CNN, ORT's load peak 1.12 GB -> 0.42 GB.
+ */
+export function readModelParts(path: string): Promise<ModelParts> {
+  return withModelFile(path, (size, readAt) => splitModel(size, readAt, path));
 }
 
 /** readModelParts for a model already in memory. */
@@ -206,24 +210,11 @@ export function splitModelBytes(bytes: Uint8Array, what = 'model'): Promise<Mode
 }
 
 /** Reads only the metadata_props of an ONNX file: the graph is skipped by seeking, never read. */
-export async function readMetadataProps(path: string): Promise<Record<string, string>> {
-  let fh: FileHandle;
-  try {
-    fh = await open(path, 'r');
-  } catch {
-    throw new UserError(`cannot read model ${path}`);
-  }
-  try {
-    const readAt: ReadAt = async (dst, pos) => (await fh.read(dst, 0, dst.length, pos)).bytesRead;
-    const size = (await fh.stat()).size;
+export function readMetadataProps(path: string): Promise<Record<string, string>> {
+  return withModelFile(path, async (size, readAt) => {
     const { meta } = await scanFields(size, readAt, path);
     return metadataFromBytes(await gather(meta, readAt), path);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EISDIR') throw new UserError(`${path} is a directory, not a model`);
-    throw err;
-  } finally {
-    await fh.close();
-  }
+  });
 }
 
 export function metadataFromBytes(bytes: Uint8Array, what = 'model'): Record<string, string> {
