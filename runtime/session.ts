@@ -47,6 +47,7 @@ export async function createSession(model: string | Uint8Array, o: SessionOption
     }
   }
   try {
+    // Two calls, not one: ORT's create() overloads take a path and bytes separately.
     return typeof model === 'string'
       ? await ort.InferenceSession.create(model, options)
       : await ort.InferenceSession.create(model, options);

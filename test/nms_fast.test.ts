@@ -43,7 +43,7 @@ describe('grid NMS (WebAssembly and JS scans) decides exactly like the all-pairs
       expect(useWasmNms(wasm)).toBe(wasm);
       try {
         for (let seed = 1; seed <= 60; seed++) {
-          const { boxes, scores, idxs } = randomCase(seed);
+          const { boxes, scores } = randomCase(seed);
           for (const thr of [0.3, 0.5, 0.7]) {
             const tag = `seed ${seed} thr ${thr}`;
             expect(Array.from(nms(boxes, scores, thr, { strategy: 'grid' })), tag).toEqual(Array.from(nms(boxes, scores, thr, { strategy: 'brute' })));
