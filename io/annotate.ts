@@ -40,14 +40,41 @@ export interface LabelBox {
   text: string;
 }
 
-/** Where a label of `w` x `h` goes for box `b`: above it, else inside its top, clamped into the image. */
-export function placeLabel(b: [number, number, number, number], w: number, h: number, imgW: number, imgH: number): { x: number; y: number } {
-  let y = Math.round(b[1]) - h;
-  if (y < 0) y = Math.max(0, Math.round(b[1])); // near the top edge: inside the box
-  y = Math.min(y, imgH - h);
-  let x = Math.round(b[0]);
-  x = Math.max(0, Math.min(x, imgW - w));
-  return { x, y: Math.max(0, y) };
+type Rect = { x: number; y: number; width: number; height: number };
+
+function overlapArea(a: Rect, b: Rect): number {
+  const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+  const h = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+  return w > 0 && h > 0 ? w * h : 0;
+}
+
+/**
+ * Where a label of `w` x `h` goes for box `b`, clamped into the image. Preferred: above the box, else inside
+ * its top. Labels already placed (`taken`) are avoided by trying, in order, above, inside top, below and
+ * inside bottom, each at the box's left and right edges; the first free spot wins, else the least covered
+ * one, so crowded scenes stay readable instead of stacking labels on one another.
+ */
+export function placeLabel(
+  b: [number, number, number, number], w: number, h: number, imgW: number, imgH: number, taken: readonly Rect[] = [],
+): { x: number; y: number } {
+  const [x1, y1, x2, y2] = b.map(Math.round);
+  const clampX = (x: number) => Math.max(0, Math.min(x, imgW - w));
+  const clampY = (y: number) => Math.max(0, Math.min(y, imgH - h));
+  const above = y1 - h >= 0 ? y1 - h : y1; // near the top edge: inside the box
+  const ys = [above, y1, y2, y2 - h];
+  const xs = [x1, x2 - w];
+  let best = { x: clampX(x1), y: clampY(above) };
+  let bestCover = Infinity;
+  for (const yy of ys) {
+    for (const xx of xs) {
+      const cand = { x: clampX(xx), y: clampY(yy), width: w, height: h };
+      let cover = 0;
+      for (const t of taken) cover += overlapArea(cand, t);
+      if (cover === 0) return { x: cand.x, y: cand.y };
+      if (cover < bestCover) { bestCover = cover; best = { x: cand.x, y: cand.y }; }
+    }
+  }
+  return best;
 }
 
 function escapeXml(s: string): string {
@@ -102,7 +129,6 @@ export function annotationLayers(
       overlay[q] = c[0]; overlay[q + 1] = c[1]; overlay[q + 2] = c[2]; overlay[q + 3] = alpha;
     }
   });
-  const labels: LabelBox[] = [];
   const padX = Math.max(2, Math.round(fontSize / 4));
   const lh = Math.round(fontSize * 1.3);
   shown.forEach((d, i) => {
@@ -112,14 +138,20 @@ export function annotationLayers(
     fill(x1, y2 - line, x2, y2, c, 255);
     fill(x1, y1, x1 + line, y2, c, 255);
     fill(x2 - line, y1, x2, y2, c, 255);
+  });
+  // Labels go over every box outline. The most confident instance picks its spot first, so it keeps the
+  // place right above its box; `shown` is in ascending score order, hence the reverse walk.
+  const labels: LabelBox[] = new Array(shown.length);
+  for (let i = shown.length - 1; i >= 0; i--) {
+    const d = shown[i];
     const text = `${d.labelName} ${d.score.toFixed(2)}`;
     // DejaVu Sans averages ~0.6 em per character at these sizes.
     const w = Math.min(width, Math.ceil(text.length * fontSize * 0.6) + 2 * padX);
     const h = Math.min(height, lh);
-    const { x, y } = placeLabel(d.box, w, h, width, height);
-    fill(x, y, x + w, y + h, c, 255);
-    labels.push({ x, y, width: w, height: h, text });
-  });
+    const { x, y } = placeLabel(d.box, w, h, width, height, labels.slice(i + 1));
+    labels[i] = { x, y, width: w, height: h, text };
+  }
+  labels.forEach((l, i) => fill(l.x, l.y, l.x + l.width, l.y + l.height, colors[i], 255));
   return { overlay, labels, fontSize, colors };
 }
 

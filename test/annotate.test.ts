@@ -91,4 +91,33 @@ describe('annotate', () => {
     expect(placeLabel([230, 40, 250, 90], 60, 14, 256, 256)).toEqual({ x: 196, y: 26 });
     expect(placeLabel([0, 250, 10, 256], 60, 14, 256, 256)).toEqual({ x: 0, y: 236 });
   });
+
+  it('moves a label off labels already placed: inside the top, then below, then the least covered spot', () => {
+    const box: [number, number, number, number] = [50, 40, 90, 90];
+    const above = { x: 50, y: 26, width: 60, height: 14 };
+    expect(placeLabel(box, 60, 14, 256, 256, [above])).toEqual({ x: 50, y: 40 });
+    // Right-aligned above the box is free when only the left part is taken (box wider than the label).
+    expect(placeLabel([50, 40, 150, 90], 30, 14, 256, 256, [{ x: 50, y: 26, width: 30, height: 14 }])).toEqual({ x: 120, y: 26 });
+    const inside = { x: 50, y: 40, width: 60, height: 14 };
+    expect(placeLabel(box, 60, 14, 256, 256, [above, inside])).toEqual({ x: 50, y: 90 });
+    // Everything covered: the spot with the least overlap (below, half covered) rather than a full overlap.
+    const everywhere = [above, inside, { x: 30, y: 76, width: 60, height: 14 }, { x: 0, y: 97, width: 256, height: 7 }];
+    expect(placeLabel(box, 60, 14, 256, 256, everywhere)).toEqual({ x: 50, y: 90 });
+  });
+
+  it('labels of boxes sharing a top edge do not overlap; the most confident keeps the spot above its box', () => {
+    const W = 256, H = 256;
+    const ds = [0.5, 0.97, 0.77].map((s, i) => handDetection(W, H, [100 + 4 * i, 60, 170, 200], s, 'Dress', (x, y) => x >= 100 && x < 170 && y >= 60 && y < 200));
+    const { labels } = annotationLayers(W, H, ds, {});
+    expect(labels.map((l) => l.text)).toEqual(['Dress 0.50', 'Dress 0.77', 'Dress 0.97']);
+    const top = labels[2];
+    expect([top.x, top.y + top.height]).toEqual([104, 60]);
+    for (let i = 0; i < labels.length; i++) {
+      for (let j = i + 1; j < labels.length; j++) {
+        const a = labels[i], b = labels[j];
+        const sep = a.x + a.width <= b.x || b.x + b.width <= a.x || a.y + a.height <= b.y || b.y + b.height <= a.y;
+        expect(sep, `${a.text} vs ${b.text}`).toBe(true);
+      }
+    }
+  });
 });
