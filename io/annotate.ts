@@ -40,7 +40,7 @@ export interface LabelBox {
   text: string;
 }
 
-type Rect = { x: number; y: number; width: number; height: number };
+type Rect = Omit<LabelBox, 'text'>;
 
 function overlapArea(a: Rect, b: Rect): number {
   const w = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
@@ -63,7 +63,7 @@ export function placeLabel(
   const above = y1 - h >= 0 ? y1 - h : y1; // near the top edge: inside the box
   const ys = [above, y1, y2, y2 - h];
   const xs = [x1, x2 - w];
-  let best = { x: clampX(x1), y: clampY(above) };
+  let best = { x: 0, y: 0 }; // always replaced: the first candidate's cover is finite
   let bestCover = Infinity;
   for (const yy of ys) {
     for (const xx of xs) {
