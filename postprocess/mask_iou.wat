@@ -1,5 +1,5 @@
 ;; Column intersection kernels for postprocess/mask.ts iou (SIMD, 4 columns a step).
-;; Regenerate postprocess/mask_iou_wasm.ts after editing: see scripts/wasm/build_mask_iou_wasm.cjs.
+;; Regenerate postprocess/mask_iou_wasm.ts after editing: see scripts/wasm/build_wasm.cjs.
 ;;
 ;; A mask's columns are int32 arrays in memory, one after another, `stride` bytes apart: S1, E1 (rows of
 ;; the first piece of each column: S1 .. E1 - 1) and, for inter2, S2, E2 (second piece). An empty slot is

@@ -1,6 +1,6 @@
 ;; Greedy NMS scan over the size-level grids built by gridGreedy in postprocess/nms.ts (see the comment
 ;; there for why only these pairs are visited). Assembled into postprocess/nms_greedy_wasm.ts by
-;; scripts/wasm/build_nms_wasm.cjs.
+;; scripts/wasm/build_wasm.cjs.
 ;;
 ;; The IoU is computed in f32 exactly as the C++ kernels do (each op rounded to single precision; WebAssembly
 ;; f32 arithmetic is IEEE single) and compared, promoted to f64, with the threshold as given (a double for
