@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { createSession, runSession } from '../runtime/session.ts';
 import { isCenterCrop, metadataFromBytes, parseMetadata } from '../runtime/metadata.ts';
 import { centerCropTransform, decodeImage } from '../io/image.ts';
-import { UserError } from './errors.ts';
+import { UserError, positiveInt } from './errors.ts';
 
 export interface ClassifyResult {
   file: string;
@@ -54,12 +54,6 @@ export async function classifyImages(
     await session.release();
   }
   return results;
-}
-
-function positiveInt(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${name} must be a positive integer, got ${v}`);
-  return n;
 }
 
 export function register(program: Command): void {

@@ -21,7 +21,7 @@ import { detectInProcess, resolveModel } from '../heads/detect.ts';
 import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
 import { decodeImage } from '../io/image.ts';
 import { annotate } from '../io/annotate.ts';
-import { UserError } from './errors.ts';
+import { UserError, positiveInt } from './errors.ts';
 
 export interface CocoResult {
   file: string;
@@ -129,8 +129,7 @@ export function register(program: Command): void {
     .option('--show-thr <t>', 'minimum score drawn with --out', '0.5')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
     .action(async (images: string[], opts: { model?: string; out?: string; json?: string; scoreThr?: string; showThr: string; threads: string }) => {
-      const threads = Number(opts.threads);
-      if (!Number.isInteger(threads) || threads < 1) throw new UserError(`--threads must be a positive integer, got ${opts.threads}`);
+      const threads = positiveInt('--threads', opts.threads);
       const { results, failed } = await detectFiles(opts.model, images, {
         scoreThreshold: opts.scoreThr === undefined ? undefined : number01('--score-thr', opts.scoreThr),
         showThreshold: number01('--show-thr', opts.showThr),

@@ -15,7 +15,7 @@ import { comparisonLines, statDifferences } from '../eval/compare.ts';
 import { evaluateAllAsync, loadGt, parseIouTypes, readJsonFile, type CocoDataset, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
 import { imageProgress } from '../eval/progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../eval/run_model.ts';
-import { UserError } from './errors.ts';
+import { UserError, positiveInt } from './errors.ts';
 
 export interface EvalCliOptions {
   gt: string;
@@ -67,13 +67,6 @@ interface Source {
   /** The GT restricted to the images run (--limit). */
   gt?: CocoDataset;
   latency?: Latency;
-}
-
-function positiveInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${name} must be a positive integer, got "${v}"`);
-  return n;
 }
 
 /** Runs `model` over --images with a progress bar; SIGINT stops after the current image, resumable. */

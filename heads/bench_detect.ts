@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeImage } from '../io/image.ts';
 import { encodeCropped } from './detect.ts';
 import { loadDetector, releaseDetector, runDetector } from './mask_rcnn.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError, positiveInt } from '../cli/errors.ts';
 import { benchCommand } from '../cli/bench.ts';
 
 export interface DetectBench {
@@ -134,12 +134,6 @@ function printBench(r: DetectBench): void {
     + `${r.threads} threads, ${r.detections} detections\n`);
   process.stdout.write(`  total median ${r.ms_median.toFixed(1)} ms (min ${r.ms_min.toFixed(1)}), peak RSS ${r.peak_rss_mb.toFixed(0)} MB\n`);
   for (const [k, v] of Object.entries(r.stages)) process.stdout.write(`  ${k.padEnd(18)} ${v.toFixed(1).padStart(9)} ms\n`);
-}
-
-function positiveInt(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${name} must be a positive integer, got ${v}`);
-  return n;
 }
 
 export function register(program: Command): void {

@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../runtime/random.ts';
 import { batchedNms, nms, nmsMmcv } from './nms.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError, positiveInt } from '../cli/errors.ts';
 import { benchCommand } from '../cli/bench.ts';
 
 export interface NmsCase {
@@ -229,12 +229,6 @@ export function runBenchNms(o: BenchNmsOptions = {}): NmsBenchRow[] {
   else if (torch) out('kept indices equal torchvision\'s in every case\n');
   else if (o.torch ?? true) out('torchvision: not available (/usr/bin/python3 with torch and torchvision), skipped\n');
   return rows;
-}
-
-function positiveInt(name: string, v: string): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${name} must be a positive integer, got ${v}`);
-  return n;
 }
 
 export function register(program: Command): void {
