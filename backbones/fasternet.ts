@@ -10,12 +10,12 @@
  *   classifier: avgpool_pre_head (GAP, 1x1 conv to 1280, act), head (Linear)
  * Every BatchNorm that follows a conv is folded into it.
  */
-import type { FloatTensor, StateDict } from '../runtime/tensor.ts';
+import type { FloatTensor, StateDict } from '../core/tensor.ts';
 import {
   activation, add, batchNorm, batchNormParams, concat, conv, convBn, flatten, foldBatchNorm, globalAveragePool, linear,
   matmulLinear, param, slice, split, transpose, type Graph,
 } from '../runtime/graph.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import type { ParamSpec } from './synthetic.ts';
 
 export interface FasterNetConfig {

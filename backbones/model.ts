@@ -3,10 +3,10 @@
  * a features-only graph (used by parity tests and benchmarks; detection graphs call the backbone functions
  * directly on their own Graph).
  */
-import type { StateDict } from '../runtime/tensor.ts';
+import type { StateDict } from '../core/tensor.ts';
 import { addInput, addOutput, createGraph, serializeModel, type Dim, type Graph } from '../runtime/graph.ts';
 import { imagenetPreprocess, metadataProps, type ModelMetadata } from '../runtime/metadata.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import {
   FASTERNET_VARIANTS, detectFasterNetVariant, fasternetFeatures, fasternetLogits, fasternetVariantName,
   type BackboneFeatures, type FasterNetLayout, type PConvImpl,

@@ -4,7 +4,7 @@
  * 'pytorch'); style 'caffe' puts it on the first 1x1 conv (mmdet style 'caffe', Detectron weights).
  * Every BatchNorm is folded into its conv; bnEps is a parameter because frozen-BN checkpoints differ.
  */
-import type { StateDict } from '../runtime/tensor.ts';
+import type { StateDict } from '../core/tensor.ts';
 import { add, convBn, flatten, globalAveragePool, linear, maxPool, param, relu, type Graph } from '../runtime/graph.ts';
 import type { BackboneFeatures } from './fasternet.ts';
 import type { ParamSpec } from './synthetic.ts';

@@ -12,7 +12,7 @@
  *   N-D weights            -> (2u - 1) * sqrt(3 / fan_in)      (variance 1 / fan_in)
  * with u uniform in [0, 1) on a 2^-24 grid.
  */
-import { numel, type StateDict, type Tensor } from '../runtime/tensor.ts';
+import { numel, type StateDict, type Tensor } from '../core/tensor.ts';
 
 export interface ParamSpec { key: string; shape: number[] }
 

@@ -8,8 +8,8 @@ import { writeFile } from 'node:fs/promises';
 import { readFile } from 'node:fs/promises';
 import { createSession, runSession } from '../runtime/session.ts';
 import { isCenterCrop, metadataFromBytes, parseMetadata } from '../runtime/metadata.ts';
-import { centerCropTransform, decodeImage } from '../io/image.ts';
-import { UserError, positiveInt } from './errors.ts';
+import { centerCropTransform, decodeImage } from '../image/decode.ts';
+import { UserError, positiveInt } from '../core/errors.ts';
 
 export interface ClassifyResult {
   file: string;

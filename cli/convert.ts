@@ -5,15 +5,15 @@
  */
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
-import { checkKeys, checkShapes, loadCheckpoint, stripPrefix } from '../io/checkpoint.ts';
-import type { StateDict } from '../runtime/tensor.ts';
+import { checkKeys, checkShapes, loadCheckpoint, stripPrefix } from '../checkpoint/load.ts';
+import type { StateDict } from '../core/tensor.ts';
 import type { ModelMetadata } from '../runtime/metadata.ts';
 import { archName, detectArch, imagenetModel } from '../backbones/model.ts';
 import { fasternetParamSpecs, type PConvImpl } from '../backbones/fasternet.ts';
 import { resnet50ParamSpecs } from '../backbones/resnet.ts';
-import { UserError } from './errors.ts';
-import { applyDetectorOverrides, halfDetectorModel, torchvisionDetectorWeights, type DetectorOverrides } from '../io/convert_detection.ts';
-import { mmdetDetectorWeights, mmdetMetaFrom } from '../io/convert_mmdet.ts';
+import { UserError } from '../core/errors.ts';
+import { applyDetectorOverrides, halfDetectorModel, torchvisionDetectorWeights, type DetectorOverrides } from '../convert/detection.ts';
+import { mmdetDetectorWeights, mmdetMetaFrom } from '../convert/mmdet.ts';
 import { buildDetectorModel } from '../heads/mask_rcnn.ts';
 import { halfInitializers } from '../runtime/graph.ts';
 import { readFileSync } from 'node:fs';
@@ -25,7 +25,7 @@ export interface ConvertOptions {
   meta?: unknown;
   /** mmdet ResNet50 style when the checkpoint's meta.config does not say it. */
   resnetStyle?: 'pytorch' | 'caffe';
-  /** Detection flavors: transform sizes and class names (io/convert_detection.ts applyDetectorOverrides). */
+  /** Detection flavors: transform sizes and class names (convert/detection.ts applyDetectorOverrides). */
   overrides?: DetectorOverrides;
   /** Store float32 weights as float16 (Cast back to float32 in the graph): half the file. */
   half?: boolean;

@@ -1,10 +1,10 @@
 /**
  * `fasternet detect IMAGE... [--model M.onnx] [--out DIR] [--json OUT.json] [--score-thr T]`: Mask R-CNN instance
  * segmentation with a model from `fasternet convert --flavor torchvision|mmdet`, by default the bundled
- * FasterNet-T0 canvases model (heads/detect.ts DEFAULT_MODEL_PATH). The JSON is a COCO results list:
+ * FasterNet-T0 canvases model (api/detect.ts DEFAULT_MODEL_PATH). The JSON is a COCO results list:
  * {"file", "category_id", "bbox": [x, y, w, h], "score", "segmentation": {"size", "counts"}} per instance
  * (category_id: COCO id for COCO models, else the 1-based class index). `--out DIR` writes each input drawn
- * with its detections (io/annotate.ts) as DIR/<base name>.png (.jpg/.jpeg kept for JPEG inputs).
+ * with its detections (api/annotate.ts) as DIR/<base name>.png (.jpg/.jpeg kept for JPEG inputs).
  *
  * Orientation: every image is decoded once with its EXIF orientation applied (as viewers show it) and the
  * model runs on those pixels, so boxes, masks and the JSON are in displayed-image coordinates and the
@@ -17,11 +17,11 @@
 import type { Command } from 'commander';
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
-import { detectInProcess, resolveModel } from '../heads/detect.ts';
+import { detectInProcess, resolveModel } from '../api/detect.ts';
 import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
-import { decodeImage } from '../io/image.ts';
-import { annotate } from '../io/annotate.ts';
-import { UserError, positiveInt } from './errors.ts';
+import { decodeImage } from '../image/decode.ts';
+import { annotate } from '../api/annotate.ts';
+import { UserError, positiveInt } from '../core/errors.ts';
 
 export interface CocoResult {
   file: string;

@@ -4,7 +4,7 @@
  *   fasternet eval --gt GT.json --results DT.json --iou-type bbox|segm|bbox,segm [--json OUT.json]
  *                  [--baseline DT2.json] [--per-category]
  *   fasternet eval --gt GT.json --images DIR --model M.onnx [--baseline-model B.onnx | --baseline B.json]
- *                  [--out results.json] [--limit N] [--resume]      (bbox,segm by default; eval/run_model.ts)
+ *                  [--out results.json] [--limit N] [--resume]      (bbox,segm by default; api/run_model.ts)
  *
  * Where the detections come from is resolved in `resultsSource`: today a results file; running a model
  * over an image folder (--images DIR --model M.onnx) plugs in there and feeds the same evaluation.
@@ -13,9 +13,9 @@ import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { comparisonLines, statDifferences } from '../eval/compare.ts';
 import { evaluateAllAsync, loadGt, parseIouTypes, readJsonFile, type CocoDataset, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
-import { imageProgress } from '../eval/progress.ts';
-import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../eval/run_model.ts';
-import { UserError, positiveInt } from './errors.ts';
+import { imageProgress } from './progress.ts';
+import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
+import { UserError, positiveInt } from '../core/errors.ts';
 
 export interface EvalCliOptions {
   gt: string;

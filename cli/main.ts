@@ -4,7 +4,7 @@
  * bug and prints its stack.
  */
 import { Command, CommanderError } from 'commander';
-import { UserError } from './errors.ts';
+import { UserError } from '../core/errors.ts';
 
 const program = new Command()
   .name('fasternet')
@@ -19,10 +19,10 @@ const commands: Array<Promise<{ register: (p: Command) => void }>> = [
   import('./classify.ts'),
   import('./detect.ts'),
   import('./eval.ts'),
-  import('./bench.ts'),
-  import('../backbones/bench_cli.ts'),
-  import('../heads/bench_detect.ts'),
-  import('../postprocess/bench_nms.ts'),
+  import('../bench/command.ts'),
+  import('../bench/backbones_cli.ts'),
+  import('../bench/detect.ts'),
+  import('../bench/nms.ts'),
 ];
 for (const mod of await Promise.all(commands)) mod.register(program);
 

@@ -4,7 +4,7 @@
  * later items occlude earlier ones. An item's mask is its silhouette (grey level above a threshold, holes
  * filled) minus what later items cover; annotations are COCO instances with compressed RLE.
  */
-import { mulberry32 } from '../runtime/random.ts';
+import { mulberry32 } from '../core/random.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';

@@ -8,7 +8,7 @@
  * annotation ids, whose `loadAnns` would return the last one twice) we throw a one-line UserError instead.
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import type { IouType } from './params.ts';
 
 /** One entry of `images`: only `id` is needed for bbox; `height`/`width` rasterise polygons for segm. */

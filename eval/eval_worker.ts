@@ -3,7 +3,7 @@
  * precision/recall (transferred, not copied).
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import { accumulateCategories } from './cocoeval.ts';
 import type { CocoDt } from './load_res.ts';
 import type { WorkerJob, WorkerReply } from './parallel.ts';

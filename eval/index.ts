@@ -3,7 +3,7 @@
  * `COCO(gt); loadRes(results); COCOeval(...).evaluate(); accumulate(); summarize()` numbers exactly
  * (see eval/cocoeval.ts for the rules) and returns the 12 stats, per-category AP and the printed lines.
  */
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import { loadGt, type CocoDataset, type CocoGt } from './coco.ts';
 import { cocoEval, type CocoEvalOutput } from './cocoeval.ts';
 import { autoThreads, cocoEvalThreads } from './parallel.ts';

@@ -7,7 +7,7 @@
  * Result ids are position + 1. Mask-derived values are filled in lazily (see `resolveDtMasks`), since only
  * detections that survive the per-image-per-category maxDets cut are ever looked at.
  */
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import {
   area as rleArea,
   annToRle,

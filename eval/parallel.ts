@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import type { CocoGt, CocoSegmentation } from './coco.ts';
 import { accumulateCategories, cocoEval, evalParams, finishEval, type CocoEvalOutput, type EvalGt } from './cocoeval.ts';
 import type { CocoDt } from './load_res.ts';

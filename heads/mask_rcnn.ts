@@ -12,10 +12,10 @@
  * without initializers) and would run the backbone on a dummy image for each head call.
  *
  * Measured (2 threads, 800x1216 input, 1000 proposals, loaded shared machine): RoIAlign of the proposals in
- * TypeScript over channel-last features 198 ms vs ORT RoiAlign (4 nodes) 253 ms (scripts/bench/roi_align_tv.ts),
+ * TypeScript over channel-last features 198 ms vs ORT RoiAlign (4 nodes) 253 ms (bench/roi_align_tv.ts),
  * so the FPN levels leave the graph channel-last (an ORT Transpose, ~10x faster than transposing in JS).
  */
-import type { FloatTensor, StateDict } from '../runtime/tensor.ts';
+import type { FloatTensor, StateDict } from '../core/tensor.ts';
 import { addInput, addNode, addOutput, attr, createGraph, serializeModel } from '../runtime/graph.ts';
 import { createSession, runSession, type Session } from '../runtime/session.ts';
 import { metadataProps, parseMetadata, readModelParts, splitModelBytes, type ModelMetadata, type OtherPreprocess } from '../runtime/metadata.ts';
@@ -29,8 +29,8 @@ import { checkDetectorConfig, type DetectorConfig } from './config.ts';
 import { boxesToOriginalTorchvision, torchvisionPreprocess } from './transform_torchvision.ts';
 import { boxesToNetwork, boxesToOriginal, mmdetPreprocess } from './transform_mmdet.ts';
 import { pasteMasks, type PastedMask } from '../postprocess/paste_masks.ts';
-import type { ImageU8 } from '../io/resize_cv2.ts';
-import { UserError } from '../cli/errors.ts';
+import type { ImageU8 } from '../image/resize_cv2.ts';
+import { UserError } from '../core/errors.ts';
 
 export type BackboneSpec =
   | { kind: 'fasternet'; stateDict: StateDict; prefix: string; variant?: string; bnEps?: number }

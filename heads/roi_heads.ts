@@ -5,7 +5,7 @@
  * post-processing: softmax, per-class decoding, clipping, score threshold, class-aware NMS, top-k, and the
  * per-detection mask of its own class.
  */
-import type { FloatTensor } from '../runtime/tensor.ts';
+import type { FloatTensor } from '../core/tensor.ts';
 import { addInput, addOutput, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
 import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
 import { batchedNms, multiclassNms } from '../postprocess/nms.ts';

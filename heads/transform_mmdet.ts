@@ -4,7 +4,7 @@
  *                      EXIF orientation applied (IMREAD_COLOR without IMREAD_IGNORE_ORIENTATION).
  *   MultiScaleFlipAug(img_scale=(1333, 800), flip=False)
  *     Resize(keep_ratio=True)  mmcv.imrescale: factor = min(1333 / long, 800 / short), new size
- *                      int(w * f + 0.5), int(h * f + 0.5), cv2.resize INTER_LINEAR (io/resize_cv2.ts,
+ *                      int(w * f + 0.5), int(h * f + 0.5), cv2.resize INTER_LINEAR (image/resize_cv2.ts,
  *                      bit-exact); scale_factor = [new_w / w, new_h / h, new_w / w, new_h / h] as
  *                      float32 (from the result's shape, so w and h scales differ slightly).
  *     Normalize        mmcv.imnormalize_: float32, BGR->RGB if to_rgb, cv2.subtract(mean) then
@@ -20,8 +20,8 @@
  * pasted; final boxes are divided by scale_factor (rescale=True), and mask RoIs are those boxes
  * multiplied back by scale_factor.
  */
-import { floatTensor, type FloatTensor } from '../runtime/tensor.ts';
-import { rescaleSize, resizeLinearCv2, type ImageU8 } from '../io/resize_cv2.ts';
+import { floatTensor, type FloatTensor } from '../core/tensor.ts';
+import { rescaleSize, resizeLinearCv2, type ImageU8 } from '../image/resize_cv2.ts';
 
 export type MmdetNormStyle = 'pytorch' | 'caffe';
 

@@ -10,8 +10,8 @@
  *   batch_images     zero padding (after normalization) to a multiple of 32
  *   postprocess      boxes * (original / resized) per axis in float32 (resize_boxes)
  */
-import { floatTensor, type FloatTensor } from '../runtime/tensor.ts';
-import type { ImageU8 } from '../io/resize_cv2.ts';
+import { floatTensor, type FloatTensor } from '../core/tensor.ts';
+import type { ImageU8 } from '../image/resize_cv2.ts';
 import type { TorchvisionPreprocess } from './config.ts';
 
 const f32 = Math.fround;

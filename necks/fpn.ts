@@ -7,7 +7,7 @@
  * Nearest resize to the lateral's size uses ONNX Resize(sizes = Shape(lateral), asymmetric, floor), which is
  * torch's nearest (src = floor(dst * in / out)).
  */
-import type { FloatTensor } from '../runtime/tensor.ts';
+import type { FloatTensor } from '../core/tensor.ts';
 import { add, addNode, attr, conv, maxPool, type Graph } from '../runtime/graph.ts';
 
 export interface ConvWeights {

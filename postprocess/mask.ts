@@ -6,7 +6,7 @@
  * exactly like maskApi.c; `encode`/`decode` take and give ROW-MAJOR h x w bitmaps so that callers never hold
  * Fortran-ordered arrays. Integer arithmetic follows C's `uint`/`int` wrap-around where maskApi.c relies on it.
  *
- * Speed (scripts/bench/mask_bench.ts): `iou` never decodes bitmaps. Like rleIou it checks boxes first and
+ * Speed (bench/mask.ts): `iou` never decodes bitmaps. Like rleIou it checks boxes first and
  * only looks at pairs whose boxes overlap; it then cuts each mask into per-column pieces once and sums the
  * overlaps over the columns both boxes share, 4 columns a step in a WebAssembly SIMD kernel
  * (postprocess/mask_iou.wat; a plain-JS loop with the same results where WebAssembly is missing). `encode`
@@ -23,7 +23,7 @@
  * - polygons on a 0-pixel image, or with coordinates beyond +-2e8 (where maskApi.c's int arithmetic
  *   overflows), throw; a first polygon part of 4 numbers throws, as pycocotools' box reading of it does.
  */
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import { MASK_IOU_WASM } from './mask_iou_wasm.ts';
 
 /** Run lengths, column-major, first run = zeros (maskApi.c `RLE`). */

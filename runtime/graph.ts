@@ -12,9 +12,9 @@
  * static dims, shapes are tracked through the helpers and conv/gemm multiply-accumulates are counted (g.macs),
  * which is where the benchmark's FLOP counts come from.
  */
-import { numel, type FloatTensor, type StateDict, type Tensor } from './tensor.ts';
+import { numel, type FloatTensor, type StateDict, type Tensor } from '../core/tensor.ts';
 import { AttributeType, DataType, ModelProto } from './onnx_proto.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 
 /** Attribute values are tagged so that a float attribute equal to 1 is still written as FLOAT. */
 export type Attr =

@@ -5,7 +5,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { ModelMetadataOnly } from './onnx_proto.ts';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 
 /** ImageNet evaluation transform: resize short side (bicubic, Pillow), center crop, normalize (0-1 scale). */
 export interface CenterCropPreprocess {

@@ -4,8 +4,8 @@
  */
 import ort from 'onnxruntime-node';
 import { access, constants } from 'node:fs/promises';
-import { UserError } from '../cli/errors.ts';
-import type { FloatTensor } from './tensor.ts';
+import { UserError } from '../core/errors.ts';
+import type { FloatTensor } from '../core/tensor.ts';
 
 export interface SessionOptions {
   /** Threads inside one op (ORT intraOpNumThreads); default 2, the cores this project is sized for. */

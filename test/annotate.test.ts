@@ -1,14 +1,14 @@
 /**
- * io/annotate.ts: output size = displayed input size (EXIF orientation applied), mask pixels blended with the
+ * api/annotate.ts: output size = displayed input size (EXIF orientation applied), mask pixels blended with the
  * instance colour, pixels far from every detection untouched, labels inside the image. Detections are made by
  * hand (a rectangle and a disc mask) so that where colour must and must not appear is known exactly.
  */
 import { describe, expect, it } from 'vitest';
 import sharp from 'sharp';
-import { annotate, annotationLayers, placeLabel, PALETTE } from '../io/annotate.ts';
-import { decodeImage } from '../io/image.ts';
+import { annotate, annotationLayers, placeLabel, PALETTE } from '../api/annotate.ts';
+import { decodeImage } from '../image/decode.ts';
 import { encode, toCocoRle, area } from '../postprocess/mask.ts';
-import type { Detection } from '../heads/detect.ts';
+import type { Detection } from '../api/detect.ts';
 
 const EXIF_JPEG = 'examples/canvas_000007_exif6.jpg';
 const PNG = 'examples/canvas_000001.png';

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import type { StateDict } from '../runtime/tensor.ts';
+import type { StateDict } from '../core/tensor.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
 import { resnet50ParamSpecs } from '../backbones/resnet.ts';
 import { classifierGraph, detectArch, featuresGraph } from '../backbones/model.ts';
-import { opStackGraph } from '../backbones/bench.ts';
+import { opStackGraph } from '../bench/backbones.ts';
 import type { ParamSpec } from '../backbones/synthetic.ts';
 
 function zeros(specs: ParamSpec[], prefix = ''): StateDict {
@@ -74,7 +74,7 @@ describe('Table 1 op stacks', () => {
 
 describe('bench backbones rows', () => {
   it('have the documented fields, FLOPs = 2 x MACs of the graph', async () => {
-    const { benchBackbones } = await import('../backbones/bench.ts');
+    const { benchBackbones } = await import('../bench/backbones.ts');
     const [row] = await benchBackbones(['t0'], [64, 96], 1, { iters: 1, warmup: 0 });
     const { graph } = featuresGraph(zeros(fasternetParamSpecs('t0', { forkFeat: true })), { dims: [1, 3, 64, 96] });
     expect(row).toMatchObject({ arch: 'fasternet_t0', input: [64, 96], threads: 1, macs: graph.macs, flops: 2 * graph.macs, graph: 'features' });

@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { benchDetect } from '../heads/bench_detect.ts';
-import { DEFAULT_MODEL_PATH, detect, releaseDetectModels } from '../heads/detect.ts';
+import { benchDetect } from '../bench/detect.ts';
+import { DEFAULT_MODEL_PATH, detect, releaseDetectModels } from '../api/detect.ts';
 
 const run = promisify(execFile);
 const IMAGE = 'data/canvases_val/images/000001.png';

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { zipSync } from 'fflate';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../cli/errors.ts';
-import { checkKeys, checkShapes, loadCheckpoint, parseCheckpoint, stripPrefix, type Checkpoint } from '../io/checkpoint.ts';
-import { unpickle } from '../io/unpickle.ts';
-import type { StateDict, Tensor } from '../runtime/tensor.ts';
+import { UserError } from '../core/errors.ts';
+import { checkKeys, checkShapes, loadCheckpoint, parseCheckpoint, stripPrefix, type Checkpoint } from '../checkpoint/load.ts';
+import { unpickle } from '../checkpoint/unpickle.ts';
+import type { StateDict, Tensor } from '../core/tensor.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'checkpoint');
 const MARKER = '/tmp/fasternet_checkpoint_pwned';

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import type { StateDict } from '../runtime/tensor.ts';
+import type { StateDict } from '../core/tensor.ts';
 import { syntheticStateDict } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
 import { convertCheckpoint } from '../cli/convert.ts';

@@ -6,10 +6,10 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import { FLAVORS, parseClassesOption } from '../cli/convert.ts';
-import { applyDetectorOverrides, halfDetectorModel, torchvisionDetectorWeights } from '../io/convert_detection.ts';
+import { applyDetectorOverrides, halfDetectorModel, torchvisionDetectorWeights } from '../convert/detection.ts';
 import { float16Bits, float16Value } from '../runtime/graph.ts';
 import { metadataFromBytes, parseMetadata } from '../runtime/metadata.ts';
-import { detect, releaseDetectModels, type Detection } from '../heads/detect.ts';
+import { detect, releaseDetectModels, type Detection } from '../api/detect.ts';
 import { loadDetector, releaseDetector, type Detector } from '../heads/mask_rcnn.ts';
 import { DIR, seededStateDict } from './helpers/detect_tv_fixtures.ts';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';

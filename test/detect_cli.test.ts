@@ -14,13 +14,13 @@ import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { syntheticStateDict } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
-import { torchvisionHeadSpecs } from '../io/convert_detection.ts';
+import { torchvisionHeadSpecs } from '../convert/detection.ts';
 import { readModelMetadata } from '../runtime/metadata.ts';
-import { DEFAULT_MODEL_PATH, detect, releaseDetectModels, resolveModel } from '../heads/detect.ts';
-import { annotate } from '../io/annotate.ts';
-import { decodeImage } from '../io/image.ts';
+import { DEFAULT_MODEL_PATH, detect, releaseDetectModels, resolveModel } from '../api/detect.ts';
+import { annotate } from '../api/annotate.ts';
+import { decodeImage } from '../image/decode.ts';
 import { annotatedName } from '../cli/detect.ts';
-import type { StateDict } from '../runtime/tensor.ts';
+import type { StateDict } from '../core/tensor.ts';
 
 const run = promisify(execFile);
 const NAMES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];

@@ -8,13 +8,13 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { resizeLinearCv2, type ImageU8 } from '../io/resize_cv2.ts';
+import { resizeLinearCv2, type ImageU8 } from '../image/resize_cv2.ts';
 import { mmdetPreprocess, mmdetTransformConfig, boxesToNetwork, boxesToOriginal } from '../heads/transform_mmdet.ts';
-import { convertMmdetMaskRcnn, mmdetMetaFrom, COCO_CATEGORY_IDS, COCO_CLASSES } from '../io/convert_mmdet.ts';
+import { convertMmdetMaskRcnn, mmdetMetaFrom, COCO_CATEGORY_IDS, COCO_CLASSES } from '../convert/mmdet.ts';
 import { FLAVORS } from '../cli/convert.ts';
 import type { DetectorConfig } from '../heads/config.ts';
 import { seededStateDict, seededTensor, type SeededSpec } from './helpers/seeded_weights.ts';
-import type { StateDict } from '../runtime/tensor.ts';
+import type { StateDict } from '../core/tensor.ts';
 import { mapRoiLevelsMmdet } from '../heads/roi_align.ts';
 import { pasteMaskMmdet, toFullMask } from '../postprocess/paste_masks.ts';
 import { encode, rleFrString, type RLE } from '../postprocess/mask.ts';
@@ -200,7 +200,7 @@ describe('mmdet checkpoint meta and the convert flavor', () => {
 
 describe('LoadImageFromFile decoding', () => {
   it('cv2.imdecode(IMREAD_COLOR) applies EXIF orientation: decodeImage(autoOrient) gives its pixels', async () => {
-    const { decodeImage } = await import('../io/image.ts');
+    const { decodeImage } = await import('../image/decode.ts');
     const want = JSON.parse(readFileSync(join(DIR, 'exif_orientation6.json'), 'utf8'));
     const file = join(DIR, 'exif_orientation6.jpg');
     for (const [autoOrient, ref] of [[true, want.imread_color], [false, want.ignore_orientation]] as const) {

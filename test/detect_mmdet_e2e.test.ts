@@ -1,5 +1,5 @@
 /**
- * End-to-end parity of the mmdet flavor (io/convert_mmdet.ts -> heads/mask_rcnn.ts) with the PyTorch
+ * End-to-end parity of the mmdet flavor (convert/mmdet.ts -> heads/mask_rcnn.ts) with the PyTorch
  * reference of mmdetection 2.25 (scripts/fixtures/mmdet_reference.py) on real photos, for FasterNet-S and
  * ResNet50-caffe Mask R-CNN with seeded weights (test/fixtures/detect_mmdet/README.md).
  * Acceptance: >= 97% of the reference's detections matched (same class, box IoU >= 0.99, score within 1e-3,
@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
-import { resizeLinearCv2, type ImageU8 } from '../io/resize_cv2.ts';
-import { convertMmdetDetector, COCO_CLASSES } from '../io/convert_mmdet.ts';
+import { resizeLinearCv2, type ImageU8 } from '../image/resize_cv2.ts';
+import { convertMmdetDetector, COCO_CLASSES } from '../convert/mmdet.ts';
 import { loadDetector, releaseDetector, runDetector, type Detector, type Intermediates } from '../heads/mask_rcnn.ts';
 import { encode, iou as rleIou, rleFrString, type RLE } from '../postprocess/mask.ts';
 import { toFullMask } from '../postprocess/paste_masks.ts';

@@ -9,11 +9,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { closeDetectWorkers, detect, releaseDetectModels, type DetectResult } from '../heads/detect.ts';
-import { convertTorchvisionDetector, torchvisionDetectorWeights } from '../io/convert_detection.ts';
-import { decodeImage } from '../io/image.ts';
+import { closeDetectWorkers, detect, releaseDetectModels, type DetectResult } from '../api/detect.ts';
+import { convertTorchvisionDetector, torchvisionDetectorWeights } from '../convert/detection.ts';
+import { decodeImage } from '../image/decode.ts';
 import { encode, toCocoRle } from '../postprocess/mask.ts';
-import type { StateDict } from '../runtime/tensor.ts';
+import type { StateDict } from '../core/tensor.ts';
 import { TORCHVISION_COCO_CATEGORIES } from '../heads/config.ts';
 import { DIR, loadCase, seededStateDict } from './helpers/detect_tv_fixtures.ts';
 

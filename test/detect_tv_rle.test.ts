@@ -1,6 +1,6 @@
-/** encodeCropped (heads/detect.ts) against the mask API's full-image encoder on random crops. */
+/** encodeCropped (api/detect.ts) against the mask API's full-image encoder on random crops. */
 import { describe, expect, it } from 'vitest';
-import { encodeCropped } from '../heads/detect.ts';
+import { encodeCropped } from '../api/detect.ts';
 import { encode } from '../postprocess/mask.ts';
 import { toFullMask } from '../postprocess/paste_masks.ts';
 

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { decodeImage } from '../io/image.ts';
+import { decodeImage } from '../image/decode.ts';
 import { torchvisionDetectorConfig, type TorchvisionPreprocess } from '../heads/config.ts';
 import { torchvisionPreprocess, torchvisionResizeSize } from '../heads/transform_torchvision.ts';
 import { DIR, loadCase } from './helpers/detect_tv_fixtures.ts';

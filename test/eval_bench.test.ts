@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runBenchEval } from '../eval/bench.ts';
+import { runBenchEval } from '../bench/eval.ts';
 import { evaluate } from '../eval/index.ts';
 
 describe('bench eval', () => {

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { UserError } from '../cli/errors.ts';
+import { UserError } from '../core/errors.ts';
 import { runEval } from '../cli/eval.ts';
 import { evaluate, evaluateAll, evaluateAllAsync, loadGt, loadRes } from '../eval/index.ts';
 import { rawFromParsed } from '../eval/load_res.ts';

@@ -10,11 +10,11 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEval } from '../cli/eval.ts';
-import { detect, releaseDetectModels } from '../heads/detect.ts';
+import { detect, releaseDetectModels } from '../api/detect.ts';
 import { buildDetectorModel } from '../heads/mask_rcnn.ts';
-import { torchvisionDetectorWeights } from '../io/convert_detection.ts';
+import { torchvisionDetectorWeights } from '../convert/detection.ts';
 import { evaluateAll } from '../eval/index.ts';
-import { runModelOverImages, selectImages, streamPathFor, type ModelResult } from '../eval/run_model.ts';
+import { runModelOverImages, selectImages, streamPathFor, type ModelResult } from '../api/run_model.ts';
 import { seededStateDict } from './helpers/detect_tv_fixtures.ts';
 
 const DATA = join(import.meta.dirname, '..', 'data', 'canvases_val');

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import sharp from 'sharp';
-import { centerCropTransform, decodeImage } from '../io/image.ts';
-import { resizeBicubicPillow } from '../io/resize_pillow.ts';
+import { centerCropTransform, decodeImage } from '../image/decode.ts';
+import { resizeBicubicPillow } from '../image/resize_pillow.ts';
 import { imagenetPreprocess } from '../runtime/metadata.ts';
 
 const dir = new URL('./fixtures/images/', import.meta.url).pathname;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { batchedNms, nms, nmsMmcv, useWasmNms } from '../postprocess/nms.ts';
-import { runBenchNms } from '../postprocess/bench_nms.ts';
-import { mulberry32 } from '../runtime/random.ts';
+import { runBenchNms } from '../bench/nms.ts';
+import { mulberry32 } from '../core/random.ts';
 import { argsortDescending, sortPairsDescending } from '../postprocess/sort.ts';
 
 /**

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { resizeLinearCv2, rescaleSize, type ImageU8 } from '../io/resize_cv2.ts';
+import { resizeLinearCv2, rescaleSize, type ImageU8 } from '../image/resize_cv2.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'resize_cv2');
 

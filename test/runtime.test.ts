@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { syntheticInput, syntheticStateDict, syntheticTensor } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
 import { featuresGraph } from '../backbones/model.ts';
-import type { FloatTensor, StateDict } from '../runtime/tensor.ts';
+import type { FloatTensor, StateDict } from '../core/tensor.ts';
 
 function maxAbsDiff(a: Float32Array, b: Float32Array): number {
   let m = 0;

@@ -10,8 +10,8 @@
  *   r     = ((bits >>> 8) - 2^23) / 2^23               (exact in float32, in [-1, 1))
  *   value = f32(f32(r * f32(scale)) + f32(offset))
  */
-import type { FloatTensor, StateDict } from '../../runtime/tensor.ts';
-import { numel } from '../../runtime/tensor.ts';
+import type { FloatTensor, StateDict } from '../../core/tensor.ts';
+import { numel } from '../../core/tensor.ts';
 
 export interface SeededSpec {
   name: string;

@@ -1,0 +1,238 @@
+/**
+ * Runs a detector over a COCO GT's images and streams its COCO results to disk, for `fasternet eval --model`.
+ *
+ * The stream OUT.jsonl (next to --out) starts with a header line (model and GT hashes, image folder, limit,
+ * score threshold), then holds one line per finished image: {"image_id", "ms", "warm", "results": [...]}.
+ * A line is the image's done-marker too, so an interrupted run resumed with `resume: true` skips the images
+ * whose line is complete, drops a torn last line, and ends with the same results file as an uninterrupted
+ * run. When all images are done, --out is written as a standard COCO results JSON array (image id order).
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { UserError } from '../core/errors.ts';
+import { detectInProcess } from './detect.ts';
+import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
+import { readJsonFile, type CocoDataset, type CocoImage } from '../eval/index.ts';
+
+/** One COCO results entry as written to --out. */
+export interface ModelResult {
+  image_id: number;
+  category_id: number;
+  bbox: [number, number, number, number];
+  score: number;
+  segmentation: { size: [number, number]; counts: string | number[] };
+}
+
+export interface RunModelOptions {
+  gt: string;
+  images: string;
+  model: string;
+  /** Final COCO results JSON; the stream is `${out}l` for a .json out, else `${out}.jsonl`. */
+  out: string;
+  /** Only the first N images by id. */
+  limit?: number;
+  /** Continue the stream of an interrupted run with the same settings. */
+  resume?: boolean;
+  scoreThreshold?: number;
+  /** ONNX Runtime intra-op threads. */
+  threads?: number;
+  /** Called after each image with (done, total, msOfThisImage); `skipped` images are those from the stream. */
+  onProgress?: (done: number, total: number, skipped: number) => void;
+  /** Checked between images: when it returns true the run stops, keeping what is on disk. */
+  shouldStop?: () => boolean;
+}
+
+export interface Latency {
+  /** Mean wall ms per image (decode, inference, post-processing, RLE) over images run warm. */
+  meanMs: number;
+  /** Images that went into meanMs (the first image each process runs is warm-up and left out). */
+  images: number;
+}
+
+export interface RunModelOutcome {
+  /** False when shouldStop ended the run early; --out is not written then. */
+  complete: boolean;
+  done: number;
+  total: number;
+  streamPath: string;
+  results: ModelResult[];
+  latency: Latency;
+}
+
+interface StreamHeader {
+  fasternet_eval_stream: 1;
+  model: string;
+  model_sha256: string;
+  gt: string;
+  gt_sha256: string;
+  images: string;
+  limit: number | null;
+  score_thr: number | null;
+}
+
+interface ImageLine {
+  image_id: number;
+  ms: number;
+  warm: boolean;
+  results: ModelResult[];
+}
+
+export function streamPathFor(out: string): string {
+  return out.endsWith('.json') ? `${out}l` : `${out}.jsonl`;
+}
+
+/** `<model basename without .onnx>_results.json` in the working directory. */
+export function defaultOutPath(model: string): string {
+  return `${basename(model).replace(/\.onnx$/i, '')}_results.json`;
+}
+
+function sha256File(path: string, what: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    throw new UserError(`cannot read ${what} ${path}`);
+  }
+}
+
+/** The GT's images sorted by id (the first `limit` of them) and the GT restricted to those images. */
+export function selectImages(gt: CocoDataset, limit?: number): { images: CocoImage[]; dataset: CocoDataset } {
+  if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UserError(`--limit must be a positive integer, got ${limit}`);
+  const images = [...gt.images].sort((a, b) => a.id - b.id).slice(0, limit ?? Infinity);
+  if (limit === undefined) return { images, dataset: gt };
+  const keep = new Set(images.map((im) => im.id));
+  // Same stats as pycocotools with params.imgIds = these ids: GT and detections off them are not looked at.
+  return { images, dataset: { ...gt, images, annotations: gt.annotations.filter((a) => keep.has(a.image_id)) } };
+}
+
+function sameHeader(a: StreamHeader, b: StreamHeader): string | undefined {
+  for (const k of Object.keys(b) as Array<keyof StreamHeader>) {
+    if (a[k] !== b[k]) return `${k} was ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`;
+  }
+  return undefined;
+}
+
+/**
+ * Reads an existing stream: its header and complete image lines; returns the byte length of the good part
+ * (everything up to the last newline that ends a parsable line), so a torn tail can be cut off.
+ */
+function readStream(path: string): { header: StreamHeader; lines: ImageLine[]; goodBytes: number } {
+  const buf = readFileSync(path);
+  const lines: ImageLine[] = [];
+  let header: StreamHeader | undefined;
+  let start = 0;
+  let goodBytes = 0;
+  while (start < buf.length) {
+    const nl = buf.indexOf(10, start);
+    if (nl < 0) break; // torn last line
+    let v: unknown;
+    try {
+      v = JSON.parse(buf.toString('utf8', start, nl));
+    } catch {
+      break; // a torn line followed by a newline can only be the last thing written; drop it and what follows
+    }
+    if (!header) header = v as StreamHeader;
+    else lines.push(v as ImageLine);
+    start = nl + 1;
+    goodBytes = start;
+  }
+  if (!header || header.fasternet_eval_stream !== 1) throw new UserError(`${path} is not a fasternet eval stream; delete it or use another --out`);
+  return { header, lines, goodBytes };
+}
+
+/** Runs `model` over the GT's images (see the file comment); resumes from the stream when asked. */
+export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDataset): Promise<RunModelOutcome> {
+  const dataset = gtData ?? (readJsonFile(o.gt, 'GT annotations') as CocoDataset);
+  if (!Array.isArray(dataset?.images)) throw new UserError(`${o.gt} has no "images" list`);
+  const { images } = selectImages(dataset, o.limit);
+  const files = images.map((im) => {
+    if (typeof im.file_name !== 'string') throw new UserError(`image ${im.id} in ${o.gt} has no file_name`);
+    return join(o.images, im.file_name);
+  });
+  const missing = files.filter((f) => !existsSync(f));
+  if (missing.length) {
+    throw new UserError(`image ${missing[0]} not found${missing.length > 1 ? ` (and ${missing.length - 1} more of ${files.length})` : ''}; check --images`);
+  }
+
+  const header: StreamHeader = {
+    fasternet_eval_stream: 1,
+    model: resolve(o.model),
+    model_sha256: sha256File(o.model, 'model'),
+    gt: resolve(o.gt),
+    gt_sha256: sha256File(o.gt, 'GT annotations'),
+    images: resolve(o.images),
+    limit: o.limit ?? null,
+    score_thr: o.scoreThreshold ?? null,
+  };
+  const streamPath = streamPathFor(o.out);
+  const byId = new Map<number, ImageLine>();
+  let fd: number;
+  if (existsSync(streamPath) && statSync(streamPath).size > 0) {
+    if (!o.resume) throw new UserError(`${streamPath} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
+    const prev = readStream(streamPath);
+    const why = sameHeader(prev.header, header);
+    if (why) throw new UserError(`cannot --resume ${streamPath}: it was made with other settings (${why}); delete it to start over`);
+    for (const l of prev.lines) byId.set(l.image_id, l);
+    fd = openSync(streamPath, 'r+');
+    ftruncateSync(fd, prev.goodBytes);
+    closeSync(fd);
+    fd = openSync(streamPath, 'a');
+  } else {
+    fd = openSync(streamPath, 'w');
+    writeSync(fd, `${JSON.stringify(header)}\n`);
+  }
+
+  const total = images.length;
+  const skipped = images.filter((im) => byId.has(im.id)).length;
+  let done = skipped;
+  let complete = true;
+  try {
+    o.onProgress?.(done, total, skipped);
+    const todo = images.map((im, k) => ({ im, file: files[k] })).filter(({ im }) => !byId.has(im.id));
+    if (todo.length) {
+      const det = await loadDetector(o.model, { threads: o.threads });
+      try {
+        let warm = false;
+        for (const { im, file } of todo) {
+          if (o.shouldStop?.()) {
+            complete = false;
+            break;
+          }
+          const t0 = performance.now();
+          const r = await detectInProcess(file, { model: det, scoreThreshold: o.scoreThreshold });
+          const ms = performance.now() - t0;
+          const line: ImageLine = {
+            image_id: im.id,
+            ms,
+            warm,
+            results: r.detections.map((d) => ({ image_id: im.id, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask })),
+          };
+          // One write per image: a kill leaves at worst a torn last line, which a resume drops.
+          writeSync(fd, `${JSON.stringify(line)}\n`);
+          byId.set(im.id, line);
+          warm = true;
+          done++;
+          o.onProgress?.(done, total, skipped);
+        }
+      } finally {
+        await releaseDetector(det);
+      }
+    }
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+
+  const ordered = images.map((im) => byId.get(im.id)).filter((l): l is ImageLine => l !== undefined);
+  const results = ordered.flatMap((l) => l.results);
+  const warmMs = ordered.filter((l) => l.warm).map((l) => l.ms);
+  const latency = { meanMs: warmMs.length ? warmMs.reduce((a, b) => a + b, 0) / warmMs.length : NaN, images: warmMs.length };
+  if (complete) {
+    try {
+      writeFileSync(o.out, JSON.stringify(results));
+    } catch (err) {
+      throw new UserError(`cannot write ${o.out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  return { complete, done, total, streamPath, results, latency };
+}
