@@ -9,7 +9,8 @@
  * auto-oriented pixels for this reason. Raw pixels are drawn on as given.
  */
 import sharp from 'sharp';
-import { decodeImage, type ImageU8 } from '../image/decode.ts';
+import { decodeImage } from '../image/decode.ts';
+import type { ImageU8 } from '../core/tensor.ts';
 import { decode as rleDecode, fromCocoRle } from '../postprocess/mask.ts';
 import type { Detection, DetectResult, ImageInput } from './detect.ts';
 import { UserError } from '../core/errors.ts';

@@ -8,17 +8,17 @@
  * so concurrent calls are safe. `worker: true` runs decoding and inference in a worker_thread (one per model
  * path, reused), keeping the event loop free; results are the same.
  */
-import { Worker } from 'node:worker_threads';
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
 import sharp from 'sharp';
 import { decodeImage } from '../image/decode.ts';
-import type { ImageU8 } from '../image/resize_cv2.ts';
+import type { ImageU8 } from '../core/tensor.ts';
 import { toCocoRle, area as rleArea, type CocoRle, type RLE } from '../postprocess/mask.ts';
 import { toFullMask, type PastedMask } from '../postprocess/paste_masks.ts';
 import { loadDetector, releaseDetector, runDetector, type Detector } from '../heads/mask_rcnn.ts';
 import { UserError } from '../core/errors.ts';
+import { startModuleWorker } from '../core/worker.ts';
 
 /** A file path, encoded image bytes (JPEG, PNG, ...), or raw interleaved RGB pixels. */
 export type ImageInput = string | Uint8Array | { data: Uint8Array; width: number; height: number; channels?: number };
@@ -225,11 +225,7 @@ function workerFor(model: string, threads?: number): WorkerHandle {
   const key = `${model}\0${threads ?? ''}`;
   let h = workers.get(key);
   if (h) return h;
-  // The worker runs TypeScript too: register tsx's loader inside it, then import the worker module.
-  const tsxApi = pathToFileURL(createRequire(import.meta.url).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const entry = new URL('./detect_worker.ts', import.meta.url).href;
-  const code = `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
-  const worker = new Worker(code, { eval: true });
+  const worker = startModuleWorker(new URL('./detect_worker.ts', import.meta.url));
   worker.unref();
   const handle: WorkerHandle = { worker, pending: new Map(), next: 0 };
   worker.on('message', (msg: { id: number; result?: DetectResult; error?: { message: string; user: boolean } }) => {
@@ -254,6 +250,15 @@ export async function closeDetectWorkers(): Promise<void> {
   const all = [...workers.values()];
   workers.clear();
   await Promise.all(all.map((h) => h.worker.terminate()));
+}
+
+/**
+ * Frees what detect() keeps between calls: its worker threads and the models it loaded by path. A later
+ * call starts and loads them again; call it before exiting a long-lived process, or to reclaim memory.
+ */
+export async function release(): Promise<void> {
+  await closeDetectWorkers();
+  await releaseDetectModels();
 }
 
 /** Detects instances in one image (see module comment). */

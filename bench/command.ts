@@ -12,7 +12,7 @@ import type { Command } from 'commander';
 import { BENCH_EVAL_DEFAULTS, runBenchEval } from './eval.ts';
 import { parseIouTypes } from '../eval/index.ts';
 import { UserError } from '../core/errors.ts';
-import { parseThreads } from '../cli/eval.ts';
+import { parseThreads } from '../core/options.ts';
 
 /** The `bench` parent command, created on first use. */
 export function benchCommand(program: Command): Command {

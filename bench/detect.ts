@@ -17,7 +17,8 @@ import { fileURLToPath } from 'node:url';
 import { decodeImage } from '../image/decode.ts';
 import { encodeCropped } from '../api/detect.ts';
 import { loadDetector, releaseDetector, runDetector } from '../heads/mask_rcnn.ts';
-import { UserError, positiveInt } from '../core/errors.ts';
+import { UserError } from '../core/errors.ts';
+import { positiveInt } from '../core/options.ts';
 import { benchCommand } from './command.ts';
 
 export interface DetectBench {

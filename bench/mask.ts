@@ -1,8 +1,10 @@
 /**
  * Speed of postprocess/mask.ts on 640x480 masks: encode, decode, iou (100 dt x 20 gt), frPoly (CPU ms).
  * Usage: npx tsx bench/mask.ts [OUT.json]  (OUT: the RLEs, for bench/mask_pycocotools.py)
+ * COCO_POLYGONS=FILE.json times annToRle on a COCO instances file's polygons (default: the shared fixture).
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { annToRle, decode, encode, encodeColumnMajor, frPoly, iou, rleFrString, toCocoRle, useWasmIou, type RLE } from '../postprocess/mask.ts';
 
 const H = 480;
@@ -84,7 +86,7 @@ for (let i = 0; i < 60; i++) {
 time('frPoly 60-vertex polygon on 640x480', 200, () => frPoly(poly, H, W));
 
 // Real COCO polygons (shared/fixtures/coco beside the repository), as the segm evaluator rasterises its GT.
-const cocoPath = new URL('../../shared/fixtures/coco/instances_val2014_100.json', import.meta.url);
+const cocoPath = process.env.COCO_POLYGONS ?? join(process.cwd(), '..', 'shared', 'fixtures', 'coco', 'instances_val2014_100.json');
 if (existsSync(cocoPath)) {
   const coco = JSON.parse(readFileSync(cocoPath, 'utf8')) as {
     images: { id: number; height: number; width: number }[];

@@ -17,7 +17,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../core/random.ts';
 import { batchedNms, nms, nmsMmcv } from '../postprocess/nms.ts';
-import { UserError, positiveInt } from '../core/errors.ts';
+import { UserError } from '../core/errors.ts';
+import { positiveInt } from '../core/options.ts';
 import { benchCommand } from './command.ts';
 
 export interface NmsCase {

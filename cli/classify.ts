@@ -1,60 +1,12 @@
 /**
- * `fasternet classify IMAGE... --model M.onnx [--topk 5] [--json OUT.json]`: ImageNet classification with a
- * model written by `fasternet convert --flavor imagenet`, using the preprocessing stored in its metadata
- * (the official evaluation transform). Scores are softmax probabilities.
+ * `fasternet classify IMAGE... --model M.onnx [--topk 5] [--json OUT.json]`: ImageNet top-k with a model from
+ * `fasternet convert --flavor imagenet` (api/classify.ts).
  */
 import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
-import { readFile } from 'node:fs/promises';
-import { createSession, runSession } from '../runtime/session.ts';
-import { isCenterCrop, metadataFromBytes, parseMetadata } from '../runtime/metadata.ts';
-import { centerCropTransform, decodeImage } from '../image/decode.ts';
-import { UserError, positiveInt } from '../core/errors.ts';
-
-export interface ClassifyResult {
-  file: string;
-  top: Array<{ index: number; score: number }>;
-}
-
-/** Softmax (float64) of one row of logits; the k best as {index, score}, ties by lower index. */
-export function topkSoftmax(logits: Float32Array, k: number): Array<{ index: number; score: number }> {
-  let max = -Infinity;
-  for (const v of logits) max = Math.max(max, v);
-  const e = new Float64Array(logits.length);
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) { e[i] = Math.exp(logits[i] - max); sum += e[i]; }
-  const idx = Array.from(e.keys()).sort((a, b) => e[b] - e[a] || a - b);
-  return idx.slice(0, Math.min(k, idx.length)).map((index) => ({ index, score: e[index] / sum }));
-}
-
-export async function classifyImages(
-  modelPath: string, files: string[], o: { topk?: number; threads?: number; autoOrient?: boolean } = {},
-): Promise<ClassifyResult[]> {
-  let bytes: Uint8Array;
-  try {
-    bytes = await readFile(modelPath);
-  } catch {
-    throw new UserError(`cannot read model ${modelPath}`);
-  }
-  const meta = parseMetadata(metadataFromBytes(bytes, modelPath), modelPath);
-  if (meta.flavor !== 'imagenet' || !isCenterCrop(meta.preprocess)) {
-    throw new UserError(`${modelPath} is a ${meta.flavor} model; classify needs one converted with --flavor imagenet`);
-  }
-  const pre = meta.preprocess;
-  const session = await createSession(bytes, { threads: o.threads });
-  const results: ClassifyResult[] = [];
-  try {
-    for (const file of files) {
-      const img = await decodeImage(file, { autoOrient: o.autoOrient });
-      const x = centerCropTransform(img, pre);
-      const out = await runSession(session, { [meta.input]: { shape: [1, ...x.shape], data: x.data } }, [meta.outputs[0]]);
-      results.push({ file, top: topkSoftmax(out[meta.outputs[0]].data, o.topk ?? 5) });
-    }
-  } finally {
-    await session.release();
-  }
-  return results;
-}
+import { classifyImages } from '../api/classify.ts';
+import { UserError } from '../core/errors.ts';
+import { positiveInt } from '../core/options.ts';
 
 export function register(program: Command): void {
   program.command('classify')

@@ -21,7 +21,8 @@ import { detectInProcess, resolveModel } from '../api/detect.ts';
 import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
 import { decodeImage } from '../image/decode.ts';
 import { annotate } from '../api/annotate.ts';
-import { UserError, positiveInt } from '../core/errors.ts';
+import { UserError } from '../core/errors.ts';
+import { positiveInt } from '../core/options.ts';
 
 export interface CocoResult {
   file: string;

@@ -15,7 +15,8 @@ import { comparisonLines, statDifferences } from '../eval/compare.ts';
 import { evaluateAllAsync, loadGt, parseIouTypes, readJsonFile, type CocoDataset, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
 import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
-import { UserError, positiveInt } from '../core/errors.ts';
+import { UserError } from '../core/errors.ts';
+import { parseThreads, positiveInt } from '../core/options.ts';
 
 export interface EvalCliOptions {
   gt: string;
@@ -136,14 +137,6 @@ function perCategoryLines(r: EvalResult): string[] {
     const ap = r.perCategoryAp[String(id)];
     return `  ${String(id).padStart(4)}  ${r.categoryNames[k].padEnd(width)}  ${ap === -1 ? '   -' : ap.toFixed(3)}`;
   });
-}
-
-export function parseThreads(v: string | undefined): number | 'auto' {
-  if (v === undefined) return 1;
-  if (v === 'auto') return 'auto';
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`--threads must be a positive integer or auto, got "${v}"`);
-  return n;
 }
 
 /** Runs the command: prints the report through `print` and returns what --json writes. */

@@ -23,7 +23,7 @@ import { fasternetParamSpecs } from '../backbones/fasternet.ts';
 import { resnet50ParamSpecs } from '../backbones/resnet.ts';
 import { buildDetectorModel, type DetectorWeights } from '../heads/mask_rcnn.ts';
 import { torchvisionDetectorConfig, type DetectorConfig } from '../heads/config.ts';
-import type { ConvWeights } from '../necks/fpn.ts';
+import type { ConvWeights } from '../core/tensor.ts';
 import { UserError } from '../core/errors.ts';
 import { halfInitializers } from '../runtime/graph.ts';
 import { metadataFromBytes } from '../runtime/metadata.ts';

@@ -22,7 +22,7 @@
  */
 import type { FloatTensor, StateDict, Tensor } from '../core/tensor.ts';
 import type { ModelMetadata } from '../runtime/metadata.ts';
-import type { ConvWeights } from '../necks/fpn.ts';
+import type { ConvWeights } from '../core/tensor.ts';
 import { buildDetectorModel, type DetectorWeights } from '../heads/mask_rcnn.ts';
 import { mmdetDetectorConfig, type DetectorConfig } from '../heads/config.ts';
 

@@ -7,16 +7,14 @@ export class UserError extends Error {
   override name = 'UserError';
 }
 
-export function userError(message: string): never {
-  throw new UserError(message);
+/** A bad parameter value, worded one way everywhere (as sharp's invalidParameterError): name, expected, got. */
+export function invalidParameterError(name: string, expected: string, actual: unknown): UserError {
+  return new UserError(`${name} must be ${expected}, got ${describeValue(actual)}`);
 }
 
-/** A CLI option that must be a positive integer (commander hands options over as strings). */
-export function positiveInt(name: string, v: string): number;
-export function positiveInt(name: string, v: string | undefined): number | undefined;
-export function positiveInt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new UserError(`${name} must be a positive integer, got "${v}"`);
-  return n;
+function describeValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (v === null || v === undefined || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (Array.isArray(v)) return `an array of length ${v.length}`;
+  return typeof v === 'object' ? `an object (${Object.prototype.toString.call(v).slice(8, -1)})` : typeof v;
 }

@@ -11,6 +11,21 @@ export interface Tensor<D extends TensorData = TensorData> {
 
 export type FloatTensor = Tensor<Float32Array>;
 
+/** A conv (or linear) layer's parameters, BatchNorm already folded where there was one. */
+export interface ConvWeights {
+  weight: FloatTensor;
+  bias?: FloatTensor;
+}
+
+/** An 8-bit image as decoders give it. */
+export interface ImageU8 {
+  /** Interleaved HWC pixels, row-major, no padding. */
+  data: Uint8Array;
+  width: number;
+  height: number;
+  channels: number;
+}
+
 /** A checkpoint's parameters by their PyTorch names, in file order. */
 export type StateDict = Map<string, Tensor>;
 

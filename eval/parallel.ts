@@ -6,8 +6,8 @@
  * category is computed by the same code, only somewhere else.
  */
 import { availableParallelism } from 'node:os';
-import { Worker } from 'node:worker_threads';
 import { UserError } from '../core/errors.ts';
+import { startModuleWorker } from '../core/worker.ts';
 import type { CocoGt, CocoSegmentation } from './coco.ts';
 import { accumulateCategories, cocoEval, evalParams, finishEval, type CocoEvalOutput, type EvalGt } from './cocoeval.ts';
 import type { CocoDt } from './load_res.ts';
@@ -87,15 +87,8 @@ function jobFor(gt: EvalGt, dt: CocoDt, iouType: IouType, params: EvalParams, ca
 
 /** Starts a worker thread running eval/eval_worker.ts under tsx, and resolves with its reply. */
 function runWorker(job: WorkerJob): Promise<WorkerReply> {
-  const entry = new URL('./eval_worker.ts', import.meta.url).href;
-  const tsxApi = import.meta.resolve('tsx/esm/api');
-  // The worker does not inherit tsx's loader: register it there before importing the TypeScript entry.
-  const boot =
-    `const { workerData, parentPort } = require('node:worker_threads');` +
-    `import(${JSON.stringify(tsxApi)}).then((m) => { m.register(); return import(workerData.entry); })` +
-    `.catch((e) => parentPort.postMessage({ ok: false, message: String(e && e.stack || e), user: false }));`;
   return new Promise((resolve, reject) => {
-    const w = new Worker(boot, { eval: true, workerData: { entry, job } });
+    const w = startModuleWorker(new URL('./eval_worker.ts', import.meta.url), { job });
     let done = false;
     w.once('message', (m: WorkerReply) => {
       done = true;

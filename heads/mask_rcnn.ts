@@ -29,7 +29,7 @@ import { checkDetectorConfig, type DetectorConfig } from './config.ts';
 import { boxesToOriginalTorchvision, torchvisionPreprocess } from './transform_torchvision.ts';
 import { boxesToNetwork, boxesToOriginal, mmdetPreprocess } from './transform_mmdet.ts';
 import { pasteMasks, type PastedMask } from '../postprocess/paste_masks.ts';
-import type { ImageU8 } from '../image/resize_cv2.ts';
+import type { ImageU8 } from '../core/tensor.ts';
 import { UserError } from '../core/errors.ts';
 
 export type BackboneSpec =

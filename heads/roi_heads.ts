@@ -9,7 +9,7 @@ import type { FloatTensor } from '../core/tensor.ts';
 import { addInput, addOutput, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
 import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
 import { batchedNms, multiclassNms } from '../postprocess/nms.ts';
-import type { ConvWeights } from '../necks/fpn.ts';
+import type { ConvWeights } from '../core/tensor.ts';
 import type { BoxHeadConfig } from './config.ts';
 
 export interface BoxHeadWeights {

@@ -12,7 +12,7 @@ import { argsortDescendingStable } from '../postprocess/sort.ts';
 import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
 import { batchedNms } from '../postprocess/nms.ts';
 import { anchorsMmdet, anchorsTorchvision } from '../postprocess/anchors.ts';
-import type { ConvWeights } from '../necks/fpn.ts';
+import type { ConvWeights } from '../core/tensor.ts';
 import type { AnchorConfig, RpnConfig } from './config.ts';
 
 export interface RpnWeights {

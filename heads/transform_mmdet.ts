@@ -21,7 +21,8 @@
  * multiplied back by scale_factor.
  */
 import { floatTensor, type FloatTensor } from '../core/tensor.ts';
-import { rescaleSize, resizeLinearCv2, type ImageU8 } from '../image/resize_cv2.ts';
+import { rescaleSize, resizeLinearCv2 } from '../image/resize_cv2.ts';
+import type { ImageU8 } from '../core/tensor.ts';
 
 export type MmdetNormStyle = 'pytorch' | 'caffe';
 

@@ -11,12 +11,12 @@
 import sharp, { type Metadata } from 'sharp';
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../core/errors.ts';
+import { roundHalfEven } from '../core/math.ts';
 import type { FloatTensor } from '../core/tensor.ts';
 import type { CenterCropPreprocess } from '../runtime/metadata.ts';
-import type { ImageU8 } from './resize_cv2.ts';
+import type { ImageU8 } from '../core/tensor.ts';
 import { resizeBicubicPillow, shortSideSize } from './resize_pillow.ts';
 
-export type { ImageU8 };
 
 export interface DecodeOptions {
   /** Rotate/flip by the EXIF Orientation tag (default false, like PIL and the official evaluation). */
@@ -61,12 +61,6 @@ export async function decodeImage(input: string | Uint8Array, o: DecodeOptions =
     if (err instanceof UserError) throw err;
     throw new UserError(`cannot decode ${what}: ${(err as Error).message.split('\n')[0]}`);
   }
-}
-
-/** Python's round() (half to even), as torchvision's center_crop uses. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }
 
 /** torchvision CenterCrop on an image at least `crop` in both sides. */

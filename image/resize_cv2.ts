@@ -21,13 +21,8 @@
  * in test/resize_cv2.test.ts.
  */
 
-export interface ImageU8 {
-  /** Interleaved HWC pixels, row-major, no padding. */
-  data: Uint8Array;
-  width: number;
-  height: number;
-  channels: number;
-}
+import type { ImageU8 } from '../core/tensor.ts';
+
 
 const COEF_BITS = 11;
 const COEF_SCALE = 1 << COEF_BITS;

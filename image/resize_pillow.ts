@@ -10,7 +10,7 @@
  * A pass whose size does not change is skipped (Pillow's need_horizontal / need_vertical), so is a same-size
  * resize. Checked against Debian python3-pil 9.4 in test/image_resize.test.ts.
  */
-import type { ImageU8 } from './resize_cv2.ts';
+import type { ImageU8 } from '../core/tensor.ts';
 
 const PRECISION_BITS = 22;
 

@@ -7,13 +7,9 @@
  * Nearest resize to the lateral's size uses ONNX Resize(sizes = Shape(lateral), asymmetric, floor), which is
  * torch's nearest (src = floor(dst * in / out)).
  */
-import type { FloatTensor } from '../core/tensor.ts';
+import type { ConvWeights } from '../core/tensor.ts';
 import { add, addNode, attr, conv, maxPool, type Graph } from '../runtime/graph.ts';
 
-export interface ConvWeights {
-  weight: FloatTensor;
-  bias?: FloatTensor;
-}
 
 export interface FpnWeights {
   /** 1x1 lateral convs (torchvision inner_blocks, mmdet lateral_convs), finest level first. */

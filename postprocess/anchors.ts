@@ -7,14 +7,9 @@
  *    `centerOffset * stride` (0 in Mask R-CNN).
  * All arithmetic replays the float32 ops of the PyTorch code, so anchors are bit-identical.
  */
+import { roundHalfEven } from '../core/math.ts';
 
 const f32 = Math.fround;
-
-/** torch.round: round half to even. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return r - x === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
 
 /** Zero-centred base anchors (A*4) of torchvision's generate_anchors(scales, aspect_ratios). */
 export function baseAnchorsTorchvision(sizes: readonly number[], aspectRatios: readonly number[]): Float32Array {

@@ -6,8 +6,8 @@ import { execFileSync } from 'node:child_process';
 import type { StateDict } from '../core/tensor.ts';
 import { syntheticStateDict } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
-import { convertCheckpoint } from '../cli/convert.ts';
-import { classifyImages, topkSoftmax } from '../cli/classify.ts';
+import { convertCheckpoint } from '../convert/index.ts';
+import { classifyImages, topkSoftmax } from '../api/classify.ts';
 import { readModelMetadata } from '../runtime/metadata.ts';
 
 const root = new URL('..', import.meta.url).pathname;

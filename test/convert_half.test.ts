@@ -5,7 +5,8 @@
  * rounding itself against values numpy's astype(float16) gives, and the --classes / --min-size overrides.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { FLAVORS, parseClassesOption } from '../cli/convert.ts';
+import { FLAVORS } from '../convert/index.ts';
+import { parseClassesOption } from '../cli/convert.ts';
 import { applyDetectorOverrides, halfDetectorModel, torchvisionDetectorWeights } from '../convert/detection.ts';
 import { float16Bits, float16Value } from '../runtime/graph.ts';
 import { metadataFromBytes, parseMetadata } from '../runtime/metadata.ts';

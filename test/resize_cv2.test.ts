@@ -3,7 +3,8 @@ import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { resizeLinearCv2, rescaleSize, type ImageU8 } from '../image/resize_cv2.ts';
+import { resizeLinearCv2, rescaleSize } from '../image/resize_cv2.ts';
+import type { ImageU8 } from '../core/tensor.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'resize_cv2');
 

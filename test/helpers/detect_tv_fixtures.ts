@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FloatTensor, StateDict } from '../../core/tensor.ts';
-import type { ImageU8 } from '../../image/resize_cv2.ts';
+import type { ImageU8 } from '../../core/tensor.ts';
 import { area as rleArea, decode as rleDecode, encode as rleEncode, iou as rleIou, rleFrString, type RLE } from '../../postprocess/mask.ts';
 import { toFullMask, type PastedMask } from '../../postprocess/paste_masks.ts';
 

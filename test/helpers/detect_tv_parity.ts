@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 // Shared by detect_tv_r50.test.ts and detect_tv_fasternet.test.ts (one model per file keeps each file short).
 import { join } from 'node:path';
 import { decodeImage } from '../../image/decode.ts';
-import type { ImageU8 } from '../../image/resize_cv2.ts';
+import type { ImageU8 } from '../../core/tensor.ts';
 import { convertTorchvisionDetector } from '../../convert/detection.ts';
 import { loadDetector, runDetector, releaseDetector, type Detector, type Intermediates } from '../../heads/mask_rcnn.ts';
 import { DIR, boxIou, loadCase, matchDetections, referenceMasks, seededStateDict, upsample2x } from './detect_tv_fixtures.ts';
