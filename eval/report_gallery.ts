@@ -9,6 +9,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { annToRle, decode, frBbox, type Segmentation } from '../postprocess/mask.ts';
 import type { CocoDataset, CocoGt } from './coco.ts';
 import { resolveDt, type CocoDt } from './load_res.ts';
 
@@ -113,27 +114,58 @@ function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-/** GT outlines (polygons where given, else boxes): found ones solid green, missed ones dashed magenta. */
-function gtShapes(gts: GtBox[], found: boolean[], sw: number): string {
-  const parts: string[] = [];
+/** RGBA of a GT outline: found green, missed magenta (and a light fill, so misses stand out), crowd grey. */
+function gtColor(g: GtBox, found: boolean): [number, number, number, number, number] {
+  if (g.crowd) return [160, 160, 160, 255, 0];
+  return found ? [46, 204, 64, 255, 0] : [255, 0, 255, 255, 70];
+}
+
+/**
+ * GT outlines as an RGBA overlay: the mask (polygons or RLE, as COCO.annToRLE rasterises them; the box
+ * where neither is given) with its border, `t` pixels wide, painted opaque and the inside lightly tinted.
+ */
+function gtOverlay(gts: GtBox[], found: boolean[], width: number, height: number, t: number): Buffer {
+  const rgba = Buffer.alloc(width * height * 4);
   gts.forEach((g, q) => {
-    const style = g.crowd
-      ? `fill="none" stroke="#aaaaaa" stroke-width="${sw}" stroke-dasharray="${2 * sw}"`
-      : found[q]
-        ? `fill="none" stroke="#2ecc40" stroke-width="${sw}"`
-        : `fill="none" stroke="#ff00ff" stroke-width="${1.5 * sw}" stroke-dasharray="${3 * sw},${2 * sw}"`;
-    const seg = g.segmentation;
-    if (Array.isArray(seg) && seg.length > 0 && Array.isArray(seg[0])) {
-      for (const poly of seg as number[][]) {
-        const pts: string[] = [];
-        for (let i = 0; i + 1 < poly.length; i += 2) pts.push(`${poly[i].toFixed(1)},${poly[i + 1].toFixed(1)}`);
-        parts.push(`<polygon points="${pts.join(' ')}" ${style}/>`);
+    let mask: Uint8Array;
+    try {
+      if (g.segmentation && (Array.isArray(g.segmentation) ? g.segmentation.length > 0 : true)) {
+        mask = decode(annToRle(g.segmentation as Segmentation, height, width));
+      } else if (g.bbox) {
+        mask = decode(frBbox(g.bbox, height, width));
+      } else return;
+    } catch {
+      if (!g.bbox) return;
+      mask = decode(frBbox(g.bbox, height, width));
+    }
+    if (mask.length !== width * height) return; // an RLE of another size: skip rather than misdraw
+    const [r, gg, b, edgeA, fillA] = gtColor(g, found[q]);
+    for (let y = 0; y < height; y++) {
+      for (let x = 0; x < width; x++) {
+        if (!mask[y * width + x]) continue;
+        let edge = false;
+        for (let dy = -t; dy <= t && !edge; dy++) {
+          for (let dx = -t; dx <= t; dx++) {
+            const yy = y + dy;
+            const xx = x + dx;
+            if (yy < 0 || yy >= height || xx < 0 || xx >= width || !mask[yy * width + xx]) {
+              edge = true;
+              break;
+            }
+          }
+        }
+        const a = edge ? edgeA : fillA;
+        if (a === 0) continue;
+        const o = 4 * (y * width + x);
+        if (rgba[o + 3] > a) continue; // an earlier outline stays on top of a later fill
+        rgba[o] = r;
+        rgba[o + 1] = gg;
+        rgba[o + 2] = b;
+        rgba[o + 3] = a;
       }
-    } else if (g.bbox) {
-      parts.push(`<rect x="${g.bbox[0]}" y="${g.bbox[1]}" width="${g.bbox[2]}" height="${g.bbox[3]}" ${style}/>`);
     }
   });
-  return parts.join('');
+  return rgba;
 }
 
 /** Detections: true positives blue, false positives red, each labelled "name score". */
@@ -142,10 +174,12 @@ function detShapes(side: SideCounts, names: Map<number, string>, sw: number, fon
     .map(([cat, score, x, y, w, h, tp]) => {
       const color = tp ? '#1f77b4' : '#e41a1c';
       const label = `${names.get(cat) ?? cat} ${score.toFixed(2)}`;
-      const ty = y > font + 2 ? y - 3 : y + h + font;
+      const lw = Math.ceil(0.62 * font * label.length) + 4;
+      const ly = y > font + 4 ? y - font - 3 : y + h;
       return (
         `<rect x="${x}" y="${y}" width="${w}" height="${h}" fill="none" stroke="${color}" stroke-width="${sw}"/>` +
-        `<text x="${x + 1}" y="${ty}" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="${color}" stroke="#ffffff" stroke-width="${font / 6}" paint-order="stroke">${esc(label)}</text>`
+        `<rect x="${x}" y="${ly}" width="${lw}" height="${font + 3}" fill="${color}" fill-opacity="0.8"/>` +
+        `<text x="${x + 2}" y="${ly + font}" font-family="DejaVu Sans, sans-serif" font-size="${font}" fill="#ffffff">${esc(label)}</text>`
       );
     })
     .join('');
@@ -156,8 +190,16 @@ const PANEL_WIDTH = 380;
 async function panel(file: string, gts: GtBox[], side: SideCounts, names: Map<number, string>, width: number, height: number): Promise<Buffer> {
   const sw = Math.max(1.5, Math.max(width, height) / 320);
   const font = Math.max(10, Math.round(Math.max(width, height) / 40));
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${gtShapes(gts, side.found, sw)}${detShapes(side, names, sw, font)}</svg>`;
-  const drawn = await sharp(file).removeAlpha().composite([{ input: Buffer.from(svg), top: 0, left: 0 }]).png().toBuffer();
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${detShapes(side, names, sw, font)}</svg>`;
+  const outline = gtOverlay(gts, side.found, width, height, Math.max(1, Math.round(sw / 2)));
+  const drawn = await sharp(file)
+    .removeAlpha()
+    .composite([
+      { input: outline, raw: { width, height, channels: 4 }, top: 0, left: 0 },
+      { input: Buffer.from(svg), top: 0, left: 0 },
+    ])
+    .png()
+    .toBuffer();
   return sharp(drawn).resize({ width: PANEL_WIDTH }).png().toBuffer();
 }
 

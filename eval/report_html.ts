@@ -99,14 +99,14 @@ function gallerySection(d: ReportData): string {
   const intro =
     `<p class="note">Images where the model finds fewer objects than the baseline: detections with score ≥ ${g.scoreThr} matched to the GT of their category at box IoU ≥ 0.5; ` +
     `ranked by (baseline found − model found), ties by the model's extra false positives. ${g.candidates} such images, the first ${Math.min(g.max, g.candidates)} shown. ` +
-    'Left: model, right: baseline. GT outlines: <span class="k g">found</span> <span class="k m">missed</span> <span class="k c">crowd</span>; ' +
+    'Left: model, right: baseline. GT outlines: <span class="k g">found</span> <span class="k m">missed (tinted)</span> <span class="k c">crowd</span>; ' +
     'detections: <span class="k b">matched</span> <span class="k r">false positive</span>.</p>';
   const note = g.note ? `<p class="note">${esc(g.note)}</p>` : '';
   const items = g.entries.map((e) => {
     const gtN = e.model.found.length;
     const cap = `image ${e.imageId}${e.fileName ? ` (${esc(e.fileName)})` : ''}: model found ${e.model.tp}/${gtN}, ${e.model.fp} FP; baseline found ${e.baseline.tp}/${gtN}, ${e.baseline.fp} FP`;
     return e.picture
-      ? `<figure class="gal"><a href="${esc(e.picture)}"><img src="${esc(e.picture)}" alt="image ${e.imageId}" loading="lazy"></a><figcaption>${cap}</figcaption></figure>`
+      ? `<figure class="gal"><a href="${esc(e.picture)}"><img src="${esc(e.picture)}" alt="image ${e.imageId}"></a><figcaption>${cap}</figcaption></figure>`
       : `<li>${cap}</li>`;
   });
   const pics = items.filter((s) => s.startsWith('<figure')).join('\n');
