@@ -4,7 +4,7 @@ export { loadDetector, runDetector, releaseDetector, type Detector, type RawDete
 export { convertTorchvisionDetector } from './io/convert_detection.ts';
 export type { DetectorConfig } from './heads/config.ts';
 
-export { evaluate, evaluateAll, loadGt, loadRes, cocoEval, type EvalResult, type EvaluateOptions, type IouType } from './eval/index.ts';
+export { evaluate, evaluateAll, loadGt, loadRes, cocoEval, report, type EvalResult, type EvaluateOptions, type IouType, type ReportInput } from './eval/index.ts';
 export * as mask from './postprocess/mask.ts';
 
 export { loadCheckpoint, parseCheckpoint, checkKeys, stripPrefix, type Checkpoint } from './io/checkpoint.ts';
