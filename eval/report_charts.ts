@@ -15,6 +15,9 @@ const SCHEMA = 'https://vega.github.io/schema/vega-lite/v5.json';
 /** Fixed colours per error type (C75 darkest blue .. FN light grey), so plots compare across models. */
 const ERROR_COLORS = ['#2b5c8a', '#4f86c6', '#8fb8de', '#c5504b', '#5cb85c', '#8064a2', '#ffb347'];
 
+/** Plotted values to 5 decimals: far below a pixel, and it keeps the SVG and the spec small. */
+const r5 = (v: number): number => Math.round(v * 1e5) / 1e5;
+
 export interface Chart {
   /** File stem: NAME.svg, NAME.png (and NAME.vl.json, the spec) in the report folder. */
   name: string;
@@ -37,7 +40,7 @@ export function prChart(name: string, title: string, sides: Array<{ side: string
     for (const c of curves) {
       if (!c.precision) continue;
       const iou = c.iou === 'mean' ? 'IoU .50:.95' : `IoU ${c.iou.toFixed(2)}`;
-      c.recall.forEach((r, i) => values.push({ side, iou, area: c.area, recall: r, precision: c.precision![i] }));
+      c.recall.forEach((r, i) => values.push({ side, iou, area: c.area, recall: r5(r), precision: r5(c.precision![i]) }));
     }
   }
   const spec: TopLevelSpec = {
@@ -80,7 +83,7 @@ export function errorChart(name: string, title: string, recall: ArrayLike<number
   for (const p of panels) {
     ERROR_TYPES.forEach((t, e) => {
       for (let r = 0; r < recall.length; r++) {
-        values.push({ panel: p.panel, type: t, order: e, recall: recall[r], hi: p.curves[e][r], lo: e === 0 ? 0 : p.curves[e - 1][r] });
+        values.push({ panel: p.panel, type: t, order: e, recall: r5(recall[r]), hi: r5(p.curves[e][r]), lo: e === 0 ? 0 : r5(p.curves[e - 1][r]) });
       }
     });
   }
@@ -110,7 +113,7 @@ export function errorChart(name: string, title: string, recall: ArrayLike<number
 
 /** Horizontal bars: per-category AP difference (model - baseline), sorted, coloured by sign. */
 export function differenceChart(name: string, title: string, rows: Array<{ name: string; diff: number }>): Chart {
-  const values = rows.map((r) => ({ category: r.name, diff: r.diff, sign: r.diff >= 0 ? 'model better' : 'baseline better' }));
+  const values = rows.map((r) => ({ category: r.name, diff: r5(r.diff), sign: r.diff >= 0 ? 'model better' : 'baseline better' }));
   const spec: TopLevelSpec = {
     $schema: SCHEMA,
     title,

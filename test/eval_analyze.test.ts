@@ -87,3 +87,22 @@ describe.each(['val2014_100', 'case_small_a', 'case_small_b'])('fixture %s', (na
     }, 60_000);
   });
 });
+
+describe('analyze() without supercategories', () => {
+  it('treats each category as its own supercategory: Sim equals Loc, Oth still forgives confusions', () => {
+    const ref = JSON.parse(readFileSync(join(SHARED, 'case_small_a', 'gt.json'), 'utf8'));
+    for (const c of ref.categories) delete c.supercategory;
+    const gt = loadGt(ref, { iouTypes: ['bbox'] });
+    expect(gt.categorySupercategories.every((s) => s === undefined)).toBe(true);
+    const an = analyzeErrors(gt, loadRes(gt, join(SHARED, 'case_small_a', 'dt_bbox.json')), 'bbox');
+    const [, R, K, A] = an.ps.shape;
+    const row = (e: number) => an.ps.data.subarray(e * R * K * A, (e + 1) * R * K * A);
+    expect(Array.from(row(3))).toEqual(Array.from(row(2)));
+    // With the one shared supercategory of the file, Sim is Oth instead.
+    const withSup = analyzeErrors(loadGt(join(SHARED, 'case_small_a', 'gt.json')), loadRes(gt, join(SHARED, 'case_small_a', 'dt_bbox.json')), 'bbox');
+    const row2 = (e: number) => withSup.ps.data.subarray(e * R * K * A, (e + 1) * R * K * A);
+    expect(Array.from(row2(3))).toEqual(Array.from(row2(4)));
+    expect(Array.from(row(4))).toEqual(Array.from(row2(4)));
+    expect(Array.from(row(3))).not.toEqual(Array.from(row(4)));
+  });
+});
