@@ -8,7 +8,7 @@ export { classifyImages, type ClassifyResult } from './api/classify.ts';
 export { decodeImage, type DecodeOptions } from './image/decode.ts';
 export { convertCheckpoint, type ConvertOptions } from './convert/index.ts';
 export type { DetectorConfig } from './heads/config.ts';
-export { evaluate, evaluateAll, loadGt, loadRes, type EvalResult, type EvaluateOptions, type IouType } from './eval/index.ts';
+export { evaluate, evaluateAll, loadGt, loadRes, report, type EvalResult, type EvaluateOptions, type IouType, type ReportInput } from './eval/index.ts';
 export * as mask from './postprocess/mask.ts';
 export { loadCheckpoint, parseCheckpoint, type Checkpoint } from './checkpoint/load.ts';
 export { UserError } from './core/errors.ts';

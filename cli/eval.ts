@@ -2,7 +2,7 @@
  * `fasternet eval`: COCO evaluation with pycocotools' exact numbers.
  *
  *   fasternet eval --gt GT.json --results DT.json --iou-type bbox|segm|bbox,segm [--json OUT.json]
- *                  [--baseline DT2.json] [--per-category]
+ *                  [--baseline DT2.json] [--per-category] [--report DIR]
  *   fasternet eval --gt GT.json --images DIR --model M.onnx [--baseline-model B.onnx | --baseline B.json]
  *                  [--out results.json] [--limit N] [--resume]      (bbox,segm by default; api/run_model.ts)
  *
@@ -12,7 +12,19 @@
 import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { comparisonLines, statDifferences } from '../eval/compare.ts';
-import { evaluateAllAsync, loadGt, parseIouTypes, readJsonFile, type CocoDataset, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
+import {
+  evaluateLoadedAsync,
+  loadGt,
+  loadRes,
+  parseIouTypes,
+  readJsonFile,
+  type CocoDataset,
+  type EvalResult,
+  type IouType,
+  type ResultsInput,
+} from '../eval/index.ts';
+import { report } from '../eval/report.ts';
+import { formatFixed3, STAT_NAMES, type StatName } from '../eval/summary.ts';
 import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
 import { UserError } from '../core/errors.ts';
@@ -38,18 +50,31 @@ export interface EvalCliOptions {
   shouldStop?: () => boolean;
   json?: string;
   perCategory?: boolean;
+  /** Write an HTML report (index.html, plots as SVG and PNG, gallery) into this folder. */
+  report?: string;
+  /** Gallery images in the report (default 24). */
+  reportGallery?: string;
+  /** The command line shown in the report (set by the CLI). */
+  commandLine?: string;
   /** Worker threads splitting the categories: a count or 'auto' (default 1). */
   threads?: string;
 }
 
-/** One evaluated iou type in OUT.json; `per_category_ap` and `summary` as in the pycocotools fixtures. */
+/**
+ * One evaluated iou type in OUT.json: the 12 stats by name (as the library's `statsByName`) and as the
+ * unnamed pycocotools list, per-category rows with names; `per_category_ap` and `summary` as in the
+ * pycocotools fixtures.
+ */
 export interface EvalRunJson {
-  stats: number[];
+  stats: Record<StatName, number>;
+  statsArray: number[];
+  perCategory: Array<{ id: number; name: string; AP: number; AP50: number; AP75: number }>;
   per_category_ap: Record<string, number>;
   summary: string[];
   num_detections: number;
-  /** Only in the baseline section: results minus baseline per stat (null where either is -1). */
-  difference?: Array<number | null>;
+  /** Only in the baseline section: results minus baseline per stat (null where either is -1), by name and as a list. */
+  difference?: Record<StatName, number | null>;
+  differenceArray?: Array<number | null>;
 }
 
 /** OUT.json: `{"bbox": {...}, "segm": {...}, "results": path, "baseline"?: {"results": path, "bbox": {...}}}`. */
@@ -60,6 +85,8 @@ export interface EvalJson {
   baseline?: { results: string; bbox?: EvalRunJson; segm?: EvalRunJson; latency_ms?: number };
   /** Mean wall ms per image of a --model run (warm-up image left out). */
   latency_ms?: number;
+  /** The report's index.html, with --report. */
+  report?: string;
 }
 
 interface Source {
@@ -128,15 +155,35 @@ function latencyLine(name: string, l: Latency): string {
 }
 
 function runJson(r: EvalResult): EvalRunJson {
-  return { stats: r.stats, per_category_ap: r.perCategoryAp, summary: r.summary, num_detections: r.numDetections };
+  return {
+    stats: r.statsByName,
+    statsArray: r.stats,
+    perCategory: r.perCategory.map(({ id, name, AP, AP50, AP75 }) => ({ id, name, AP, AP50, AP75 })),
+    per_category_ap: r.perCategoryAp,
+    summary: r.summary,
+    num_detections: r.numDetections,
+  };
 }
 
-function perCategoryLines(r: EvalResult): string[] {
+const fmt = (v: number): string => (v === -1 ? '    -' : formatFixed3(v).padStart(5));
+
+/** id, name, AP, AP50, AP75 of the results, and with a baseline its three and the AP difference. */
+export function perCategoryLines(r: EvalResult, b?: EvalResult, names: [string, string] = ['results', 'baseline']): string[] {
   const width = Math.max(8, ...r.categoryNames.map((n) => n.length));
-  return r.categoryIds.map((id, k) => {
-    const ap = r.perCategoryAp[String(id)];
-    return `  ${String(id).padStart(4)}  ${r.categoryNames[k].padEnd(width)}  ${ap === -1 ? '   -' : ap.toFixed(3)}`;
+  const group = (name: string) => `${name.slice(0, 17).padEnd(17)}`;
+  const head =
+    `  ${'id'.padStart(4)}  ${'category'.padEnd(width)}  ${group(names[0])}` + (b ? `  ${group(names[1])}  ${'AP diff'}` : '');
+  const sub = `  ${''.padStart(4)}  ${''.padEnd(width)}  ${'   AP  AP50  AP75'}` + (b ? `  ${'   AP  AP50  AP75'}` : '');
+  const lines = r.perCategory.map((c, k) => {
+    let line = `  ${String(c.id).padStart(4)}  ${c.name.padEnd(width)}  ${fmt(c.AP)} ${fmt(c.AP50)} ${fmt(c.AP75)}`;
+    if (b) {
+      const o = b.perCategory[k];
+      const d = c.AP === -1 || o.AP === -1 ? '      -' : `${c.AP - o.AP < 0 ? '-' : '+'}${formatFixed3(Math.abs(c.AP - o.AP))}`.padStart(7);
+      line += `  ${fmt(o.AP)} ${fmt(o.AP50)} ${fmt(o.AP75)}  ${d}`;
+    }
+    return line;
   });
+  return [head, sub, ...lines];
 }
 
 /** Runs the command: prints the report through `print` and returns what --json writes. */
@@ -145,9 +192,13 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
   const threads = parseThreads(opts.threads);
   const source = await resultsSource(opts);
   const baseSource = await baselineSource(opts, source.gt);
-  const gt = loadGt(source.gt ?? opts.gt, { iouTypes: types });
-  const main = await evaluateAllAsync(gt, source.input, types, { threads });
-  const base = baseSource ? await evaluateAllAsync(gt, baseSource.input, types, { threads }) : undefined;
+  // The report's gallery needs the GT's file names and outlines: parse the file once, here.
+  const dataset = source.gt ?? (opts.report ? (readJsonFile(opts.gt, 'GT annotations') as CocoDataset) : undefined);
+  const gt = loadGt(dataset ?? opts.gt, { iouTypes: types, name: opts.gt });
+  const dt = loadRes(gt, source.input, { iouTypes: types });
+  const main = await evaluateLoadedAsync(gt, dt, types, { threads });
+  const baseDt = baseSource ? loadRes(gt, baseSource.input, { iouTypes: types }) : undefined;
+  const base = baseDt ? await evaluateLoadedAsync(gt, baseDt, types, { threads }) : undefined;
   const json: EvalJson = { results: source.name };
   const baseJson: NonNullable<EvalJson['baseline']> = { results: baseSource?.name ?? '' };
   const names: [string, string] = opts.model ? ['model', 'baseline'] : ['results', 'baseline'];
@@ -163,16 +214,18 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
       print(`  results:  ${source.name}`);
       print(`  baseline: ${baseSource!.name} (${b.numDetections} detections)`);
       for (const line of comparisonLines(r, b, names)) print(line);
+      const diff = statDifferences(r.stats, b.stats).map((d) => (Number.isNaN(d) ? null : d));
       baseJson[t] = {
         ...runJson(b),
-        difference: statDifferences(r.stats, b.stats).map((d) => (Number.isNaN(d) ? null : d)),
+        difference: Object.fromEntries(STAT_NAMES.map((n, i) => [n, diff[i]])) as Record<StatName, number | null>,
+        differenceArray: diff,
       };
     } else {
       for (const line of r.summary) print(line);
     }
     if (opts.perCategory) {
-      print(`Per-category AP@[.5:.95] (${t})${base ? ', results' : ''}:`);
-      for (const line of perCategoryLines(r)) print(line);
+      print(`Per-category AP (${t}; AP@[.5:.95], AP@.5, AP@.75; area all, maxDets 100):`);
+      for (const line of perCategoryLines(r, base?.[t], names)) print(line);
     }
   });
 
@@ -187,6 +240,24 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
     }
   }
   if (base) json.baseline = baseJson;
+  if (opts.report) {
+    const t0 = performance.now();
+    const out = await report(opts.report, {
+      gt,
+      dataset,
+      gtName: opts.gt,
+      imagesDir: opts.images,
+      model: { name: source.name, results: main, detections: dt, latencyMs: source.latency?.meanMs },
+      ...(base ? { baseline: { name: baseSource!.name, results: base, detections: baseDt, latencyMs: baseSource!.latency?.meanMs } } : {}),
+      galleryMax: opts.reportGallery === undefined ? undefined : positiveInt('--report-gallery', opts.reportGallery),
+      title: `${opts.model ? 'Model' : 'Results'} ${source.name}${base ? ` vs baseline ${baseSource!.name}` : ''}`,
+      command: opts.commandLine,
+    });
+    const pictures = out.data.gallery.entries.filter((e) => e.picture).length;
+    print('');
+    print(`Report: ${out.index} (${((performance.now() - t0) / 1000).toFixed(1)} s; ${out.data.types.reduce((n, t) => n + t.charts.length, 0)} plots, ${pictures} gallery images)`);
+    json.report = out.index;
+  }
   if (opts.json) {
     try {
       writeFileSync(opts.json, `${JSON.stringify(json, null, 1)}\n`);
@@ -206,7 +277,9 @@ export function register(program: Command): void {
     .option('--iou-type <types>', 'bbox, segm, or both as bbox,segm (default bbox; bbox,segm with --model)')
     .option('--baseline <file>', 'a second results file (e.g. the ResNet50 baseline) shown side by side')
     .option('--json <file>', 'write stats, per-category AP and summary lines as JSON')
-    .option('--per-category', 'also print AP@[.5:.95] per category')
+    .option('--per-category', 'also print AP, AP50, AP75 per category (model and baseline columns)')
+    .option('--report <dir>', 'write an HTML report into DIR: stats, PR curves, error analysis, per-category table, gallery (with --images)')
+    .option('--report-gallery <n>', 'with --report: at most N gallery images (default 24)')
     .option('--threads <n>', 'worker threads splitting the categories, or auto (one per core for large inputs)', '1')
     .option('--images <dir>', 'image folder of the GT\'s file_name entries (with --model)')
     .option('--model <file>', 'run this detector (fasternet convert --flavor torchvision|mmdet) over --images and evaluate it')
@@ -217,6 +290,6 @@ export function register(program: Command): void {
     .option('--score-thr <t>', 'with --model: minimum detection score (default: the model\'s 0.05)')
     .option('--detect-threads <n>', 'with --model: ONNX Runtime intra-op threads (default 2)')
     .action(async (opts: EvalCliOptions) => {
-      await runEval(opts);
+      await runEval({ ...opts, commandLine: `fasternet ${process.argv.slice(2).join(' ')}` });
     });
 }

@@ -58,6 +58,8 @@ export interface CocoGt {
   categoryIds: Float64Array;
   categoryIndex: Map<number, number>;
   categoryNames: string[];
+  /** Each category's `supercategory`, undefined where the file gives none (the error analysis groups by it). */
+  categorySupercategories: Array<string | undefined>;
   anns: GtAnnotations;
   /** The iou types whose fields were checked on load; evaluating another type needs a reload. */
   iouTypes: IouType[];
@@ -256,15 +258,18 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
   const categories = arrayField(data, 'categories', name);
   const catIdList: number[] = new Array(categories.length);
   const catNameById = new Map<number, string>();
+  const catSuperById = new Map<number, string | undefined>();
   for (let i = 0; i < categories.length; i++) {
     const c = categories[i];
     if (!isRecord(c)) throw new UserError(`${name}: categories[${i}] must be an object`);
     catIdList[i] = numberField(c, 'id', `${name}: categories[${i}]`);
     catNameById.set(catIdList[i], typeof c.name === 'string' ? c.name : String(catIdList[i]));
+    catSuperById.set(catIdList[i], typeof c.supercategory === 'string' ? c.supercategory : undefined);
   }
   const categoryIds = sortedUnique(catIdList);
   const categoryIndex = indexOf(categoryIds);
   const categoryNames = Array.from(categoryIds, (id) => catNameById.get(id)!);
+  const categorySupercategories = Array.from(categoryIds, (id) => catSuperById.get(id));
 
   const annotations = arrayField(data, 'annotations', name);
   const n0 = annotations.length;
@@ -318,6 +323,7 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
     categoryIds,
     categoryIndex,
     categoryNames,
+    categorySupercategories,
     iouTypes,
     anns: {
       n,

@@ -4,35 +4,62 @@
  * (see eval/cocoeval.ts for the rules) and returns the 12 stats, per-category AP and the printed lines.
  */
 import { UserError } from '../core/errors.ts';
+import { analyzeErrors, type ErrorAnalysis } from './analyze.ts';
 import { loadGt, type CocoDataset, type CocoGt } from './coco.ts';
 import { cocoEval, type CocoEvalOutput } from './cocoeval.ts';
+import { standardCurves, type PrCurve } from './curves.ts';
 import { autoThreads, cocoEvalThreads } from './parallel.ts';
 import { loadRes, type CocoDt, type CocoResult } from './load_res.ts';
 import { defaultParams, IOU_TYPES, type EvalParams, type IouType } from './params.ts';
-import { summaryLines, type NdArray } from './summary.ts';
+import { categoryApAt, STAT_NAMES, summaryLines, type NdArray, type StatName } from './summary.ts';
 
 export type { CocoAnnotation, CocoCategory, CocoDataset, CocoGt, CocoImage, CocoSegmentation } from './coco.ts';
 export type { CocoDt, CocoResult } from './load_res.ts';
 export type { EvalParams, IouType } from './params.ts';
-export type { NdArray } from './summary.ts';
+export type { NdArray, StatName } from './summary.ts';
+export type { ErrorAnalysis, ErrorType } from './analyze.ts';
+export type { CurveIou, PrCurve } from './curves.ts';
+export { analyzeErrors, curveAreas, errorCurves, ERROR_TYPES } from './analyze.ts';
+export { prCurve, standardCurves } from './curves.ts';
 export { loadGt, readJsonFile } from './coco.ts';
 export { loadRes } from './load_res.ts';
 export { cocoEval } from './cocoeval.ts';
 export { defaultParams } from './params.ts';
+export { report, type ReportData, type ReportInput, type ReportOutput, type ReportSide } from './report.ts';
 export { STAT_NAMES, summaryLines } from './summary.ts';
 
 export interface EvaluateOptions {
   iouType: IouType;
   /** COCOeval parameters; defaults to pycocotools' (the 12 stats assume the default areas and maxDets). */
   params?: EvalParams;
+  /** Also run COCO's error analysis (analyze(): C75..FN curves), about three evaluations more. */
+  analyze?: boolean;
+}
+
+/** One category's row: AP@[.5:.95], AP@.5 and AP@.75 (area all, maxDets 100), -1 without non-ignored GT. */
+export interface CategoryRow {
+  id: number;
+  name: string;
+  supercategory?: string;
+  AP: number;
+  AP50: number;
+  AP75: number;
 }
 
 export interface EvalResult {
   iouType: IouType;
   /** AP, AP50, AP75, APs, APm, APl, AR1, AR10, AR100, ARs, ARm, ARl; -1 where nothing to average. */
   stats: number[];
+  /** The same 12 stats by name ({AP, AP50, ..., ARl}), as `--json` writes them. */
+  statsByName: Record<StatName, number>;
   /** AP@[.5:.95] (area all, maxDets 100) by category id; -1 for categories without non-ignored GT. */
   perCategoryAp: Record<string, number>;
+  /** Per-category rows with names, in ascending category id. */
+  perCategory: CategoryRow[];
+  /** PR curves at IoU .5, .75 and .5:.95 per area range, from `precision` (see eval/curves.ts). */
+  prCurves: PrCurve[];
+  /** COCO's error analysis, when asked for (`analyze: true`). */
+  errorAnalysis?: ErrorAnalysis;
   /** The 12 lines COCOeval.summarize prints. */
   summary: string[];
   /** precision[T, R, K, A, M] and recall[T, K, A, M] as in COCOeval.eval, K in ascending category id. */
@@ -71,14 +98,29 @@ function prepareGt(gt: GtInput, iouTypes: IouType[]): CocoGt {
   return gt;
 }
 
-function toResult(gt: CocoGt, dt: CocoDt, out: CocoEvalOutput): EvalResult {
+function toResult(gt: CocoGt, dt: CocoDt, out: CocoEvalOutput, analyze = false): EvalResult {
   const iouType = out.iouType;
   const perCategoryAp: Record<string, number> = {};
   gt.categoryIds.forEach((id, k) => (perCategoryAp[String(id)] = out.perCategoryAp[k]));
+  const t50 = out.params.iouThrs.indexOf(0.5);
+  const t75 = out.params.iouThrs.indexOf(0.75);
+  const perCategory: CategoryRow[] = Array.from(gt.categoryIds, (id, k) => ({
+    id,
+    name: gt.categoryNames[k],
+    ...(gt.categorySupercategories[k] !== undefined ? { supercategory: gt.categorySupercategories[k] } : {}),
+    AP: out.perCategoryAp[k],
+    AP50: t50 < 0 ? -1 : categoryApAt(out.precision, k, t50),
+    AP75: t75 < 0 ? -1 : categoryApAt(out.precision, k, t75),
+  }));
+  const statsByName = Object.fromEntries(STAT_NAMES.map((n, i) => [n, out.stats[i]])) as Record<StatName, number>;
   return {
     iouType,
     stats: out.stats,
+    statsByName,
     perCategoryAp,
+    perCategory,
+    prCurves: standardCurves(out.precision, out.params),
+    ...(analyze ? { errorAnalysis: analyzeErrors(gt, dt, iouType, out.params) } : {}),
     summary: summaryLines(out.stats, out.params),
     precision: out.precision,
     recall: out.recall,
@@ -92,7 +134,7 @@ function toResult(gt: CocoGt, dt: CocoDt, out: CocoEvalOutput): EvalResult {
 
 /** Evaluates one results set against a GT for one iou type. */
 export function evaluate(gt: GtInput, results: ResultsInput, options: EvaluateOptions): EvalResult {
-  return evaluateAll(gt, results, [options.iouType], options.params)[options.iouType]!;
+  return evaluateAll(gt, results, [options.iouType], options.params, options.analyze)[options.iouType]!;
 }
 
 /** Evaluates several iou types, loading and parsing the GT and the results once. */
@@ -101,12 +143,23 @@ export function evaluateAll(
   results: ResultsInput,
   iouTypes: readonly IouType[],
   params: EvalParams = defaultParams(),
+  analyze = false,
 ): Partial<Record<IouType, EvalResult>> {
   const types = [...iouTypes];
   const G = prepareGt(gt, types);
-  const D = loadRes(G, results, { iouTypes: types });
+  return evaluateLoaded(G, loadRes(G, results, { iouTypes: types }), types, params, analyze);
+}
+
+/** evaluateAll on a GT and results already loaded (loadGt, loadRes) for these iou types. */
+export function evaluateLoaded(
+  G: CocoGt,
+  D: CocoDt,
+  iouTypes: readonly IouType[],
+  params: EvalParams = defaultParams(),
+  analyze = false,
+): Partial<Record<IouType, EvalResult>> {
   const out: Partial<Record<IouType, EvalResult>> = {};
-  for (const t of types) out[t] = toResult(G, D, cocoEval(G, D, t, params));
+  for (const t of iouTypes) out[t] = toResult(G, D, cocoEval(G, D, t, params), analyze);
   return out;
 }
 
@@ -114,6 +167,8 @@ export interface AsyncEvalOptions {
   params?: EvalParams;
   /** Threads, this one included (default 1); 'auto': one per core (up to 4) for large evaluations. */
   threads?: number | 'auto';
+  /** Also run COCO's error analysis (in this thread). */
+  analyze?: boolean;
 }
 
 /** evaluateAll with the categories split over worker threads (same numbers). */
@@ -124,11 +179,20 @@ export async function evaluateAllAsync(
   options: AsyncEvalOptions = {},
 ): Promise<Partial<Record<IouType, EvalResult>>> {
   const types = [...iouTypes];
-  const params = options.params ?? defaultParams();
   const G = prepareGt(gt, types);
-  const D = loadRes(G, results, { iouTypes: types });
+  return evaluateLoadedAsync(G, loadRes(G, results, { iouTypes: types }), types, options);
+}
+
+/** evaluateAllAsync on a GT and results already loaded for these iou types. */
+export async function evaluateLoadedAsync(
+  G: CocoGt,
+  D: CocoDt,
+  iouTypes: readonly IouType[],
+  options: AsyncEvalOptions = {},
+): Promise<Partial<Record<IouType, EvalResult>>> {
+  const params = options.params ?? defaultParams();
   const threads = options.threads === 'auto' ? autoThreads(D, G) : (options.threads ?? 1);
   const out: Partial<Record<IouType, EvalResult>> = {};
-  for (const t of types) out[t] = toResult(G, D, await cocoEvalThreads(G, D, t, params, threads));
+  for (const t of iouTypes) out[t] = toResult(G, D, await cocoEvalThreads(G, D, t, params, threads), options.analyze);
   return out;
 }

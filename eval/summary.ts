@@ -114,6 +114,14 @@ export function categoryAp(precision: NdArray, k: number): number {
   return meanValid(vals);
 }
 
+/** AP of category index k at IoU threshold index t (area all, largest maxDets), -1 without GT. */
+export function categoryApAt(precision: NdArray, k: number, t: number): number {
+  const [, R, K, A, M] = precision.shape;
+  const vals = new Float64Array(R);
+  for (let r = 0; r < R; r++) vals[r] = precision.data[(((t * R + r) * K + k) * A + 0) * M + (M - 1)];
+  return meanValid(vals);
+}
+
 /**
  * Python's '{:0.3f}'.format(x): correctly rounded with ties to even, where JS toFixed rounds ties up
  * (0.0625 prints 0.062 in Python, 0.063 with toFixed).
@@ -146,6 +154,7 @@ export function summaryLines(stats: readonly number[], p: EvalParams): string[] 
 }
 
 /** Short column labels for the 12 stats, in order. */
-export const STAT_NAMES = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'];
+export const STAT_NAMES = ['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl'] as const;
+export type StatName = (typeof STAT_NAMES)[number];
 
 export type { IouType };

@@ -202,10 +202,19 @@ describe('fasternet eval', () => {
     await runEval({ gt: GT, results: DT_SEGM, iouType: 'bbox,segm', baseline: DT_BBOX, json: out }, (l) => lines.push(l));
     const json = JSON.parse(readFileSync(out, 'utf8'));
     const exp = JSON.parse(readFileSync(join(ROOT, 'case_small_b', 'expected.json'), 'utf8'));
-    expect(json.segm.stats).toEqual(exp.segm.stats);
-    expect(json.bbox.stats).toEqual(exp.extra_runs[0].stats); // dt_segm as bbox
-    expect(json.baseline.bbox.stats).toEqual(exp.bbox.stats);
-    expect(json.baseline.bbox.difference[0]).toBe(exp.extra_runs[0].stats[0] - exp.bbox.stats[0]);
+    expect(json.segm.statsArray).toEqual(exp.segm.stats);
+    expect(json.bbox.statsArray).toEqual(exp.extra_runs[0].stats); // dt_segm as bbox
+    expect(json.baseline.bbox.statsArray).toEqual(exp.bbox.stats);
+    expect(json.baseline.bbox.differenceArray[0]).toBe(exp.extra_runs[0].stats[0] - exp.bbox.stats[0]);
+    // Named fields: the 12 stats in pycocotools order, per-category rows with names.
+    expect(Object.keys(json.segm.stats)).toEqual(['AP', 'AP50', 'AP75', 'APs', 'APm', 'APl', 'AR1', 'AR10', 'AR100', 'ARs', 'ARm', 'ARl']);
+    expect(Object.values(json.segm.stats)).toEqual(exp.segm.stats);
+    expect(json.baseline.bbox.difference.AP).toBe(exp.extra_runs[0].stats[0] - exp.bbox.stats[0]);
+    for (const row of json.segm.perCategory) {
+      expect(row.AP).toBe(exp.segm.per_category_ap[String(row.id)]);
+      expect(row.name).toBe(`class_${row.id}`);
+      expect(Object.keys(row)).toEqual(['id', 'name', 'AP', 'AP50', 'AP75']);
+    }
     expect(lines.some((l) => l.includes('baseline') && l.includes('diff'))).toBe(true);
     expect(lines).toHaveLength(2 * (3 + 13) + 1);
   });

@@ -136,10 +136,10 @@ describe('fasternet eval --model', () => {
     const gt = selectImages(JSON.parse(readFileSync(GT, 'utf8')), 3).dataset;
     const ref = evaluateAll(gt, out, ['bbox', 'segm']);
     const refBase = evaluateAll(gt, join(dir, 'cli.baseline.json'), ['bbox', 'segm']);
-    expect(json.bbox!.stats).toEqual(ref.bbox!.stats);
-    expect(json.segm!.stats).toEqual(ref.segm!.stats);
-    expect(json.baseline!.segm!.stats).toEqual(refBase.segm!.stats);
-    expect(json.baseline!.bbox!.difference).toEqual(ref.bbox!.stats.map((v, i) => (v === -1 || refBase.bbox!.stats[i] === -1 ? null : v - refBase.bbox!.stats[i])));
+    expect(json.bbox!.statsArray).toEqual(ref.bbox!.stats);
+    expect(json.segm!.statsArray).toEqual(ref.segm!.stats);
+    expect(json.baseline!.segm!.statsArray).toEqual(refBase.segm!.stats);
+    expect(json.baseline!.bbox!.differenceArray).toEqual(ref.bbox!.stats.map((v, i) => (v === -1 || refBase.bbox!.stats[i] === -1 ? null : v - refBase.bbox!.stats[i])));
     expect(lines.filter((l) => /^\s+model\s+baseline\s+diff$/.test(l))).toHaveLength(2);
     expect(lines.filter((l) => / = |Average (Precision|Recall)/.test(l))).toHaveLength(24);
     expect(lines.some((l) => /^ {2}model {3}: \d+\.\d ms\/image \(mean over 1 images/.test(l))).toBe(true);
