@@ -19,6 +19,7 @@ const commands: Array<Promise<{ register: (p: Command) => void }>> = [
   import('./classify.ts'),
   import('./detect.ts'),
   import('./eval.ts'),
+  import('./quantize.ts'),
   import('./bench.ts'),
   import('../backbones/bench_cli.ts'),
   import('../heads/bench_detect.ts'),

@@ -1,0 +1,180 @@
+/**
+ * Int8 quantization of a model that `fasternet convert` wrote: a detector (main graph + the box and mask heads
+ * embedded in its metadata) or an imagenet classifier. Calibration feeds each graph exactly what inference
+ * feeds it: the main graph the model's own preprocessing of each calibration image, the heads the RoIAlign
+ * features of the float model's proposals and detections on that image (heads/mask_rcnn.ts intermediates).
+ * The output keeps every metadata entry and adds `fasternet.quantized`, so detect/eval/bench/classify load it
+ * unchanged and quantizing it again is refused.
+ */
+import { readdir, stat } from 'node:fs/promises';
+import { extname, join } from 'node:path';
+import { decodeImage, centerCropTransform } from '../io/image.ts';
+import { UserError } from '../cli/errors.ts';
+import { isCenterCrop, parseMetadata, readModelParts, type ModelMetadata } from '../runtime/metadata.ts';
+import { createSession, runSession, type Session } from '../runtime/session.ts';
+import { decodeModel, encodeModel, planQuantization, quantizeGraph, withOutputs, type GraphReport, type QuantPlan } from '../runtime/quantize.ts';
+import { rangeCollector, type CalibrationMethod } from '../runtime/calibrate.ts';
+import type { FloatTensor } from '../runtime/tensor.ts';
+import { loadDetector, releaseDetector, runDetector, type Intermediates } from '../heads/mask_rcnn.ts';
+
+export const QUANTIZED_KEY = 'fasternet.quantized';
+const HEAD_KEYS = { box: 'fasternet.box_head_onnx', mask: 'fasternet.mask_head_onnx' } as const;
+const IMAGE_EXTENSIONS = new Set(['.jpg', '.jpeg', '.png', '.webp', '.bmp', '.tif', '.tiff', '.gif']);
+
+/** Default calibration set size: ORT's and OpenVINO's guides use 100-300 images; 100 keeps minutes down. */
+export const DEFAULT_CALIB_IMAGES = 100;
+/**
+ * Default range method, chosen by accuracy of the bundled model on canvases_val (README, int8 section):
+ * minmax loses least on it.
+ */
+export const DEFAULT_METHOD: CalibrationMethod = 'minmax';
+
+export interface QuantizeOptions {
+  calibDir: string;
+  calibImages?: number;
+  method?: CalibrationMethod;
+  keepFp32?: RegExp[];
+  /** Keep stem and predictors float32 (default true). */
+  keepSensitive?: boolean;
+  threads?: number;
+  /** Called after each calibration image: pass (1 or 2 of passes), done, total. */
+  progress?: (pass: number, passes: number, done: number, total: number) => void;
+}
+
+export interface QuantizeReport {
+  model: string;
+  arch: string;
+  flavor: string;
+  method: CalibrationMethod;
+  calibImages: string[];
+  graphs: Record<string, GraphReport>;
+}
+
+/** The calibration images in `dir`, sorted by name, first `limit`; refuses an unreadable or empty folder. */
+export async function calibrationImages(dir: string, limit = DEFAULT_CALIB_IMAGES): Promise<string[]> {
+  let names: string[];
+  try {
+    if (!(await stat(dir)).isDirectory()) throw new UserError(`--calib ${dir} is not a folder of images`);
+    names = await readdir(dir);
+  } catch (err) {
+    if (err instanceof UserError) throw err;
+    throw new UserError(`--calib ${dir}: cannot read the folder`);
+  }
+  const files = names.filter((n) => IMAGE_EXTENSIONS.has(extname(n).toLowerCase())).sort().map((n) => join(dir, n));
+  if (files.length === 0) throw new UserError(`--calib ${dir} holds no images (${[...IMAGE_EXTENSIONS].join(' ')})`);
+  return files.slice(0, limit);
+}
+
+/** Refuses what cannot be quantized, with one line naming the file. */
+function checkQuantizable(props: Record<string, string>, what: string): ModelMetadata {
+  if (props[QUANTIZED_KEY] !== undefined) throw new UserError(`${what} is already quantized (int8); quantize its float model instead`);
+  return parseMetadata(props, what);
+}
+
+interface GraphJob {
+  key: 'main' | 'box' | 'mask';
+  bytes: Uint8Array;
+  plan: QuantPlan;
+  input: string;
+  session?: Session;
+}
+
+function planFor(key: GraphJob['key'], bytes: Uint8Array, input: string, o: QuantizeOptions): GraphJob {
+  const imageInput = key === 'main' ? input : undefined;
+  return { key, bytes, input, plan: planQuantization(decodeModel(bytes), { keepFp32: o.keepFp32, keepSensitive: o.keepSensitive, imageInput }) };
+}
+
+/** Runs a calibration session (the graph plus an output per planned tensor); the input is observed too. */
+async function observeGraph(job: GraphJob, x: FloatTensor, observe: (o: Record<string, FloatTensor>) => void): Promise<void> {
+  if (x.shape[0] === 0 || !job.session) return;
+  const want = job.plan.tensors.filter((t) => t !== job.input);
+  const out = await runSession(job.session, { [job.input]: x }, want);
+  observe(job.plan.tensors.includes(job.input) ? { ...out, [job.input]: x } : out);
+}
+
+/** Quantizes the model at `modelPath`; returns the new file's bytes and the report. */
+export async function quantizeModel(modelPath: string, o: QuantizeOptions): Promise<{ bytes: Uint8Array; report: QuantizeReport }> {
+  const { props, graphBytes } = await readModelParts(modelPath);
+  const meta = checkQuantizable(props, modelPath);
+  const files = await calibrationImages(o.calibDir, o.calibImages);
+  const method = o.method ?? DEFAULT_METHOD;
+  const detector = meta.flavor === 'torchvision' || meta.flavor === 'mmdet';
+  if (!detector && !(meta.flavor === 'imagenet' && isCenterCrop(meta.preprocess))) {
+    throw new UserError(`${modelPath}: cannot quantize a '${meta.flavor}' model (detectors and imagenet classifiers only)`);
+  }
+  const jobs: GraphJob[] = [planFor('main', graphBytes, meta.input, o)];
+  if (detector) {
+    for (const key of ['box', 'mask'] as const) {
+      if (!props[HEAD_KEYS[key]]) throw new UserError(`${modelPath} lacks its embedded ${key} head`);
+      jobs.push(planFor(key, Buffer.from(props[HEAD_KEYS[key]], 'base64'), 'rois', o));
+    }
+  }
+  for (const j of jobs) j.session = await createSession(withOutputs(j.bytes, j.plan.tensors), { threads: o.threads, memArena: false });
+
+  // Each pass runs the float model over the images as at inference; the calibration graphs record.
+  // The detector's main session is the calibration graph itself (same outputs plus the planned tensors).
+  let det = detector ? await loadDetector(modelPath, { threads: o.threads }) : undefined;
+  if (det) {
+    await det.main.release();
+    det = { ...det, main: jobs[0].session! };
+  }
+  const pre = meta.preprocess;
+  const collectors = new Map(jobs.map((j) => [j.key, rangeCollector(j.plan.tensors, method)]));
+  const observe = (key: GraphJob['key']) => (outs: Record<string, FloatTensor>) => collectors.get(key)!.observe(outs);
+  const passes = collectors.get('main')!.passes;
+  try {
+    for (let pass = 1; pass <= passes; pass++) {
+      o.progress?.(pass, passes, 0, files.length);
+      for (let i = 0; i < files.length; i++) {
+        const img = await decodeImage(files[i], { autoOrient: true });
+        if (det) {
+          const mid: Partial<Intermediates> = {};
+          await runDetector(det, img, { intermediates: mid });
+          observe('main')({ ...mid.features!, [meta.input]: mid.input! });
+          if (mid.boxRois) await observeGraph(jobs[1], mid.boxRois, observe('box'));
+          if (mid.maskRois) await observeGraph(jobs[2], mid.maskRois, observe('mask'));
+        } else if (isCenterCrop(pre)) {
+          const x = centerCropTransform(img, pre);
+          await observeGraph(jobs[0], { shape: [1, ...x.shape], data: x.data }, observe('main'));
+        }
+        o.progress?.(pass, passes, i + 1, files.length);
+      }
+      for (const job of jobs) {
+        try {
+          collectors.get(job.key)!.endPass();
+        } catch (err) {
+          // A head that never ran (no proposals or detections on any image) has nothing to calibrate on.
+          throw new UserError(`--calib ${o.calibDir}: the ${job.key} graph got no input on these images (${(err as Error).message}); use more or other images`);
+        }
+      }
+    }
+  } finally {
+    if (det) await releaseDetector(det); // main, box and mask float sessions
+    for (const j of jobs) if (!det || j.key !== 'main') await j.session?.release();
+  }
+
+  const report: QuantizeReport = { model: modelPath, arch: meta.arch, flavor: meta.flavor, method, calibImages: files, graphs: {} };
+  const out = new Map<string, Uint8Array>();
+  for (const job of jobs) {
+    const q = quantizeGraph(job.bytes, job.plan, collectors.get(job.key)!.ranges());
+    out.set(job.key, q.bytes);
+    report.graphs[job.key] = q.report;
+  }
+  const newProps: Record<string, string> = { ...props };
+  if (detector) {
+    newProps[HEAD_KEYS.box] = Buffer.from(out.get('box')!).toString('base64');
+    newProps[HEAD_KEYS.mask] = Buffer.from(out.get('mask')!).toString('base64');
+  }
+  newProps[QUANTIZED_KEY] = JSON.stringify({
+    format: 'qdq-u8s8', weights: 'int8 symmetric per channel', activations: 'uint8 asymmetric per tensor', method, calibImages: files.length,
+    keptFp32: Object.fromEntries(jobs.map((j) => [j.key, report.graphs[j.key].kept.map((k) => k.name)])),
+  });
+  return { bytes: graphBytesWithProps(out.get('main')!, newProps), report };
+}
+
+/** A ModelProto's bytes (without metadata) with `props` as its metadata_props, in insertion order. */
+function graphBytesWithProps(graphBytes: Uint8Array, props: Record<string, string>): Uint8Array {
+  const m = decodeModel(graphBytes);
+  m.metadataProps = Object.entries(props).map(([key, value]) => ({ key, value }));
+  return encodeModel(m);
+}
