@@ -390,3 +390,73 @@ function pruneDead(nodes: OnnxNode[], m: OnnxModel): OnnxNode[] {
     cur = next;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Structural check (the subset of onnx.checker that QDQ rewriting can break, plus the QDQ rules themselves)
+
+/** What is wrong with a QDQ model, one line each; empty when it is well formed. */
+export function qdqProblems(bytes: Uint8Array): string[] {
+  const m = decodeModel(bytes);
+  const problems: string[] = [];
+  const inits = new Map(m.graph.initializer.map((t) => [t.name, t]));
+  const defined = new Set<string>([...inits.keys(), ...m.graph.input.map((v) => v.name)]);
+  const producer = new Map<string, OnnxNode>();
+  const opset = num(m.opsetImport.find((o) => (o.domain ?? '') === '')?.version);
+  const values = (t: OnnxTensor): number[] => {
+    const r = Uint8Array.from(t.rawData ?? []);
+    if (t.dataType === DT.FLOAT) return [...(t.rawData?.length ? new Float32Array(r.buffer) : (t.floatData ?? []))];
+    if (t.dataType === DT.INT8) return [...new Int8Array(r.buffer)];
+    if (t.dataType === DT.UINT8) return [...r];
+    if (t.dataType === DT.INT32) return [...(t.rawData?.length ? new Int32Array(r.buffer) : (t.int32Data ?? []))];
+    return [];
+  };
+  const checkParams = (n: OnnxNode, xType: number | undefined, xDims: number[] | undefined): void => {
+    const [, sName, zName] = n.input;
+    const s = inits.get(sName);
+    const z = inits.get(zName);
+    if (!s || !z) { problems.push(`${n.name}: scale and zero point must be initializers`); return; }
+    if (s.dataType !== DT.FLOAT) problems.push(`${n.name}: scale ${sName} is not float`);
+    if (!values(s).every((v) => v > 0 && Number.isFinite(v))) problems.push(`${n.name}: scale ${sName} has a value that is not positive and finite`);
+    if (xType !== undefined && z.dataType !== xType) problems.push(`${n.name}: zero point ${zName} type ${z.dataType} differs from the data's ${xType}`);
+    const zRange = z.dataType === DT.INT8 ? [-128, 127] : z.dataType === DT.UINT8 ? [0, 255] : [-(2 ** 31), 2 ** 31 - 1];
+    if (!values(z).every((v) => Number.isInteger(v) && v >= zRange[0] && v <= zRange[1])) problems.push(`${n.name}: zero point ${zName} out of range`);
+    if (z.dataType === DT.INT8 || z.dataType === DT.INT32) {
+      if (!values(z).every((v) => v === 0)) problems.push(`${n.name}: ${z.dataType === DT.INT8 ? 'int8 weights' : 'int32 biases'} must be symmetric (zero point 0)`);
+    }
+    const axis = attrOf(n, 'axis');
+    const sd = s.dims.map(num);
+    const zd = z.dims.map(num);
+    if (axis) {
+      if (opset < 13) problems.push(`${n.name}: per-axis quantization needs opset >= 13, model has ${opset}`);
+      const a = num(axis.i);
+      if (sd.length !== 1 || zd.length !== 1 || sd[0] !== zd[0]) problems.push(`${n.name}: per-axis scale/zero point must be 1-D of equal size`);
+      else if (xDims && xDims[a] !== sd[0]) problems.push(`${n.name}: axis ${a} has ${xDims[a]} channels, scale has ${sd[0]}`);
+    } else if (sd.length !== 0 || zd.length !== 0) {
+      problems.push(`${n.name}: per-tensor scale/zero point must be scalars`);
+    }
+  };
+  for (const n of m.graph.node) {
+    const name = n.name ?? n.opType;
+    for (const v of n.input) if (v && !defined.has(v)) problems.push(`${name}: input ${v} is not defined before it is used`);
+    for (const v of n.output) {
+      if (defined.has(v)) problems.push(`${name}: output ${v} is defined twice`);
+      defined.add(v);
+      producer.set(v, n);
+    }
+    if (n.opType === 'QuantizeLinear') {
+      checkParams(n, DT.UINT8, undefined);
+      if (attrOf(n, 'axis')) problems.push(`${name}: activations are quantized per tensor`);
+    } else if (n.opType === 'DequantizeLinear') {
+      const x = n.input[0];
+      const t = inits.get(x);
+      const p = producer.get(x);
+      if (t) checkParams(n, t.dataType, t.dims.map(num));
+      else if (p?.opType === 'QuantizeLinear') {
+        checkParams(n, DT.UINT8, undefined);
+        if (p.input[1] !== n.input[1] || p.input[2] !== n.input[2]) problems.push(`${name}: does not use the scale/zero point of its QuantizeLinear ${p.name}`);
+      } else problems.push(`${name}: reads ${x}, neither an initializer nor a QuantizeLinear output`);
+    }
+  }
+  for (const o of m.graph.output) if (!defined.has(o.name)) problems.push(`graph output ${o.name} is not produced`);
+  return problems;
+}
