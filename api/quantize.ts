@@ -15,7 +15,9 @@ import { createSession, runSession, type Session } from '../runtime/session.ts';
 import { decodeModel, encodeModel, planQuantization, quantizeGraph, withOutputs, type GraphReport, type QuantPlan } from '../runtime/quantize.ts';
 import { rangeCollector, type CalibrationMethod } from '../runtime/calibrate.ts';
 import type { FloatTensor } from '../runtime/tensor.ts';
-import { loadDetector, releaseDetector, runDetector, type Intermediates } from '../heads/mask_rcnn.ts';
+import { runDetector, type Detector } from '../heads/mask_rcnn.ts';
+import { checkDetectorConfig } from '../heads/config.ts';
+import type ort from 'onnxruntime-node';
 
 export const QUANTIZED_KEY = 'fasternet.quantized';
 const HEAD_KEYS = { box: 'fasternet.box_head_onnx', mask: 'fasternet.mask_head_onnx' } as const;
@@ -84,12 +86,26 @@ function planFor(key: GraphJob['key'], bytes: Uint8Array, input: string, o: Quan
   return { key, bytes, input, plan: planQuantization(decodeModel(bytes), { keepFp32: o.keepFp32, keepSensitive: o.keepSensitive, imageInput }) };
 }
 
-/** Runs a calibration session (the graph plus an output per planned tensor); the input is observed too. */
-async function observeGraph(job: GraphJob, x: FloatTensor, observe: (o: Record<string, FloatTensor>) => void): Promise<void> {
-  if (x.shape[0] === 0 || !job.session) return;
-  const want = job.plan.tensors.filter((t) => t !== job.input);
-  const out = await runSession(job.session, { [job.input]: x }, want);
-  observe(job.plan.tensors.includes(job.input) ? { ...out, [job.input]: x } : out);
+/** `s` with every run's float feeds and outputs also handed to `record` (ORT tensors as plain ones). */
+function recordingSession(s: Session, record: (feeds: Record<string, FloatTensor>, outs: Record<string, FloatTensor>) => void): Session {
+  const plain = (ts: Record<string, ort.Tensor>): Record<string, FloatTensor> => {
+    const r: Record<string, FloatTensor> = {};
+    for (const [k, v] of Object.entries(ts)) if (v.type === 'float32') r[k] = { shape: [...v.dims], data: v.data as Float32Array };
+    return r;
+  };
+  return new Proxy(s, {
+    get(target, prop) {
+      if (prop === 'run') {
+        return async (feeds: Record<string, ort.Tensor>, ...rest: unknown[]) => {
+          const outs = await (target.run as (...a: unknown[]) => Promise<Record<string, ort.Tensor>>)(feeds, ...rest);
+          record(plain(feeds), plain(outs));
+          return outs;
+        };
+      }
+      const v = Reflect.get(target, prop, target) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+    },
+  });
 }
 
 /** Quantizes the model at `modelPath`; returns the new file's bytes and the report. */
@@ -111,31 +127,29 @@ export async function quantizeModel(modelPath: string, o: QuantizeOptions): Prom
   }
   for (const j of jobs) j.session = await createSession(withOutputs(j.bytes, j.plan.tensors), { threads: o.threads, memArena: false });
 
-  // Each pass runs the float model over the images as at inference; the calibration graphs record.
-  // The detector's main session is the calibration graph itself (same outputs plus the planned tensors).
-  let det = detector ? await loadDetector(modelPath, { threads: o.threads }) : undefined;
-  if (det) {
-    await det.main.release();
-    det = { ...det, main: jobs[0].session! };
-  }
-  const pre = meta.preprocess;
+  // Each pass runs the float model over the images exactly as inference does, with the calibration graphs
+  // (same outputs plus the planned tensors) in place of its three sessions; a recorder hands what each
+  // session saw and made to that graph's collector.
   const collectors = new Map(jobs.map((j) => [j.key, rangeCollector(j.plan.tensors, method)]));
-  const observe = (key: GraphJob['key']) => (outs: Record<string, FloatTensor>) => collectors.get(key)!.observe(outs);
   const passes = collectors.get('main')!.passes;
+  const recorded = (job: GraphJob): Session => recordingSession(job.session!, (feeds, outs) => collectors.get(job.key)!.observe({ ...outs, ...feeds }));
+  let det: Detector | undefined;
+  if (detector) {
+    const cfg = checkDetectorConfig(meta.extra?.detector, modelPath);
+    det = { meta, cfg, main: recorded(jobs[0]), boxHead: recorded(jobs[1]), maskHead: recorded(jobs[2]), queue: Promise.resolve() };
+  }
+  const classifier = detector ? undefined : recorded(jobs[0]);
+  const pre = meta.preprocess;
   try {
     for (let pass = 1; pass <= passes; pass++) {
       o.progress?.(pass, passes, 0, files.length);
       for (let i = 0; i < files.length; i++) {
         const img = await decodeImage(files[i], { autoOrient: true });
         if (det) {
-          const mid: Partial<Intermediates> = {};
-          await runDetector(det, img, { intermediates: mid });
-          observe('main')({ ...mid.features!, [meta.input]: mid.input! });
-          if (mid.boxRois) await observeGraph(jobs[1], mid.boxRois, observe('box'));
-          if (mid.maskRois) await observeGraph(jobs[2], mid.maskRois, observe('mask'));
+          await runDetector(det, img);
         } else if (isCenterCrop(pre)) {
           const x = centerCropTransform(img, pre);
-          await observeGraph(jobs[0], { shape: [1, ...x.shape], data: x.data }, observe('main'));
+          await runSession(classifier!, { [meta.input]: { shape: [1, ...x.shape], data: x.data } });
         }
         o.progress?.(pass, passes, i + 1, files.length);
       }
@@ -149,8 +163,7 @@ export async function quantizeModel(modelPath: string, o: QuantizeOptions): Prom
       }
     }
   } finally {
-    if (det) await releaseDetector(det); // main, box and mask float sessions
-    for (const j of jobs) if (!det || j.key !== 'main') await j.session?.release();
+    for (const j of jobs) await j.session?.release();
   }
 
   const report: QuantizeReport = { model: modelPath, arch: meta.arch, flavor: meta.flavor, method, calibImages: files, graphs: {} };

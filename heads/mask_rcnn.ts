@@ -131,9 +131,6 @@ export interface Intermediates {
   imageSize: [number, number];
   features: Record<string, FloatTensor>;
   proposals: { boxes: Float32Array; scores: Float32Array };
-  /** RoIAlign outputs the box head read ([R, C*7*7]) and the mask head read ([n, C, 14, 14]). */
-  boxRois: FloatTensor;
-  maskRois: FloatTensor;
   classLogits: Float32Array;
   boxRegression: Float32Array;
   detections: Detections;
@@ -238,7 +235,6 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
     outputSize: cfg.roi.boxOutput, samplingRatio: cfg.roi.samplingRatio, aligned: cfg.roi.aligned, scales,
   });
   t.roi_align = now() - t0;
-  if (mid) mid.boxRois = { shape: [proposals.scores.length, C * cfg.roi.boxOutput ** 2], data: boxRois };
 
   t0 = now();
   const R = proposals.scores.length;
@@ -275,7 +271,6 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
       outputSize: ms, samplingRatio: cfg.roi.samplingRatio, aligned: cfg.roi.aligned, scales,
     });
     t.roi_align += now() - t0;
-    if (mid) mid.maskRois = { shape: [n, C, ms, ms], data: maskRois };
     t0 = now();
     const m = await runSession(det.maskHead, { rois: { shape: [n, C, ms, ms], data: maskRois } });
     const s2d = m.mask_logits_s2d;
