@@ -12,7 +12,7 @@ import { decodeImage, centerCropTransform } from '../io/image.ts';
 import { UserError } from '../cli/errors.ts';
 import { isCenterCrop, parseMetadata, readModelParts, type ModelMetadata } from '../runtime/metadata.ts';
 import { createSession, runSession, type Session } from '../runtime/session.ts';
-import { decodeModel, encodeModel, planQuantization, quantizeGraph, withOutputs, type GraphReport, type QuantPlan } from '../runtime/quantize.ts';
+import { decodeModel, encodeModel, planQuantization, qdqProblems, quantizeGraph, withOutputs, type GraphReport, type QuantPlan, type Range } from '../runtime/quantize.ts';
 import { rangeCollector, type CalibrationMethod } from '../runtime/calibrate.ts';
 import type { FloatTensor } from '../runtime/tensor.ts';
 import { runDetector, type Detector } from '../heads/mask_rcnn.ts';
@@ -73,7 +73,7 @@ function checkQuantizable(props: Record<string, string>, what: string): ModelMet
   return parseMetadata(props, what);
 }
 
-interface GraphJob {
+export interface GraphJob {
   key: 'main' | 'box' | 'mask';
   bytes: Uint8Array;
   plan: QuantPlan;
@@ -108,8 +108,26 @@ function recordingSession(s: Session, record: (feeds: Record<string, FloatTensor
   });
 }
 
+/** A model's graphs with their quantization plans and calibrated ranges. */
+export interface Calibration {
+  modelPath: string;
+  meta: ModelMetadata;
+  props: Record<string, string>;
+  files: string[];
+  method: CalibrationMethod;
+  graphs: Array<{ key: GraphJob['key']; bytes: Uint8Array; plan: QuantPlan; ranges: Map<string, Range> }>;
+}
+
+/** What one session run of the float model saw and made during calibration (feeds, all outputs). */
+export type RunObserver = (graph: GraphJob['key'], feeds: Record<string, FloatTensor>, outputs: Record<string, FloatTensor>) => void;
+
 /** Quantizes the model at `modelPath`; returns the new file's bytes and the report. */
 export async function quantizeModel(modelPath: string, o: QuantizeOptions): Promise<{ bytes: Uint8Array; report: QuantizeReport }> {
+  return quantizeCalibrated(await calibrateModel(modelPath, o));
+}
+
+/** Plans every graph of the model and calibrates the planned tensors over the images of `o.calibDir`. */
+export async function calibrateModel(modelPath: string, o: QuantizeOptions & { onRun?: RunObserver }): Promise<Calibration> {
   const { props, graphBytes } = await readModelParts(modelPath);
   const meta = checkQuantizable(props, modelPath);
   const files = await calibrationImages(o.calibDir, o.calibImages);
@@ -132,7 +150,10 @@ export async function quantizeModel(modelPath: string, o: QuantizeOptions): Prom
   // session saw and made to that graph's collector.
   const collectors = new Map(jobs.map((j) => [j.key, rangeCollector(j.plan.tensors, method)]));
   const passes = collectors.get('main')!.passes;
-  const recorded = (job: GraphJob): Session => recordingSession(job.session!, (feeds, outs) => collectors.get(job.key)!.observe({ ...outs, ...feeds }));
+  const recorded = (job: GraphJob): Session => recordingSession(job.session!, (feeds, outs) => {
+    collectors.get(job.key)!.observe({ ...outs, ...feeds });
+    o.onRun?.(job.key, feeds, outs);
+  });
   let det: Detector | undefined;
   if (detector) {
     const cfg = checkDetectorConfig(meta.extra?.detector, modelPath);
@@ -166,13 +187,26 @@ export async function quantizeModel(modelPath: string, o: QuantizeOptions): Prom
     for (const j of jobs) await j.session?.release();
   }
 
+  return {
+    modelPath, meta, props, files, method,
+    graphs: jobs.map((j) => ({ key: j.key, bytes: j.bytes, plan: j.plan, ranges: collectors.get(j.key)!.ranges() })),
+  };
+}
+
+/** The quantized model file for a calibration, checked structurally (a failure here is a bug, not bad input). */
+export function quantizeCalibrated(c: Calibration): { bytes: Uint8Array; report: QuantizeReport } {
+  const { modelPath, meta, props, files, method } = c;
+  const detector = c.graphs.length === 3;
   const report: QuantizeReport = { model: modelPath, arch: meta.arch, flavor: meta.flavor, method, calibImages: files, graphs: {} };
   const out = new Map<string, Uint8Array>();
-  for (const job of jobs) {
-    const q = quantizeGraph(job.bytes, job.plan, collectors.get(job.key)!.ranges());
+  for (const job of c.graphs) {
+    const q = quantizeGraph(job.bytes, job.plan, job.ranges);
+    const problems = qdqProblems(q.bytes);
+    if (problems.length) throw new Error(`quantized ${job.key} graph is malformed: ${problems.slice(0, 3).join('; ')}`);
     out.set(job.key, q.bytes);
     report.graphs[job.key] = q.report;
   }
+  const jobs = c.graphs;
   const newProps: Record<string, string> = { ...props };
   if (detector) {
     newProps[HEAD_KEYS.box] = Buffer.from(out.get('box')!).toString('base64');
