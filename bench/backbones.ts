@@ -13,6 +13,8 @@ import { readFileSync } from 'node:fs';
 import type { StateDict } from '../core/tensor.ts';
 import { addInput, addOutput, concat, conv, createGraph, serializeModel, split, type Graph } from '../runtime/graph.ts';
 import { createSession, runSession } from '../runtime/session.ts';
+import { decodeModel, planQuantization, quantizeGraph, withOutputs } from '../runtime/quantize.ts';
+import { calibrateRanges } from '../runtime/calibrate.ts';
 import { syntheticInput, syntheticStateDict, syntheticTensor } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs, type FasterNetLayout, type PConvImpl } from '../backbones/fasternet.ts';
 import { resnet50ParamSpecs } from '../backbones/resnet.ts';
@@ -29,8 +31,11 @@ export interface BenchRow {
   ms_median: number;
   /** Best run: the least disturbed by other processes on a shared machine. */
   ms_min: number;
+  /** GFLOP/s, or for int8 rows giga integer ops/s (same 2 x MACs count). */
   gflops: number;
   runtime: string;
+  /** 'int8': the graph in QDQ form (every Conv/Gemm/MatMul, stem included), fused by ORT into integer kernels. */
+  precision: 'fp32' | 'int8';
   /** 'classifier' at 224 (ImageNet model incl. head), 'features' otherwise (detection backbone). */
   graph: 'classifier' | 'features';
   /** The official PyTorch code, interleaved run by run with ours (absent where torch or the repo is missing). */
@@ -54,6 +59,22 @@ async function timeSession(bytes: Uint8Array, input: { shape: number[]; data: Fl
       times.push(performance.now() - t);
     }
     return stats(times);
+  } finally {
+    await s.release();
+  }
+}
+
+/**
+ * The graph in int8 QDQ form for timing: every Conv/Gemm/MatMul quantized (stem and predictors too), ranges
+ * by minmax on `input` (latency does not depend on the ranges; accuracy is `fasternet quantize`'s business).
+ */
+export async function int8Graph(bytes: Uint8Array, input: { shape: number[]; data: Float32Array }): Promise<Uint8Array> {
+  const plan = planQuantization(decodeModel(bytes), { keepSensitive: false });
+  const s = await createSession(withOutputs(bytes, plan.tensors), { threads: 1, optimization: 'basic' });
+  try {
+    const name = s.inputNames[0];
+    const ranges = await calibrateRanges(plan.tensors, 'minmax', async (observe) => observe({ ...(await runSession(s, { [name]: input })), [name]: input }));
+    return quantizeGraph(bytes, plan, ranges).bytes;
   } finally {
     await s.release();
   }
@@ -112,7 +133,7 @@ export function startTorch(o: { officialRepo?: string; python?: string; root: st
  */
 export async function benchBackbones(
   archs: string[], size: [number, number], threads: number,
-  o: TimingOptions & { pconv?: PConvImpl; layout?: FasterNetLayout; torch?: TorchRunner } = {},
+  o: TimingOptions & { pconv?: PConvImpl; layout?: FasterNetLayout; torch?: TorchRunner; int8?: boolean } = {},
 ): Promise<BenchRow[]> {
   const classifier = size[0] === 224 && size[1] === 224;
   const dims: [number, number, number, number] = [1, 3, size[0], size[1]];
@@ -124,8 +145,13 @@ export async function benchBackbones(
     const sd = syntheticStateDict(specs, 0);
     const { graph } = classifier ? classifierGraph(sd, { arch: name, dims, pconv: o.pconv, layout: o.layout })
       : featuresGraph(sd, { arch: name, dims, pconv: o.pconv, layout: o.layout });
-    const session = await createSession(serializeModel(graph), { threads });
-    models.push({ name, params: learnableParams(sd), macs: graph.macs, session, ort: [] as number[], torch: [] as number[], runtime: '' });
+    const bytes = serializeModel(graph);
+    const session = await createSession(bytes, { threads });
+    const entry = (s: typeof session, precision: 'fp32' | 'int8') => ({
+      name, params: learnableParams(sd), macs: graph.macs, session: s, ort: [] as number[], torch: [] as number[], runtime: '', precision,
+    });
+    models.push(entry(session, 'fp32'));
+    if (o.int8) models.push(entry(await createSession(await int8Graph(bytes, input), { threads }), 'int8'));
   }
   try {
     for (let i = 0; i < (o.warmup ?? 3) + (o.iters ?? 10); i++) {
@@ -133,7 +159,7 @@ export async function benchBackbones(
         const t = performance.now();
         await runSession(m.session, { [m.session.inputNames[0]]: input });
         const ms = performance.now() - t;
-        const tr = o.torch ? await o.torch.run(m.name, size, threads, !classifier) : null;
+        const tr = o.torch && m.precision === 'fp32' ? await o.torch.run(m.name, size, threads, !classifier) : null;
         if (i < (o.warmup ?? 3)) continue;
         m.ort.push(ms);
         if (tr) { m.torch.push(tr.ms); m.runtime = tr.runtime; }
@@ -146,7 +172,7 @@ export async function benchBackbones(
     const t = stats(m.ort);
     const row: BenchRow = {
       arch: m.name, input: size, threads, params: m.params, flops: 2 * m.macs, macs: m.macs, ms_median: t.median, ms_min: t.min,
-      gflops: (2 * m.macs) / (t.median * 1e6), runtime: 'onnxruntime-node', graph: classifier ? 'classifier' : 'features',
+      gflops: (2 * m.macs) / (t.median * 1e6), runtime: 'onnxruntime-node', precision: m.precision, graph: classifier ? 'classifier' : 'features',
     };
     if (m.torch.length) {
       const tt = stats(m.torch);
@@ -173,7 +199,9 @@ export interface OpBenchRow {
   flops: number;
   ms_median: number;
   ms_min: number;
+  /** GFLOP/s, or GOP/s for int8 rows. */
   gflops: number;
+  precision: 'fp32' | 'int8';
 }
 
 /** Ten stacked 3x3 layers of one kind (no bias, stride 1, same padding) on a [1, c, h, w] input. */
@@ -197,10 +225,17 @@ export function opStackGraph(op: Table1Op, [c, h, w]: [number, number, number], 
   return g;
 }
 
-export async function benchOp(op: Table1Op, shape: [number, number, number], threads: number, o: TimingOptions = {}): Promise<OpBenchRow> {
+export async function benchOp(
+  op: Table1Op, shape: [number, number, number], threads: number, o: TimingOptions & { int8?: boolean } = {},
+): Promise<OpBenchRow> {
   const g = opStackGraph(op, shape);
-  const t = await timeSession(serializeModel(g), syntheticInput([1, ...shape], 0), threads, { iters: o.iters ?? 30, warmup: o.warmup ?? 5 });
-  return { op, shape, layers: 10, threads, flops: 2 * g.macs, ms_median: t.median, ms_min: t.min, gflops: (2 * g.macs) / (t.median * 1e6) };
+  const input = syntheticInput([1, ...shape], 0);
+  const bytes = o.int8 ? await int8Graph(serializeModel(g), input) : serializeModel(g);
+  const t = await timeSession(bytes, input, threads, { iters: o.iters ?? 30, warmup: o.warmup ?? 5 });
+  return {
+    op, shape, layers: 10, threads, flops: 2 * g.macs, ms_median: t.median, ms_min: t.min, gflops: (2 * g.macs) / (t.median * 1e6),
+    precision: o.int8 ? 'int8' : 'fp32',
+  };
 }
 
 /** Peak FP32 FLOP/s of `cores` cores with AVX2 FMA: 2 FMA units x 8 lanes x 2 FLOP = 32 FLOP/cycle per core. */
@@ -221,6 +256,23 @@ export function avx512PeakGflops(cores: number, ghz?: number): { gflops: number;
   }
   const clock = ghz ?? cpuGhz();
   return { gflops: cores * 64 * clock, ghz: clock };
+}
+
+/**
+ * Peak int8 ops/s with VNNI (vpdpbusd: 4 uint8 x int8 products summed into an int32 lane per instruction, so
+ * 4x the FP32 FMA peak of the same vector width), where the CPU has AVX-512 VNNI or AVX-VNNI.
+ */
+export function vnniPeakGops(cores: number, ghz?: number): { gops: number; ghz: number; isa: string } | null {
+  let info = '';
+  try {
+    info = readFileSync('/proc/cpuinfo', 'utf8');
+  } catch {
+    return null;
+  }
+  const clock = ghz ?? cpuGhz();
+  if (/\bavx512_vnni\b/.test(info)) return { gops: 4 * cores * 64 * clock, ghz: clock, isa: 'AVX-512 VNNI' };
+  if (/\bavx_vnni\b/.test(info)) return { gops: 4 * cores * 32 * clock, ghz: clock, isa: 'AVX-VNNI' };
+  return null;
 }
 
 /** Nominal clock: os.cpus() speed, else /proc/cpuinfo's "cpu MHz" (VMs often report 0 to os.cpus()). */

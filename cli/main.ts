@@ -19,6 +19,7 @@ const commands: Array<Promise<{ register: (p: Command) => void }>> = [
   import('./classify.ts'),
   import('./detect.ts'),
   import('./eval.ts'),
+  import('./quantize.ts'),
   import('../bench/command.ts'),
   import('../bench/backbones_cli.ts'),
   import('../bench/detect.ts'),
