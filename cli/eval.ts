@@ -15,7 +15,7 @@ import { comparisonLines, statDifferences } from '../eval/compare.ts';
 import { evaluateAllAsync, loadGt, parseIouTypes, readJsonFile, type CocoDataset, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
 import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
-import { UserError } from '../core/errors.ts';
+import { InterruptedError, UserError } from '../core/errors.ts';
 import { parseThreads, positiveInt } from '../core/options.ts';
 
 export interface EvalCliOptions {
@@ -92,7 +92,7 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
     }, dataset);
     progress.stop();
     if (!r.complete) {
-      throw new UserError(`interrupted after ${r.done}/${r.total} images; rerun the same command with --resume to continue (${r.streamPath} keeps the finished ones)`);
+      throw new InterruptedError(`interrupted after ${r.done}/${r.total} images; rerun the same command with --resume to continue (${r.streamPath} keeps the finished ones)`);
     }
     return { input: out, name: out, gt: selectImages(dataset, positiveInt('--limit', opts.limit)).dataset, latency: r.latency };
   } finally {

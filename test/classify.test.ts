@@ -94,7 +94,7 @@ describe('convert --flavor imagenet + classify against PyTorch (official T0, tor
 
   it('CLI writes the JSON report', () => {
     const out = join(dir, 'top.json');
-    execFileSync(process.execPath, [join(root, 'bin/fasternet.js'), 'classify', join(imgDir, 'chelsea.jpg'),
+    execFileSync(process.execPath, ['--import', 'tsx', join(root, 'cli/main.ts'), 'classify', join(imgDir, 'chelsea.jpg'),
       '--model', join(dir, 't0.onnx'), '--topk', '3', '--json', out], { stdio: 'pipe' });
     const r = JSON.parse(readFileSync(out, 'utf8'));
     const ref = index.classify.find((c: { weights: string; file: string }) => c.weights === 'float32' && c.file === 'chelsea.jpg');
