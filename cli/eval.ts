@@ -9,7 +9,6 @@
  * Where the detections come from is resolved in `resultsSource`: today a results file; running a model
  * over an image folder (--images DIR --model M.onnx) plugs in there and feeds the same evaluation.
  */
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { comparisonLines, statDifferences } from '../eval/compare.ts';
 import { evaluateAllAsync, loadGt, parseIouTypes, readJsonFile, type CocoDataset, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
@@ -17,6 +16,7 @@ import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
 import { InterruptedError, UserError } from '../core/errors.ts';
 import { parseThreads, positiveInt } from '../core/options.ts';
+import { STDOUT, checkOutputFile, writeOutput } from './output.ts';
 
 export interface EvalCliOptions {
   gt: string;
@@ -38,6 +38,8 @@ export interface EvalCliOptions {
   shouldStop?: () => boolean;
   json?: string;
   perCategory?: boolean;
+  /** No progress bar. */
+  quiet?: boolean;
   /** Worker threads splitting the categories: a count or 'auto' (default 1). */
   threads?: string;
 }
@@ -75,7 +77,7 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
   if (!opts.images) throw new UserError('--model needs --images DIR (the folder of the GT\'s file_name entries)');
   const scoreThreshold = opts.scoreThr === undefined ? undefined : Number(opts.scoreThr);
   if (scoreThreshold !== undefined && !(scoreThreshold >= 0 && scoreThreshold <= 1)) throw new UserError(`--score-thr must be a number in [0, 1], got ${opts.scoreThr}`);
-  const progress = imageProgress(model, opts.progressStream);
+  const progress = opts.quiet ? { update: () => undefined, stop: () => undefined } : imageProgress(model, opts.progressStream);
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);
@@ -187,13 +189,7 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
     }
   }
   if (base) json.baseline = baseJson;
-  if (opts.json) {
-    try {
-      writeFileSync(opts.json, `${JSON.stringify(json, null, 1)}\n`);
-    } catch (err) {
-      throw new UserError(`cannot write --json ${opts.json}: ${(err as Error).message}`);
-    }
-  }
+  if (opts.json) writeOutput('--json', opts.json, `${JSON.stringify(json, null, 1)}\n`);
   return json;
 }
 
@@ -205,7 +201,7 @@ export function register(program: Command): void {
     .option('--results <file>', 'detections in the COCO results format (JSON array)')
     .option('--iou-type <types>', 'bbox, segm, or both as bbox,segm (default bbox; bbox,segm with --model)')
     .option('--baseline <file>', 'a second results file (e.g. the ResNet50 baseline) shown side by side')
-    .option('--json <file>', 'write stats, per-category AP and summary lines as JSON')
+    .option('--json <file>', 'write stats, per-category AP and summary lines as JSON (- for stdout; the report then goes to stderr)')
     .option('--per-category', 'also print AP@[.5:.95] per category')
     .option('--threads <n>', 'worker threads splitting the categories, or auto (one per core for large inputs)', '1')
     .option('--images <dir>', 'image folder of the GT\'s file_name entries (with --model)')
@@ -216,7 +212,11 @@ export function register(program: Command): void {
     .option('--resume', 'with --model: continue an interrupted run from its <out>l stream')
     .option('--score-thr <t>', 'with --model: minimum detection score (default: the model\'s 0.05)')
     .option('--detect-threads <n>', 'with --model: ONNX Runtime intra-op threads (default 2)')
+    .option('--quiet', 'no progress bar')
     .action(async (opts: EvalCliOptions) => {
-      await runEval(opts);
+      checkOutputFile('--json', opts.json);
+      checkOutputFile('--out', opts.out);
+      if (opts.out === STDOUT) throw new UserError('--out - is not possible: a --model run streams to <out>l as it goes; name a file');
+      await runEval(opts, opts.json === STDOUT ? (line) => process.stderr.write(`${line}\n`) : console.log);
     });
 }
