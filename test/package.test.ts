@@ -1,6 +1,6 @@
 /**
  * The package as a user gets it: `npm run build`, `npm pack`, the tarball installed into a fresh project
- * (onnxruntime-node's CUDA download skipped with --ignore-scripts; dependencies from the npm cache when it has
+ * (onnxruntime-node's CUDA download skipped with ONNXRUNTIME_NODE_INSTALL=skip, as the README says; dependencies from the npm cache when it has
  * them), then three consumers there: (a) plain `node app.mjs` (ESM), (b) `node app.js` in a CommonJS project
  * (`require('fasternet')`), (c) `tsc --noEmit` on strict nodenext TypeScript, both module kinds, with the
  * consumer's own type packages only (nothing of this repository's devDependencies). (a) and (b) run detect()
@@ -75,7 +75,7 @@ describe('npm package: pack, install into a fresh project, use from ESM, CommonJ
     await run(process.execPath, ['-e', 'require("fs").mkdirSync(process.argv[1])', app]);
     // What `npm init -y` writes: no "type", so .js files are CommonJS.
     writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
-    await npm(['install', join(dir, pack.filename), '--ignore-scripts', '--prefer-offline', '--no-audit', '--no-fund'], app);
+    await npm(['install', join(dir, pack.filename), '--prefer-offline', '--no-audit', '--no-fund'], app);
     copyFileSync(IMAGE, join(app, 'image.png'));
     // Ground truth of the example image (val image 1) alone.
     const all = JSON.parse(readFileSync(join(ROOT, 'data', 'canvases_val', 'annotations.json'), 'utf8'));
