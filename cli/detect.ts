@@ -151,7 +151,7 @@ export function register(program: Command): void {
       const scoreThreshold = number01('--score-thr', opts.scoreThr);
       const maxDetections = positiveInt('--max-det', opts.maxDet);
       const classes = opts.classes === undefined ? undefined : parseClassList(opts.classes);
-      checkOutputFile('--json', opts.json);
+      checkOutputFile('--json', opts.json, opts.out);
       const say = messages({ quiet: opts.quiet, dataOnStdout: opts.json === STDOUT });
       const { results, failed } = await detectFiles(opts.model, images, {
         scoreThreshold, maxDetections, classes, threads,

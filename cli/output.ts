@@ -10,10 +10,14 @@ import { UserError } from '../core/errors.ts';
 /** `-`: write to stdout. */
 export const STDOUT = '-';
 
-/** Refuses (UserError) an output file whose folder does not exist or that names a folder. */
-export function checkOutputFile(option: string, path: string | undefined): void {
+/**
+ * Refuses (UserError) an output file whose folder does not exist or that names a folder. `createdDir`: a folder
+ * the command creates itself before writing (detect --out), accepted as the file's folder.
+ */
+export function checkOutputFile(option: string, path: string | undefined, createdDir?: string): void {
   if (path === undefined || path === STDOUT) return;
   const dir = dirname(resolve(path));
+  if (createdDir !== undefined && dir === resolve(createdDir)) return;
   let isDir = false;
   try {
     isDir = statSync(dir).isDirectory();
