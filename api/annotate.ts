@@ -8,8 +8,7 @@
  * the detections must be in that image's pixel coordinates: `fasternet detect` runs the model on the
  * auto-oriented pixels for this reason. Raw pixels are drawn on as given.
  */
-import sharp from 'sharp';
-import { decodeImage } from '../image/decode.ts';
+import { decodeImage, loadSharp } from '../image/decode.ts';
 import type { ImageU8 } from '../core/tensor.ts';
 import { decode as rleDecode, fromCocoRle } from '../postprocess/mask.ts';
 import type { Detection, DetectResult, ImageInput } from './detect.ts';
@@ -176,6 +175,7 @@ export async function annotate(image: ImageInput | ImageU8, result: DetectResult
   const padX = Math.max(2, Math.round(fontSize / 4));
   const texts = labels.map((l, i) => `<text x="${l.x + padX}" y="${l.y + Math.round(l.height * 0.78)}" fill="${textColor(colors[i])}">${escapeXml(l.text)}</text>`);
   const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}"><g font-family="DejaVu Sans, sans-serif" font-size="${fontSize}">${texts.join('')}</g></svg>`;
+  const sharp = await loadSharp();
   const pipeline = sharp(img.data, { raw: { width, height, channels: 3 } }).composite([
     { input: Buffer.from(overlay.buffer, overlay.byteOffset, overlay.byteLength), raw: { width, height, channels: 4 } },
     { input: Buffer.from(svg) },

@@ -2,15 +2,28 @@
  * ImageNet classification with a model written by `fasternet convert --flavor imagenet`, using the
  * preprocessing stored in its metadata (the official evaluation transform). Scores are softmax probabilities.
  */
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createSession, runSession } from '../runtime/session.ts';
 import { isCenterCrop, metadataFromBytes, parseMetadata } from '../runtime/metadata.ts';
 import { centerCropTransform, decodeImage } from '../image/decode.ts';
 import { UserError } from '../core/errors.ts';
+import { packageFile } from '../core/package.ts';
 
 export interface ClassifyResult {
   file: string;
-  top: Array<{ index: number; score: number }>;
+  /** `name`: the ImageNet-1k class name (torchvision's list), for 1000-class models. */
+  top: Array<{ index: number; name?: string; score: number }>;
+}
+
+let imagenet: string[] | undefined;
+
+/**
+ * The ImageNet-1k class names by index, as torchvision lists them (data/imagenet_classes.json, written from
+ * torchvision 0.14's `ResNet50_Weights.IMAGENET1K_V1.meta['categories']`).
+ */
+export function imagenetClassNames(): string[] {
+  return (imagenet ??= JSON.parse(readFileSync(packageFile('data/imagenet_classes.json'), 'utf8')) as string[]);
 }
 
 /** Softmax (float64) of one row of logits; the k best as {index, score}, ties by lower index. */
@@ -45,7 +58,10 @@ export async function classifyImages(
       const img = await decodeImage(file, { autoOrient: o.autoOrient });
       const x = centerCropTransform(img, pre);
       const out = await runSession(session, { [meta.input]: { shape: [1, ...x.shape], data: x.data } }, [meta.outputs[0]]);
-      results.push({ file, top: topkSoftmax(out[meta.outputs[0]].data, o.topk ?? 5) });
+      const logits = out[meta.outputs[0]].data;
+      const names = logits.length === 1000 ? imagenetClassNames() : undefined;
+      const top = topkSoftmax(logits, o.topk ?? 5).map((t) => (names ? { index: t.index, name: names[t.index], score: t.score } : t));
+      results.push({ file, top });
     }
   } finally {
     await session.release();

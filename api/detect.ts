@@ -9,16 +9,15 @@
  * path, reused), keeping the event loop free; results are the same.
  */
 import type { Worker } from 'node:worker_threads';
-import { fileURLToPath } from 'node:url';
 import { existsSync } from 'node:fs';
-import sharp from 'sharp';
-import { decodeImage } from '../image/decode.ts';
+import { decodeImage, loadSharp } from '../image/decode.ts';
 import type { ImageU8 } from '../core/tensor.ts';
 import { toCocoRle, area as rleArea, type CocoRle, type RLE } from '../postprocess/mask.ts';
 import { toFullMask, type PastedMask } from '../postprocess/paste_masks.ts';
 import { loadDetector, releaseDetector, runDetector, type Detector } from '../heads/mask_rcnn.ts';
 import { UserError } from '../core/errors.ts';
-import { startModuleWorker } from '../core/worker.ts';
+import { siblingModule, startModuleWorker } from '../core/worker.ts';
+import { packageFile } from '../core/package.ts';
 
 /** A file path, encoded image bytes (JPEG, PNG, ...), or raw interleaved RGB pixels. */
 export type ImageInput = string | Uint8Array | { data: Uint8Array; width: number; height: number; channels?: number };
@@ -76,7 +75,7 @@ export interface DetectResult {
 }
 
 /** The bundled default model, resolved from this package's files (not the working directory). */
-export const DEFAULT_MODEL_PATH = fileURLToPath(new URL('../models/fasternet_t0_canvases.onnx', import.meta.url));
+export const DEFAULT_MODEL_PATH = packageFile('models/fasternet_t0_canvases.onnx');
 
 /** `model`, or the bundled default when none is named (a clear error when that file is missing). */
 export function resolveModel<M extends string | Detector>(model: M | undefined): M | string {
@@ -116,7 +115,7 @@ async function toImage(image: ImageInput, autoOrient = false): Promise<ImageU8 &
   if (typeof image === 'string' || image instanceof Uint8Array) {
     const img = await decodeImage(image, { autoOrient });
     if (autoOrient) return img;
-    const orientation = await sharp(image).metadata().then((m) => m.orientation ?? 1, () => 1);
+    const orientation = await (await loadSharp())(image).metadata().then((m) => m.orientation ?? 1, () => 1);
     return orientation > 1 ? { ...img, unappliedOrientation: orientation } : img;
   }
   const { data, width, height } = image;
@@ -225,7 +224,7 @@ function workerFor(model: string, threads?: number): WorkerHandle {
   const key = `${model}\0${threads ?? ''}`;
   let h = workers.get(key);
   if (h) return h;
-  const worker = startModuleWorker(new URL('./detect_worker.ts', import.meta.url));
+  const worker = startModuleWorker(siblingModule('./detect_worker', import.meta.url));
   worker.unref();
   const handle: WorkerHandle = { worker, pending: new Map(), next: 0 };
   worker.on('message', (msg: { id: number; result?: DetectResult; error?: { message: string; user: boolean } }) => {

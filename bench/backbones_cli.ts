@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { UserError } from '../core/errors.ts';
+import { packageRoot } from '../core/package.ts';
 import {
   ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, avx512PeakGflops, benchBackbones, benchOp, startTorch, vnniPeakGops, type BenchRow, type OpBenchRow,
 } from './backbones.ts';
@@ -13,7 +14,7 @@ import { archName } from '../backbones/model.ts';
 import { benchCommand } from './command.ts';
 import type { FasterNetLayout, PConvImpl } from '../backbones/fasternet.ts';
 
-const root = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
+const root = packageRoot();
 
 function parseSize(s: string): [number, number] {
   const m = /^(\d+)(?:x(\d+))?$/.exec(s);

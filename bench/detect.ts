@@ -19,6 +19,8 @@ import { encodeCropped } from '../api/detect.ts';
 import { loadDetector, releaseDetector, runDetector } from '../heads/mask_rcnn.ts';
 import { UserError } from '../core/errors.ts';
 import { positiveInt } from '../core/options.ts';
+import { siblingModule } from '../core/worker.ts';
+import { packageFile } from '../core/package.ts';
 import { benchCommand } from './command.ts';
 
 export interface DetectBench {
@@ -84,7 +86,6 @@ export async function benchDetect(
   }
 }
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 function run(cmd: string, args: string[]): Promise<string | null> {
   return new Promise((resolve) => {
@@ -97,7 +98,9 @@ async function benchDetectChild(model: string, image: string, o: { runs: number;
   const dir = await mkdtemp(join(tmpdir(), 'fasternet-bench-detect-'));
   try {
     const out = join(dir, 'r.json');
-    const args = [join(ROOT, 'bin', 'fasternet.js'), 'bench', 'detect', '--model', model, '--image', image,
+    // The same CLI as this process (sources under tsx, or compiled), so the child measures the same code.
+    const cli = fileURLToPath(siblingModule('../cli/main', import.meta.url));
+    const args = [...(cli.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : []), cli, 'bench', 'detect', '--model', model, '--image', image,
       '--runs', String(o.runs), '--threads', String(o.threads), '--json', out, '--no-torch'];
     if (o.scoreThreshold !== undefined) args.push('--score-thr', String(o.scoreThreshold));
     if ((await run(process.execPath, args)) === null) throw new UserError(`bench detect failed for ${model}`);
@@ -119,7 +122,7 @@ export interface TorchDetectBench {
 
 /** torchvision's maskrcnn_resnet50_fpn (random weights) on the same image; null where torch is not installed. */
 export async function benchTorchDetect(image: string, o: { runs: number; threads: number; scoreThreshold?: number; python?: string }): Promise<TorchDetectBench | null> {
-  const args = [join(ROOT, 'scripts', 'bench', 'torch_detect_tv.py'), image, '--runs', String(o.runs), '--threads', String(o.threads)];
+  const args = [packageFile('bench/torch_detect_tv.py'), image, '--runs', String(o.runs), '--threads', String(o.threads)];
   if (o.scoreThreshold !== undefined) args.push('--score-thr', String(o.scoreThreshold));
   const out = await run(o.python ?? '/usr/bin/python3', args);
   if (out === null) return null;

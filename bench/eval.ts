@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../core/errors.ts';
+import { siblingModule } from '../core/worker.ts';
 import type { IouType } from '../eval/params.ts';
 import { STAT_NAMES } from '../eval/summary.ts';
 import { COCO_VAL_LIKE, writeSyntheticCase, type SyntheticOptions } from './synthetic_coco.ts';
@@ -140,9 +141,10 @@ function ensureCase(o: BenchEvalOptions, log: (s: string) => void): { dir: strin
 }
 
 function runOurs(gt: string, dt: string, iouType: IouType, threads: number | 'auto'): SideResult {
-  const worker = fileURLToPath(new URL('./eval_worker.ts', import.meta.url));
-  const tsx = import.meta.resolve('tsx');
-  const r = spawnSync(process.execPath, ['--import', tsx, worker, gt, dt, iouType, String(threads)], {
+  const worker = fileURLToPath(siblingModule('./eval_worker', import.meta.url));
+  // The TypeScript sources need tsx's loader in the child; compiled JavaScript runs as it is.
+  const loader = worker.endsWith('.ts') ? ['--import', import.meta.resolve('tsx')] : [];
+  const r = spawnSync(process.execPath, [...loader, worker, gt, dt, iouType, String(threads)], {
     encoding: 'utf8',
     maxBuffer: 64 << 20,
   });

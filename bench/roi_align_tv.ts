@@ -7,7 +7,7 @@ import { addInput, addNode, addOutput, attr, createGraph, serializeModel } from 
 import { DataType } from '../runtime/onnx_proto.ts';
 import { createSession } from '../runtime/session.ts';
 import { multiScaleRoiAlign, levelMapperTorchvision, toNHWC, type FeatureMap } from '../heads/roi_align.ts';
-import ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 
 const runs = Number(process.argv[2] ?? 5);
 const threads = Number(process.argv[3] ?? 2);

@@ -6,7 +6,7 @@
  * for our code; ORT is run with 1 and 2 intra-op threads.
  */
 import { mulberry32 } from '../core/random.ts';
-import ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import { batchedNms, nms, nmsMmcv } from '../postprocess/nms.ts';
 import { roiAlign, toNHWC, type FeatureMap } from '../heads/roi_align.ts';
 import { blitMask, clearMask, pasteMasks } from '../postprocess/paste_masks.ts';

@@ -1,11 +1,10 @@
 /**
- * `fasternet classify IMAGE... --model M.onnx [--topk 5] [--json OUT.json]`: ImageNet top-k with a model from
- * `fasternet convert --flavor imagenet` (api/classify.ts).
+ * `fasternet classify IMAGE... --model M.onnx [--topk 5] [--json OUT.json|-] [--quiet]`: ImageNet top-k with a
+ * model from `fasternet convert --flavor imagenet` (api/classify.ts), printed as `name [index] (score)`.
  */
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { classifyImages } from '../api/classify.ts';
-import { UserError } from '../core/errors.ts';
+import { STDOUT, checkOutputFile, messages, writeOutput } from './output.ts';
 import { positiveInt } from '../core/options.ts';
 
 export function register(program: Command): void {
@@ -14,22 +13,19 @@ export function register(program: Command): void {
     .argument('<images...>', 'image files (JPEG, PNG, WebP, ...)')
     .requiredOption('--model <file>', 'ONNX model')
     .option('--topk <k>', 'classes to report per image', '5')
-    .option('--json <file>', 'write [{"file", "top": [{"index", "score"}]}] here')
+    .option('--json <file>', 'write [{"file", "top": [{"index", "name", "score"}]}] here (- for stdout)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
+    .option('--quiet', 'no per-image lines (errors are still printed)')
     .option('--auto-orient', 'rotate images by their EXIF orientation (the official evaluation does not)')
-    .action(async (images: string[], opts: { model: string; topk: string; json?: string; threads: string; autoOrient?: boolean }) => {
-      const results = await classifyImages(opts.model, images, {
-        topk: positiveInt('--topk', opts.topk), threads: positiveInt('--threads', opts.threads), autoOrient: opts.autoOrient,
-      });
+    .action(async (images: string[], opts: { model: string; topk: string; json?: string; threads: string; autoOrient?: boolean; quiet?: boolean }) => {
+      const topk = positiveInt('--topk', opts.topk);
+      const threads = positiveInt('--threads', opts.threads);
+      checkOutputFile('--json', opts.json);
+      const results = await classifyImages(opts.model, images, { topk, threads, autoOrient: opts.autoOrient });
+      const say = messages({ quiet: opts.quiet, dataOnStdout: opts.json === STDOUT });
       for (const r of results) {
-        process.stdout.write(`${r.file}: ${r.top.map((t) => `${t.index} (${t.score.toFixed(4)})`).join(', ')}\n`);
+        say(`${r.file}: ${r.top.map((t) => `${t.name ?? t.index} [${t.index}] (${t.score.toFixed(4)})`).join(', ')}`);
       }
-      if (opts.json) {
-        try {
-          await writeFile(opts.json, `${JSON.stringify(results, null, 1)}\n`);
-        } catch (err) {
-          throw new UserError(`cannot write ${opts.json}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-        }
-      }
+      if (opts.json) writeOutput('--json', opts.json, `${JSON.stringify(results, null, 1)}\n`);
     });
 }

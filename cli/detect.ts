@@ -1,9 +1,11 @@
 /**
- * `fasternet detect IMAGE... [--model M.onnx] [--out DIR] [--json OUT.json] [--score-thr T]`: Mask R-CNN instance
+ * `fasternet detect IMAGE... [--model M.onnx] [--out DIR] [--json OUT.json|-] [--score-thr T] [--classes A,B]
+ * [--max-det N] [--quiet]`: Mask R-CNN instance
  * segmentation with a model from `fasternet convert --flavor torchvision|mmdet`, by default the bundled
  * FasterNet-T0 canvases model (api/detect.ts DEFAULT_MODEL_PATH). The JSON is a COCO results list:
  * {"file", "category_id", "bbox": [x, y, w, h], "score", "segmentation": {"size", "counts"}} per instance
- * (category_id: COCO id for COCO models, else the 1-based class index). `--out DIR` writes each input drawn
+ * (category_id: COCO id for COCO models, else the 1-based class index). One --score-thr (default 0.5) decides
+ * what is counted on stdout, drawn and written; `fasternet eval --model` keeps the model's 0.05 for COCO AP. `--out DIR` writes each input drawn
  * with its detections (api/annotate.ts) as DIR/<base name>.png (.jpg/.jpeg kept for JPEG inputs).
  *
  * Orientation: every image is decoded once with its EXIF orientation applied (as viewers show it) and the
@@ -21,7 +23,8 @@ import { detectInProcess, resolveModel } from '../api/detect.ts';
 import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
 import { decodeImage } from '../image/decode.ts';
 import { annotate } from '../api/annotate.ts';
-import { UserError } from '../core/errors.ts';
+import { UserError, invalidParameterError } from '../core/errors.ts';
+import { STDOUT, checkOutputFile, messages, writeOutput } from './output.ts';
 import { positiveInt } from '../core/options.ts';
 
 export interface CocoResult {
@@ -33,12 +36,13 @@ export interface CocoResult {
 }
 
 export interface DetectFilesOptions {
+  /** Minimum score kept, printed and drawn (default: the model's 0.05). */
   scoreThreshold?: number;
+  maxDetections?: number;
+  classes?: Array<string | number>;
   threads?: number;
   /** Write annotated images here. */
   outDir?: string;
-  /** Minimum score drawn in the annotated images (default 0.5). */
-  showThreshold?: number;
   onImage?: (file: string, n: number, annotated?: string) => void;
   /** Called for an input that could not be processed (one line, naming the file). */
   onError?: (file: string, message: string) => void;
@@ -85,14 +89,14 @@ export async function detectFiles(modelPath: string | undefined, files: string[]
       try {
         await checkFile(file);
         const img = await decodeImage(file, { autoOrient: true });
-        const r = await detectInProcess(img, { model: det, scoreThreshold: o.scoreThreshold });
+        const r = await detectInProcess(img, { model: det, scoreThreshold: o.scoreThreshold, maxDetections: o.maxDetections, classes: o.classes });
         for (const d of r.detections) {
           out.push({ file, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask });
         }
         let written: string | undefined;
         if (o.outDir) {
           const { path, format } = annotatedName(file, o.outDir, taken);
-          const bytes = await annotate(img, r, { scoreThreshold: o.showThreshold, format });
+          const bytes = await annotate(img, r, { scoreThreshold: o.scoreThreshold ?? 0, format });
           try {
             await writeFile(path, bytes);
           } catch (err) {
@@ -115,8 +119,19 @@ export async function detectFiles(modelPath: string | undefined, files: string[]
 
 function number01(name: string, v: string): number {
   const n = Number(v);
-  if (!(n >= 0 && n <= 1)) throw new UserError(`${name} must be a number in [0, 1], got ${v}`);
+  if (v.trim() === '' || !(n >= 0 && n <= 1)) throw invalidParameterError(name, 'a number in [0, 1]', v);
   return n;
+}
+
+/** `--classes a,b` (names as the model lists them, or numeric labels); '' is refused. */
+export function parseClassList(v: string): Array<string | number> {
+  const items = v.split(',').map((c) => c.trim());
+  if (items.some((c) => c === '')) throw invalidParameterError('--classes', 'comma-separated class names or labels', v);
+  return items.map((c) => (/^\d+$/.test(c) ? Number(c) : c));
+}
+
+interface DetectCliOptions {
+  model?: string; out?: string; json?: string; scoreThr: string; classes?: string; maxDet?: string; threads: string; quiet?: boolean;
 }
 
 export function register(program: Command): void {
@@ -125,27 +140,26 @@ export function register(program: Command): void {
     .argument('<images...>', 'image files (JPEG, PNG, WebP, ...)')
     .option('--model <file>', 'ONNX model from `fasternet convert` (default: models/fasternet_t0_canvases.onnx)')
     .option('--out <dir>', 'write each image with its masks, boxes and labels here (same base name)')
-    .option('--json <file>', 'write COCO-results entries {"file","category_id","bbox","score","segmentation"} here')
-    .option('--score-thr <t>', 'minimum score kept (default: the model\'s 0.05)')
-    .option('--show-thr <t>', 'minimum score drawn with --out', '0.5')
+    .option('--json <file>', 'write COCO-results entries {"file","category_id","bbox","score","segmentation"} here (- for stdout)')
+    .option('--score-thr <t>', 'minimum score printed, drawn and written', '0.5')
+    .option('--classes <names>', 'keep only these classes: names or labels, comma-separated')
+    .option('--max-det <n>', 'at most N detections per image (default: the model\'s 100)')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
-    .action(async (images: string[], opts: { model?: string; out?: string; json?: string; scoreThr?: string; showThr: string; threads: string }) => {
+    .option('--quiet', 'no per-image lines (errors are still printed)')
+    .action(async (images: string[], opts: DetectCliOptions) => {
       const threads = positiveInt('--threads', opts.threads);
+      const scoreThreshold = number01('--score-thr', opts.scoreThr);
+      const maxDetections = positiveInt('--max-det', opts.maxDet);
+      const classes = opts.classes === undefined ? undefined : parseClassList(opts.classes);
+      checkOutputFile('--json', opts.json, opts.out);
+      const say = messages({ quiet: opts.quiet, dataOnStdout: opts.json === STDOUT });
       const { results, failed } = await detectFiles(opts.model, images, {
-        scoreThreshold: opts.scoreThr === undefined ? undefined : number01('--score-thr', opts.scoreThr),
-        showThreshold: number01('--show-thr', opts.showThr),
-        threads,
+        scoreThreshold, maxDetections, classes, threads,
         outDir: opts.out,
-        onImage: (file, n, annotated) => process.stdout.write(`${file}: ${n} instances${annotated ? ` -> ${annotated}` : ''}\n`),
+        onImage: (file, n, annotated) => say(`${file}: ${n} instances${annotated ? ` -> ${annotated}` : ''}`),
         onError: (_file, message) => process.stderr.write(`fasternet detect: ${message}\n`),
       });
-      if (opts.json) {
-        try {
-          await writeFile(opts.json, JSON.stringify(results));
-        } catch (err) {
-          throw new UserError(`cannot write ${opts.json}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-        }
-      }
+      if (opts.json) writeOutput('--json', opts.json, `${JSON.stringify(results)}\n`);
       if (failed > 0) {
         process.stderr.write(`fasternet detect: ${failed} of ${images.length} inputs failed\n`);
         process.exitCode = 1;

@@ -9,7 +9,6 @@
  * Where the detections come from is resolved in `resultsSource`: today a results file; running a model
  * over an image folder (--images DIR --model M.onnx) plugs in there and feeds the same evaluation.
  */
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { comparisonLines, statDifferences } from '../eval/compare.ts';
 import {
@@ -27,8 +26,9 @@ import { report } from '../eval/report.ts';
 import { formatFixed3, STAT_NAMES, type StatName } from '../eval/summary.ts';
 import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
-import { UserError } from '../core/errors.ts';
+import { InterruptedError, UserError } from '../core/errors.ts';
 import { parseThreads, positiveInt } from '../core/options.ts';
+import { STDOUT, checkOutputFile, writeOutput } from './output.ts';
 
 export interface EvalCliOptions {
   gt: string;
@@ -56,6 +56,8 @@ export interface EvalCliOptions {
   reportGallery?: string;
   /** The command line shown in the report (set by the CLI). */
   commandLine?: string;
+  /** No progress bar. */
+  quiet?: boolean;
   /** Worker threads splitting the categories: a count or 'auto' (default 1). */
   threads?: string;
 }
@@ -102,7 +104,7 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
   if (!opts.images) throw new UserError('--model needs --images DIR (the folder of the GT\'s file_name entries)');
   const scoreThreshold = opts.scoreThr === undefined ? undefined : Number(opts.scoreThr);
   if (scoreThreshold !== undefined && !(scoreThreshold >= 0 && scoreThreshold <= 1)) throw new UserError(`--score-thr must be a number in [0, 1], got ${opts.scoreThr}`);
-  const progress = imageProgress(model, opts.progressStream);
+  const progress = opts.quiet ? { update: () => undefined, stop: () => undefined } : imageProgress(model, opts.progressStream);
   let interrupted = false;
   const onSigint = () => {
     if (interrupted) process.exit(130);
@@ -119,7 +121,7 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
     }, dataset);
     progress.stop();
     if (!r.complete) {
-      throw new UserError(`interrupted after ${r.done}/${r.total} images; rerun the same command with --resume to continue (${r.streamPath} keeps the finished ones)`);
+      throw new InterruptedError(`interrupted after ${r.done}/${r.total} images; rerun the same command with --resume to continue (${r.streamPath} keeps the finished ones)`);
     }
     return { input: out, name: out, gt: selectImages(dataset, positiveInt('--limit', opts.limit)).dataset, latency: r.latency };
   } finally {
@@ -258,13 +260,7 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
     print(`Report: ${out.index} (${((performance.now() - t0) / 1000).toFixed(1)} s; ${out.data.types.reduce((n, t) => n + t.charts.length, 0)} plots, ${pictures} gallery images)`);
     json.report = out.index;
   }
-  if (opts.json) {
-    try {
-      writeFileSync(opts.json, `${JSON.stringify(json, null, 1)}\n`);
-    } catch (err) {
-      throw new UserError(`cannot write --json ${opts.json}: ${(err as Error).message}`);
-    }
-  }
+  if (opts.json) writeOutput('--json', opts.json, `${JSON.stringify(json, null, 1)}\n`);
   return json;
 }
 
@@ -276,10 +272,10 @@ export function register(program: Command): void {
     .option('--results <file>', 'detections in the COCO results format (JSON array)')
     .option('--iou-type <types>', 'bbox, segm, or both as bbox,segm (default bbox; bbox,segm with --model)')
     .option('--baseline <file>', 'a second results file (e.g. the ResNet50 baseline) shown side by side')
-    .option('--json <file>', 'write stats, per-category AP and summary lines as JSON')
-    .option('--per-category', 'also print AP, AP50, AP75 per category (model and baseline columns)')
     .option('--report <dir>', 'write an HTML report into DIR: stats, PR curves, error analysis, per-category table, gallery (with --images)')
     .option('--report-gallery <n>', 'with --report: at most N gallery images (default 24)')
+    .option('--json <file>', 'write stats, per-category AP and summary lines as JSON (- for stdout; the report then goes to stderr)')
+    .option('--per-category', 'also print AP, AP50, AP75 per category (model and baseline columns)')
     .option('--threads <n>', 'worker threads splitting the categories, or auto (one per core for large inputs)', '1')
     .option('--images <dir>', 'image folder of the GT\'s file_name entries (with --model)')
     .option('--model <file>', 'run this detector (fasternet convert --flavor torchvision|mmdet) over --images and evaluate it')
@@ -289,7 +285,11 @@ export function register(program: Command): void {
     .option('--resume', 'with --model: continue an interrupted run from its <out>l stream')
     .option('--score-thr <t>', 'with --model: minimum detection score (default: the model\'s 0.05)')
     .option('--detect-threads <n>', 'with --model: ONNX Runtime intra-op threads (default 2)')
+    .option('--quiet', 'no progress bar')
     .action(async (opts: EvalCliOptions) => {
-      await runEval({ ...opts, commandLine: `fasternet ${process.argv.slice(2).join(' ')}` });
+      checkOutputFile('--json', opts.json);
+      checkOutputFile('--out', opts.out);
+      if (opts.out === STDOUT) throw new UserError('--out - is not possible: a --model run streams to <out>l as it goes; name a file');
+      await runEval({ ...opts, commandLine: `fasternet ${process.argv.slice(2).join(' ')}` }, opts.json === STDOUT ? (line) => process.stderr.write(`${line}\n`) : console.log);
     });
 }

@@ -18,3 +18,8 @@ function describeValue(v: unknown): string {
   if (Array.isArray(v)) return `an array of length ${v.length}`;
   return typeof v === 'object' ? `an object (${Object.prototype.toString.call(v).slice(8, -1)})` : typeof v;
 }
+
+/** The user stopped a run (Ctrl-C); the CLI exits 130. The message says how to continue. */
+export class InterruptedError extends UserError {
+  override name = 'InterruptedError';
+}

@@ -7,6 +7,15 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
+/**
+ * The module `name` (no extension) next to `callerUrl` (the caller's import.meta.url), with the caller's own
+ * extension: `.ts` when running from the sources, `.js` from dist/ (tsc rewrites import specifiers, not URLs).
+ */
+export function siblingModule(name: string, callerUrl: string): URL {
+  const ext = /\.[cm]?[jt]s$/.exec(new URL(callerUrl).pathname)?.[0] ?? '.js';
+  return new URL(`${name}${ext}`, callerUrl);
+}
+
 /** Starts a worker importing `entry` (a URL next to the caller, e.g. new URL('./x_worker.ts', import.meta.url)). */
 export function startModuleWorker(entry: URL, workerData?: unknown): Worker {
   const href = JSON.stringify(entry.href);

@@ -7,7 +7,7 @@
 import { mulberry32 } from '../core/random.ts';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import sharp from 'sharp';
+import { loadSharp } from '../image/decode.ts';
 import { FASHION_MNIST_CLASSES, type ItemSet } from './fashion_mnist.ts';
 import { area as rleArea, encode, toBbox, toCocoRle } from '../postprocess/mask.ts';
 
@@ -398,7 +398,8 @@ export function canvasFileName(index: number): string {
 }
 
 /** Encode an RGB canvas as PNG (deterministic for a given sharp/libvips build). */
-export function encodePng(sample: CanvasSample): Promise<Buffer> {
+export async function encodePng(sample: CanvasSample): Promise<Buffer> {
+  const sharp = await loadSharp();
   return sharp(Buffer.from(sample.image.buffer, sample.image.byteOffset, sample.image.byteLength), {
     raw: { width: sample.width, height: sample.height, channels: 3 },
   })

@@ -7,7 +7,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { UserError } from '../core/errors.ts';
-import { startModuleWorker } from '../core/worker.ts';
+import { siblingModule, startModuleWorker } from '../core/worker.ts';
 import type { CocoGt, CocoSegmentation } from './coco.ts';
 import { accumulateCategories, cocoEval, evalParams, finishEval, type CocoEvalOutput, type EvalGt } from './cocoeval.ts';
 import type { CocoDt } from './load_res.ts';
@@ -88,7 +88,7 @@ function jobFor(gt: EvalGt, dt: CocoDt, iouType: IouType, params: EvalParams, ca
 /** Starts a worker thread running eval/eval_worker.ts under tsx, and resolves with its reply. */
 function runWorker(job: WorkerJob): Promise<WorkerReply> {
   return new Promise((resolve, reject) => {
-    const w = startModuleWorker(new URL('./eval_worker.ts', import.meta.url), { job });
+    const w = startModuleWorker(siblingModule('./eval_worker', import.meta.url), { job });
     let done = false;
     w.once('message', (m: WorkerReply) => {
       done = true;

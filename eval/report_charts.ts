@@ -5,8 +5,6 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import * as vega from 'vega';
-import * as vl from 'vega-lite';
 import type { TopLevelSpec } from 'vega-lite';
 import { ERROR_TYPES } from './analyze.ts';
 import type { PrCurve } from './curves.ts';
@@ -133,6 +131,9 @@ export function differenceChart(name: string, title: string, rows: Array<{ name:
 
 /** Renders a spec to SVG text (Vega headless: no renderer, no DOM). */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  // Loaded on first use: vega's Node build has a top-level await (its optional canvas), which would stop
+  // CommonJS consumers from require()-ing the package at all.
+  const [vega, vl] = await Promise.all([import('vega'), import('vega-lite')]);
   const compiled = vl.compile(spec).spec;
   const view = new vega.View(vega.parse(compiled), { renderer: 'none' });
   try {

@@ -8,7 +8,18 @@
  * Also the ImageNet evaluation transform of the official repo (resize short side with Pillow bicubic, center
  * crop, ToTensor, Normalize), as torchvision 0.14 computes it.
  */
-import sharp, { type Metadata } from 'sharp';
+import type { Metadata } from 'sharp';
+
+type SharpFn = typeof import('sharp').default;
+let sharpModule: Promise<SharpFn> | undefined;
+
+/**
+ * sharp, loaded on first use: its native library takes about a quarter of a second to load, which
+ * `fasternet --help` and a program that imports this package without decoding should not pay.
+ */
+export function loadSharp(): Promise<SharpFn> {
+  return (sharpModule ??= import('sharp').then((m) => m.default));
+}
 import { readFile } from 'node:fs/promises';
 import { UserError } from '../core/errors.ts';
 import { roundHalfEven } from '../core/math.ts';
@@ -41,6 +52,7 @@ export async function decodeImage(input: string | Uint8Array, o: DecodeOptions =
     bytes = input;
   }
   const maxPixels = o.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const sharp = await loadSharp();
   let meta: Metadata;
   try {
     meta = await sharp(bytes).metadata();

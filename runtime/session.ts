@@ -2,7 +2,7 @@
  * onnxruntime-node sessions: one place that picks threads and optimization level, and converts between ORT
  * tensors and the project's plain Tensor type.
  */
-import ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import { access, constants } from 'node:fs/promises';
 import { UserError } from '../core/errors.ts';
 import type { FloatTensor } from '../core/tensor.ts';

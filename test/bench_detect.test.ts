@@ -33,7 +33,7 @@ describe('bench detect', () => {
   it('--compare runs both models in one invocation and writes the ratio', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fasternet-bench-detect-test-'));
     const out = join(dir, 'r.json');
-    const { stdout } = await run(process.execPath, ['bin/fasternet.js', 'bench', 'detect', '--model', DEFAULT_MODEL_PATH,
+    const { stdout } = await run(process.execPath, ['--import', 'tsx', 'cli/main.ts', 'bench', 'detect', '--model', DEFAULT_MODEL_PATH,
       '--compare', DEFAULT_MODEL_PATH, '--image', IMAGE, '--runs', '1', '--threads', '1', '--no-torch', '--json', out]);
     expect(stdout).toMatch(/ratios \(median, same run/);
     const r = JSON.parse(readFileSync(out, 'utf8'));

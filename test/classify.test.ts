@@ -7,7 +7,7 @@ import type { StateDict } from '../core/tensor.ts';
 import { syntheticStateDict } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
 import { convertCheckpoint } from '../convert/index.ts';
-import { classifyImages, topkSoftmax } from '../api/classify.ts';
+import { classifyImages, imagenetClassNames, topkSoftmax } from '../api/classify.ts';
 import { readModelMetadata } from '../runtime/metadata.ts';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -94,14 +94,20 @@ describe('convert --flavor imagenet + classify against PyTorch (official T0, tor
 
   it('CLI writes the JSON report', () => {
     const out = join(dir, 'top.json');
-    execFileSync(process.execPath, [join(root, 'bin/fasternet.js'), 'classify', join(imgDir, 'chelsea.jpg'),
-      '--model', join(dir, 't0.onnx'), '--topk', '3', '--json', out], { stdio: 'pipe' });
+    const stdout = execFileSync(process.execPath, ['--import', 'tsx', join(root, 'cli/main.ts'), 'classify', join(imgDir, 'chelsea.jpg'),
+      '--model', join(dir, 't0.onnx'), '--topk', '3', '--json', out], { stdio: 'pipe' }).toString();
     const r = JSON.parse(readFileSync(out, 'utf8'));
     const ref = index.classify.find((c: { weights: string; file: string }) => c.weights === 'float32' && c.file === 'chelsea.jpg');
     expect(r).toHaveLength(1);
     expect(r[0].file).toBe(join(imgDir, 'chelsea.jpg'));
     expect(r[0].top.map((t: { index: number }) => t.index)).toEqual(ref.top.slice(0, 3).map((t: { index: number }) => t.index));
-    expect(Object.keys(r[0].top[0]).sort()).toEqual(['index', 'score']);
+    expect(Object.keys(r[0].top[0]).sort()).toEqual(['index', 'name', 'score']);
+    // The names are torchvision's ImageNet-1k list (a few spot checks of well-known indices).
+    const names = imagenetClassNames();
+    expect([names.length, names[0], names[285], names[999]]).toEqual([1000, 'tench', 'Egyptian cat', 'toilet tissue']);
+    for (const t of r[0].top) expect(t.name).toBe(names[t.index]);
+    const t0 = r[0].top[0];
+    expect(stdout).toContain(`${join(imgDir, 'chelsea.jpg')}: ${t0.name} [${t0.index}] (${t0.score.toFixed(4)})`);
   });
 
   it('names missing and unexpected keys', async () => {
