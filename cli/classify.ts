@@ -6,7 +6,7 @@ import type { Command } from 'commander';
 import { writeFile } from 'node:fs/promises';
 import { classifyImages } from '../api/classify.ts';
 import { UserError } from '../core/errors.ts';
-import { positiveInt } from '../core/options.ts';
+import { MAX_THREADS, positiveInt } from '../core/options.ts';
 
 export function register(program: Command): void {
   program.command('classify')
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--auto-orient', 'rotate images by their EXIF orientation (the official evaluation does not)')
     .action(async (images: string[], opts: { model: string; topk: string; json?: string; threads: string; autoOrient?: boolean }) => {
       const results = await classifyImages(opts.model, images, {
-        topk: positiveInt('--topk', opts.topk), threads: positiveInt('--threads', opts.threads), autoOrient: opts.autoOrient,
+        topk: positiveInt('--topk', opts.topk), threads: positiveInt('--threads', opts.threads, MAX_THREADS), autoOrient: opts.autoOrient,
       });
       for (const r of results) {
         process.stdout.write(`${r.file}: ${r.top.map((t) => `${t.index} (${t.score.toFixed(4)})`).join(', ')}\n`);

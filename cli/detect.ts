@@ -22,7 +22,7 @@ import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
 import { decodeImage } from '../image/decode.ts';
 import { annotate } from '../api/annotate.ts';
 import { UserError } from '../core/errors.ts';
-import { positiveInt } from '../core/options.ts';
+import { MAX_THREADS, positiveInt } from '../core/options.ts';
 
 export interface CocoResult {
   file: string;
@@ -130,7 +130,7 @@ export function register(program: Command): void {
     .option('--show-thr <t>', 'minimum score drawn with --out', '0.5')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
     .action(async (images: string[], opts: { model?: string; out?: string; json?: string; scoreThr?: string; showThr: string; threads: string }) => {
-      const threads = positiveInt('--threads', opts.threads);
+      const threads = positiveInt('--threads', opts.threads, MAX_THREADS);
       const { results, failed } = await detectFiles(opts.model, images, {
         scoreThreshold: opts.scoreThr === undefined ? undefined : number01('--score-thr', opts.scoreThr),
         showThreshold: number01('--show-thr', opts.showThr),

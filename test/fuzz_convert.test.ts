@@ -9,8 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { syntheticStateDict, type ParamSpec } from '../backbones/synthetic.ts';
-import { fasternetParamSpecs } from '../backbones/fasternet.ts';
+import { syntheticStateDict } from '../backbones/synthetic.ts';
 import { resnet50ParamSpecs } from '../backbones/resnet.ts';
 import { torchvisionHeadSpecs } from '../convert/detection.ts';
 import { FLAVORS, type ConvertOptions } from '../convert/index.ts';
@@ -18,43 +17,8 @@ import { mmdetDetectorWeights } from '../convert/mmdet.ts';
 import { UserError } from '../core/errors.ts';
 import type { StateDict, Tensor } from '../core/tensor.ts';
 import { cliWithRss } from './helpers/hostile.ts';
+import { mmdetStateDict, tvStateDict } from './helpers/synthetic_detectors.ts';
 import { safetensorsBytes } from './helpers/safetensors.ts';
-
-const T0_WIDTHS = [40, 80, 160, 320];
-
-function tvStateDict(): StateDict {
-  return new Map([
-    ...syntheticStateDict(fasternetParamSpecs('fasternet_t0', { forkFeat: true }), 1, 'backbone.body.'),
-    ...syntheticStateDict(torchvisionHeadSpecs(T0_WIDTHS, 11, 64), 1),
-  ]);
-}
-
-/** mmdet 2.x names (written out here, independently of the converter): 64-wide FPN, 4 classes + background. */
-function mmdetHeadSpecs(inChannels: number[], classes: number, c = 64, hidden = 128): ParamSpec[] {
-  const s: ParamSpec[] = [];
-  const conv = (k: string, cout: number, cin: number, ks: number) => s.push({ key: `${k}.weight`, shape: [cout, cin, ks, ks] }, { key: `${k}.bias`, shape: [cout] });
-  const fc = (k: string, rows: number, cols: number) => s.push({ key: `${k}.weight`, shape: [rows, cols] }, { key: `${k}.bias`, shape: [rows] });
-  inChannels.forEach((cin, i) => conv(`neck.lateral_convs.${i}.conv`, c, cin, 1));
-  inChannels.forEach((_, i) => conv(`neck.fpn_convs.${i}.conv`, c, c, 3));
-  conv('rpn_head.rpn_conv', c, c, 3);
-  conv('rpn_head.rpn_cls', 3, c, 1);
-  conv('rpn_head.rpn_reg', 12, c, 1);
-  fc('roi_head.bbox_head.shared_fcs.0', hidden, c * 49);
-  fc('roi_head.bbox_head.shared_fcs.1', hidden, hidden);
-  fc('roi_head.bbox_head.fc_cls', classes + 1, hidden);
-  fc('roi_head.bbox_head.fc_reg', 4 * classes, hidden);
-  for (let i = 0; i < 4; i++) conv(`roi_head.mask_head.convs.${i}.conv`, c, c, 3);
-  conv('roi_head.mask_head.upsample', c, c, 2);
-  conv('roi_head.mask_head.conv_logits', classes, c, 1);
-  return s;
-}
-
-function mmdetStateDict(): StateDict {
-  return new Map([
-    ...syntheticStateDict(fasternetParamSpecs('fasternet_t0', { forkFeat: true }), 2, 'backbone.'),
-    ...syntheticStateDict(mmdetHeadSpecs(T0_WIDTHS, 4), 2),
-  ]);
-}
 
 const f32 = (shape: number[]): Tensor => ({ shape, data: new Float32Array(shape.reduce((a, b) => a * b, 1)) });
 
