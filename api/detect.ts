@@ -15,7 +15,8 @@ import type { ImageU8 } from '../core/tensor.ts';
 import { toCocoRle, area as rleArea, type CocoRle, type RLE } from '../postprocess/mask.ts';
 import { toFullMask, type PastedMask } from '../postprocess/paste_masks.ts';
 import { loadDetector, releaseDetector, runDetector, type Detector } from '../heads/mask_rcnn.ts';
-import { UserError } from '../core/errors.ts';
+import { UserError, invalidParameterError } from '../core/errors.ts';
+import { MAX_THREADS } from '../core/options.ts';
 import { siblingModule, startModuleWorker } from '../core/worker.ts';
 import { packageFile } from '../core/package.ts';
 
@@ -118,25 +119,61 @@ async function toImage(image: ImageInput, autoOrient = false): Promise<ImageU8 &
     const orientation = await (await loadSharp())(image).metadata().then((m) => m.orientation ?? 1, () => 1);
     return orientation > 1 ? { ...img, unappliedOrientation: orientation } : img;
   }
-  const { data, width, height } = image;
-  const channels = image.channels ?? 3;
-  if (channels !== 3) throw new UserError(`raw images must be RGB (3 channels), got ${channels}`);
-  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) throw new UserError(`bad raw image size ${width}x${height}`);
-  if (!(data instanceof Uint8Array) || data.length !== width * height * 3) {
-    throw new UserError(`raw RGB image ${width}x${height} needs ${width * height * 3} bytes, got ${data?.length}`);
-  }
-  return { data, width, height, channels: 3 };
+  checkImage(image);
+  return { data: image.data, width: image.width, height: image.height, channels: 3 };
 }
 
+/** Largest side of a raw pixel buffer (as image/decode.ts bounds decoded images). */
+const MAX_RAW_SIDE = 65_535;
+
+/** detect()'s image argument, before any work. */
+function checkImage(image: unknown): asserts image is ImageInput {
+  if (typeof image === 'string' || image instanceof Uint8Array) return;
+  if (image === null || typeof image !== 'object' || !('data' in image)) {
+    throw invalidParameterError('image', 'a file path, encoded image bytes (Uint8Array) or raw RGB pixels { data, width, height }', image);
+  }
+  const { data, width, height, channels = 3 } = image as { data: unknown; width: unknown; height: unknown; channels?: unknown };
+  if (channels !== 3) throw invalidParameterError('image.channels', '3 (raw images are interleaved RGB)', channels);
+  for (const [k, v] of [['image.width', width], ['image.height', height]] as const) {
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > MAX_RAW_SIDE) throw invalidParameterError(k, `an integer in [1, ${MAX_RAW_SIDE}]`, v);
+  }
+  const need = (width as number) * (height as number) * 3;
+  if (!(data instanceof Uint8Array)) throw invalidParameterError('image.data', `a Uint8Array of ${width}x${height}x3 RGB bytes`, data);
+  if (data.length !== need) throw invalidParameterError('image.data', `${need} bytes (${width}x${height} RGB)`, `${data.length} bytes`);
+}
+
+function isDetector(m: object): m is Detector {
+  const d = m as Partial<Detector>;
+  return typeof d.cfg === 'object' && d.cfg !== null && [d.main, d.boxHead, d.maskHead].every((s) => typeof s?.run === 'function');
+}
+
+/** Every option's type and range, before any work: one UserError naming the option, expected and got. */
 function checkOptions(o: DetectOptions): void {
-  if (!o) throw new UserError('detect: options are required');
-  if (o.model !== undefined && typeof o.model !== 'string' && typeof o.model !== 'object') throw new UserError('detect: options.model must be a .onnx path or a loaded detector');
-  if (o.scoreThreshold !== undefined && !(o.scoreThreshold >= 0 && o.scoreThreshold <= 1)) throw new UserError(`scoreThreshold must be in [0, 1], got ${o.scoreThreshold}`);
-  if (o.maxDetections !== undefined && !(Number.isInteger(o.maxDetections) && o.maxDetections >= 0)) throw new UserError(`maxDetections must be a non-negative integer, got ${o.maxDetections}`);
+  if (o === null || typeof o !== 'object') throw invalidParameterError('options', 'an object', o);
+  if (o.model !== undefined && !(typeof o.model === 'string' || (typeof o.model === 'object' && o.model !== null && isDetector(o.model)))) {
+    throw invalidParameterError('options.model', 'a .onnx path or a detector from loadDetector()', o.model);
+  }
+  if (o.scoreThreshold !== undefined && !(typeof o.scoreThreshold === 'number' && o.scoreThreshold >= 0 && o.scoreThreshold <= 1)) {
+    throw invalidParameterError('options.scoreThreshold', 'a number in [0, 1]', o.scoreThreshold);
+  }
+  if (o.maxDetections !== undefined && !(Number.isInteger(o.maxDetections) && o.maxDetections >= 0 && o.maxDetections <= 10_000)) {
+    throw invalidParameterError('options.maxDetections', 'an integer in [0, 10000]', o.maxDetections);
+  }
+  if (o.threads !== undefined && !(Number.isInteger(o.threads) && o.threads >= 1 && o.threads <= MAX_THREADS)) {
+    throw invalidParameterError('options.threads', `an integer in [1, ${MAX_THREADS}]`, o.threads);
+  }
+  if (o.classes !== undefined && !(Array.isArray(o.classes) && o.classes.every((c) => typeof c === 'string' || Number.isInteger(c)))) {
+    throw invalidParameterError('options.classes', 'an array of class names or integer labels', o.classes);
+  }
+  for (const k of ['bitmaps', 'worker'] as const) {
+    if (o[k] !== undefined && typeof o[k] !== 'boolean') throw invalidParameterError(`options.${k}`, 'a boolean', o[k]);
+  }
+  if (o.timings !== undefined && (o.timings === null || typeof o.timings !== 'object')) throw invalidParameterError('options.timings', 'an object', o.timings);
 }
 
 /** Runs `image` through the model in this thread. */
 export async function detectInProcess(image: ImageInput, o: DetectOptions = {}): Promise<DetectResult> {
+  checkImage(image);
   checkOptions(o);
   const model = resolveModel(o.model);
   const det = typeof model === 'string' ? await getDetector(model, o.threads) : model;
@@ -262,6 +299,7 @@ export async function release(): Promise<void> {
 
 /** Detects instances in one image (see module comment). */
 export async function detect(image: ImageInput, options: DetectOptions = {}): Promise<DetectResult> {
+  checkImage(image);
   checkOptions(options);
   if (!options.worker) return detectInProcess(image, options);
   const model = resolveModel(options.model);

@@ -298,8 +298,8 @@ function bnSpecs(key: string, c: number): ParamSpec[] {
 }
 
 /** The official model's state_dict keys and shapes, in its order (fork_feat=true: detection norms, no head). */
-export function fasternetParamSpecs(variant: string, o: { forkFeat?: boolean; numClasses?: number } = {}): ParamSpec[] {
-  const cfg = FASTERNET_VARIANTS[fasternetVariantName(variant)];
+export function fasternetParamSpecs(variant: string | FasterNetConfig, o: { forkFeat?: boolean; numClasses?: number } = {}): ParamSpec[] {
+  const cfg = typeof variant === 'string' ? FASTERNET_VARIANTS[fasternetVariantName(variant)] : variant;
   const e = cfg.embedDim;
   const specs: ParamSpec[] = [{ key: 'patch_embed.proj.weight', shape: [e, 3, 4, 4] }, ...bnSpecs('patch_embed.norm', e)];
   cfg.depths.forEach((depth, s) => {

@@ -8,7 +8,7 @@
 import { open, readFile, stat } from 'node:fs/promises';
 import { UserError } from '../core/errors.ts';
 import type { StateDict } from '../core/tensor.ts';
-import { itemSize, materialize, outputBytes } from './dtypes.ts';
+import { checkView, itemSize, materialize, outputBytes } from './dtypes.ts';
 import { looksLikeSafetensors, parseSafetensors } from './safetensors.ts';
 import { readTorchLegacy } from './torch_legacy.ts';
 import { openTorchZipFile, readTorchZip, type TorchZip } from './torch_zip.ts';
@@ -126,8 +126,21 @@ function selectTensors(root: PyValue, fileSize: number): Selected {
   return wrapper ? { root, wrapper, refs } : { root, refs };
 }
 
-function storageKeys(sel: Selected): Set<string> {
-  return new Set(sel.refs.map(([, r]) => r.storage.key));
+/**
+ * For each storage the selected tensors use, the bytes they reach (a prefix of it): the readers read or
+ * inflate only that much, so a storage that claims a gigabyte behind a 1-element view costs 4 bytes.
+ */
+function storageNeeds(sel: Selected): Map<string, number> {
+  const needs = new Map<string, number>();
+  for (const [name, ref] of sel.refs) {
+    const { key, dtype, numel } = ref.storage;
+    const n = checkView(ref, numel, `tensor ${name}`);
+    let last = ref.offset;
+    for (let d = 0; d < ref.shape.length; d++) last += (ref.shape[d] - 1) * ref.stride[d];
+    const bytes = n === 0 ? 0 : (last + 1) * itemSize(dtype);
+    needs.set(key, Math.max(needs.get(key) ?? 0, bytes));
+  }
+  return needs;
 }
 
 /** Materializes the selected tensors from their storages' bytes (fresh buffers, so they may be aliased). */
@@ -136,7 +149,7 @@ function finish(sel: Selected, storages: Map<string, Uint8Array>, format: Checkp
   const shared = new Set<string>();
   for (const [name, ref] of sel.refs) {
     const { key, dtype, numel } = ref.storage;
-    const bytes = (storages.get(key) as Uint8Array).subarray(0, numel * itemSize(dtype));
+    const bytes = (storages.get(key) as Uint8Array).subarray(0, numel * itemSize(dtype)); // at most what the tensors reach
     // The first tensor of a storage may alias the storage bytes; later ones copy so tensors never overlap.
     stateDict.set(name, materialize(bytes, dtype, ref, `tensor ${name}`, !shared.has(key)));
     shared.add(key);
@@ -153,7 +166,7 @@ function maxInflated(fileSize: number): number {
 function parseTorchZip(buf: Uint8Array): Checkpoint {
   const zip = readTorchZip(buf, maxInflated(buf.length));
   const sel = selectTensors(zip.root, buf.length);
-  return finish(sel, zip.readStorages(storageKeys(sel)), 'torch-zip');
+  return finish(sel, zip.readStorages(storageNeeds(sel)), 'torch-zip');
 }
 
 function parseTorchLegacy(buf: Uint8Array): Checkpoint {
@@ -168,14 +181,14 @@ function parseTorchLegacy(buf: Uint8Array): Checkpoint {
     );
   }
   const sel = selectTensors(legacy.root, buf.length);
-  return finish(sel, legacy.readStorages(storageKeys(sel)), 'torch-legacy');
+  return finish(sel, legacy.readStorages(storageNeeds(sel)), 'torch-legacy');
 }
 
 async function loadTorchZip(path: string, fileSize: number): Promise<Checkpoint> {
   const zip = await openTorchZipFile(path, fileSize, maxInflated(fileSize));
   try {
     const sel = selectTensors(zip.root, fileSize);
-    return finish(sel, await zip.readStorages(storageKeys(sel)), 'torch-zip');
+    return finish(sel, await zip.readStorages(storageNeeds(sel)), 'torch-zip');
   } finally {
     await zip.close();
   }

@@ -73,11 +73,11 @@ export function readTorchLegacy(buf: Uint8Array): TorchZip {
 
   return {
     root: main.value,
-    readStorages: (keys) => {
+    readStorages: (needs) => {
       const out = new Map<string, Uint8Array>();
-      for (const key of keys) {
+      for (const [key, bytes] of needs) {
         const [a, b] = spans.get(key) as [number, number];
-        out.set(key, Uint8Array.prototype.slice.call(buf, a, b)); // a fresh, aligned copy, even for a Buffer
+        out.set(key, Uint8Array.prototype.slice.call(buf, a, Math.min(b, a + bytes))); // a fresh, aligned copy, even for a Buffer
       }
       return out;
     },

@@ -28,13 +28,19 @@ export interface ZipEntry {
 export interface TorchZip {
   /** The unpickled object, with tensors as TensorRef views. */
   root: PyValue;
-  /** Raw little-endian bytes of each requested storage, in fresh buffers (so they may be aliased). */
-  readStorages(keys: Iterable<string>): Map<string, Uint8Array>;
+  /**
+   * Raw little-endian bytes of each requested storage (key -> bytes its tensors reach: only that prefix is
+   * read or inflated), in fresh buffers (so they may be aliased).
+   */
+  readStorages(needs: StorageNeeds): Map<string, Uint8Array>;
 }
+
+/** Storage key -> the bytes of it that the selected tensors reach (a prefix of the record). */
+export type StorageNeeds = ReadonlyMap<string, number>;
 
 export interface TorchZipFile {
   root: PyValue;
-  readStorages(keys: Iterable<string>): Promise<Map<string, Uint8Array>>;
+  readStorages(needs: StorageNeeds): Promise<Map<string, Uint8Array>>;
   close(): Promise<void>;
 }
 
@@ -42,6 +48,15 @@ export interface TorchZipFile {
 const MIN_CDIR_RECORD = 46;
 const MAX_PICKLE_BYTES = 1 << 30;
 const MAX_ENTRIES = 10_000_000;
+
+/**
+ * Bytes all deflated storage records together may inflate to: real weights barely compress, so a file that
+ * would inflate past 16 times its size (or 256 MiB for small files) is hostile or not a state dict. This
+ * bounds the memory a small file can claim (a 10 MB file stays well under 1 GB of resident memory).
+ */
+export function inflateBudget(fileSize: number): number {
+  return Math.max(16 * fileSize, 256 * 2 ** 20);
+}
 
 function zipError(err: unknown): never {
   if (err instanceof UserError) throw err;
@@ -141,8 +156,36 @@ function unpickleArchive(lay: Layout, records: Map<string, Uint8Array>): Unpickl
   return { root, storages, bigEndian };
 }
 
-function storageEntries(lay: Layout, keys: Iterable<string>): ZipEntry[] {
-  return [...new Set(keys)].map((k) => lay.entries.get(`${lay.prefix}data/${k}`) as ZipEntry);
+/** A record to read: its directory entry and how many of its leading bytes are wanted. */
+interface Wanted {
+  e: ZipEntry;
+  bytes: number;
+}
+
+function whole(e: ZipEntry): Wanted {
+  return { e, bytes: e.originalSize };
+}
+
+/**
+ * The storage records to read, each cut to the bytes its tensors reach, after checking the total that will
+ * be inflated against `budget`: a few-MB file of deflated zeros must not make the reader allocate gigabytes
+ * for tensors that are 1-element views. `inflatesWhole`: the reader can only inflate records whole (fflate).
+ */
+function storageEntries(lay: Layout, needs: StorageNeeds, budget: number, inflatesWhole: boolean): Wanted[] {
+  const out: Wanted[] = [];
+  let inflated = 0;
+  for (const [k, bytes] of needs) {
+    const e = lay.entries.get(`${lay.prefix}data/${k}`) as ZipEntry;
+    const w = { e, bytes: Math.min(bytes, e.originalSize) };
+    if (e.compression === 8) {
+      inflated += inflatesWhole ? e.originalSize : w.bytes;
+      if (inflated > budget) {
+        throw new UserError(`deflated storage records would inflate past ${budget} bytes (at data/${k}); torch.save writes them uncompressed: re-save the checkpoint with torch.save`);
+      }
+    }
+    out.push(w);
+  }
+  return out;
 }
 
 /** Byte-swaps big-endian storages in place (their buffers are fresh) and keys the result by storage key. */
@@ -175,9 +218,9 @@ function listEntriesSync(buf: Uint8Array, maxInflated: number): Map<string, ZipE
   return entries;
 }
 
-/** Extracts the named entries (only those) and checks each came out at its directory size. */
-function extractSync(buf: Uint8Array, wanted: ZipEntry[]): Map<string, Uint8Array> {
-  const names = new Set(wanted.map((e) => e.name));
+/** Extracts the named entries (only those), checks each came out at its directory size, keeps the wanted prefix. */
+function extractSync(buf: Uint8Array, wanted: Wanted[]): Map<string, Uint8Array> {
+  const names = new Set(wanted.map((w) => w.e.name));
   let files: Record<string, Uint8Array>;
   try {
     files = unzipSync(buf, { filter: (f) => names.has(f.name) });
@@ -185,12 +228,12 @@ function extractSync(buf: Uint8Array, wanted: ZipEntry[]): Map<string, Uint8Arra
     zipError(err);
   }
   const out = new Map<string, Uint8Array>();
-  for (const e of wanted) {
+  for (const { e, bytes } of wanted) {
     const data = files[e.name];
     if (!data || data.length !== e.originalSize) {
       throw new UserError(`truncated or corrupt zip checkpoint: entry ${e.name} has ${data?.length ?? 0} of its ${e.originalSize} bytes`);
     }
-    out.set(e.name, data);
+    out.set(e.name, bytes === data.length ? data : data.subarray(0, bytes));
   }
   return out;
 }
@@ -198,10 +241,10 @@ function extractSync(buf: Uint8Array, wanted: ZipEntry[]): Map<string, Uint8Arra
 /** Parses the zip directory and data.pkl of an in-memory checkpoint; storages are read on request. */
 export function readTorchZip(buf: Uint8Array, maxInflated: number): TorchZip {
   const lay = layout(listEntriesSync(buf, maxInflated));
-  const u = unpickleArchive(lay, extractSync(buf, lay.control));
+  const u = unpickleArchive(lay, extractSync(buf, lay.control.map(whole)));
   return {
     root: u.root,
-    readStorages: (keys) => finishStorages(lay, u, extractSync(buf, storageEntries(lay, keys))),
+    readStorages: (needs) => finishStorages(lay, u, extractSync(buf, storageEntries(lay, needs, inflateBudget(buf.length), true))),
   };
 }
 
@@ -265,29 +308,37 @@ class CheckedReader extends yauzl.RandomAccessReader {
   }
 }
 
-async function readFully(fh: FileHandle, e: ZipEntry, position: number, fileSize: number): Promise<Uint8Array> {
+/** The first `bytes` bytes of a stored record. */
+async function readFully(fh: FileHandle, e: ZipEntry, bytes: number, position: number, fileSize: number): Promise<Uint8Array> {
   const bad = outOfRange(position, position + e.size, fileSize);
   if (bad) throw new UserError(`truncated or corrupt zip checkpoint: entry ${e.name}: ${bad.message}`);
-  const out = new Uint8Array(e.size);
+  const out = new Uint8Array(bytes);
   let done = 0;
-  while (done < e.size) {
-    const { bytesRead } = await fh.read(out, done, Math.min(e.size - done, 1 << 30), position + done);
+  while (done < bytes) {
+    const { bytesRead } = await fh.read(out, done, Math.min(bytes - done, 1 << 30), position + done);
     if (bytesRead === 0) throw new UserError(`truncated zip checkpoint: entry ${e.name} has ${done} of its ${e.size} bytes`);
     done += bytesRead;
   }
   return out;
 }
 
-async function inflateEntry(zip: yauzl.ZipFile, raw: yauzl.Entry, e: ZipEntry): Promise<Uint8Array> {
-  const out = new Uint8Array(e.originalSize);
+/** Inflates the first `bytes` bytes of a deflated record and stops there (a whole record is checked for size). */
+async function inflateEntry(zip: yauzl.ZipFile, raw: yauzl.Entry, e: ZipEntry, bytes: number): Promise<Uint8Array> {
+  const out = new Uint8Array(bytes);
   let done = 0;
   const stream = await zip.openReadStreamPromise(raw);
+  const prefix = bytes < e.originalSize;
   for await (const chunk of stream as AsyncIterable<Buffer>) {
-    if (done + chunk.length > out.length) throw new UserError(`corrupt zip checkpoint: entry ${e.name} inflates past its ${out.length} bytes`);
-    out.set(chunk, done);
-    done += chunk.length;
+    const take = prefix ? Math.min(chunk.length, bytes - done) : chunk.length;
+    if (done + take > out.length) throw new UserError(`corrupt zip checkpoint: entry ${e.name} inflates past its ${out.length} bytes`);
+    out.set(take === chunk.length ? chunk : chunk.subarray(0, take), done);
+    done += take;
+    if (prefix && done === bytes) {
+      stream.destroy();
+      break;
+    }
   }
-  if (done !== out.length) throw new UserError(`truncated zip checkpoint: entry ${e.name} inflates to ${done} of its ${out.length} bytes`);
+  if (done !== out.length) throw new UserError(`truncated zip checkpoint: entry ${e.name} inflates to ${done} of its ${e.originalSize} bytes`);
   return out;
 }
 
@@ -312,16 +363,16 @@ export async function openTorchZipFile(path: string, fileSize: number, maxInflat
       zipError(err);
     }
     const z = zip as yauzl.ZipFile;
-    const read = async (wanted: ZipEntry[]): Promise<Map<string, Uint8Array>> => {
+    const read = async (wanted: Wanted[]): Promise<Map<string, Uint8Array>> => {
       const out = new Map<string, Uint8Array>();
       try {
-        for (const e of wanted) {
+        for (const { e, bytes } of wanted) {
           const raw = raws.get(e.name) as yauzl.Entry;
           if (e.compression === 8) {
-            out.set(e.name, await inflateEntry(z, raw, e));
+            out.set(e.name, await inflateEntry(z, raw, e, bytes));
           } else {
             const { fileDataStart } = await z.readLocalFileHeaderPromise(raw, { minimal: true });
-            out.set(e.name, await readFully(fh, e, fileDataStart, fileSize));
+            out.set(e.name, await readFully(fh, e, bytes, fileDataStart, fileSize));
           }
         }
       } catch (err) {
@@ -330,10 +381,10 @@ export async function openTorchZipFile(path: string, fileSize: number, maxInflat
       return out;
     };
     const lay = layout(entries);
-    const u = unpickleArchive(lay, await read(lay.control));
+    const u = unpickleArchive(lay, await read(lay.control.map(whole)));
     return {
       root: u.root,
-      readStorages: async (keys) => finishStorages(lay, u, await read(storageEntries(lay, keys))),
+      readStorages: async (needs) => finishStorages(lay, u, await read(storageEntries(lay, needs, inflateBudget(fileSize), false))),
       close: async () => {
         z.close();
         await fh.close();

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { classifyImages } from '../api/classify.ts';
 import { STDOUT, checkOutputFile, messages, writeOutput } from './output.ts';
-import { positiveInt } from '../core/options.ts';
+import { MAX_THREADS, positiveInt } from '../core/options.ts';
 
 export function register(program: Command): void {
   program.command('classify')
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--auto-orient', 'rotate images by their EXIF orientation (the official evaluation does not)')
     .action(async (images: string[], opts: { model: string; topk: string; json?: string; threads: string; autoOrient?: boolean; quiet?: boolean }) => {
       const topk = positiveInt('--topk', opts.topk);
-      const threads = positiveInt('--threads', opts.threads);
+      const threads = positiveInt('--threads', opts.threads, MAX_THREADS);
       checkOutputFile('--json', opts.json);
       const results = await classifyImages(opts.model, images, { topk, threads, autoOrient: opts.autoOrient });
       const say = messages({ quiet: opts.quiet, dataOnStdout: opts.json === STDOUT });

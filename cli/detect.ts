@@ -25,7 +25,7 @@ import { decodeImage } from '../image/decode.ts';
 import { annotate } from '../api/annotate.ts';
 import { UserError, invalidParameterError } from '../core/errors.ts';
 import { STDOUT, checkOutputFile, messages, writeOutput } from './output.ts';
-import { positiveInt } from '../core/options.ts';
+import { MAX_THREADS, positiveInt } from '../core/options.ts';
 
 export interface CocoResult {
   file: string;
@@ -147,7 +147,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
     .option('--quiet', 'no per-image lines (errors are still printed)')
     .action(async (images: string[], opts: DetectCliOptions) => {
-      const threads = positiveInt('--threads', opts.threads);
+      const threads = positiveInt('--threads', opts.threads, MAX_THREADS);
       const scoreThreshold = number01('--score-thr', opts.scoreThr);
       const maxDetections = positiveInt('--max-det', opts.maxDet);
       const classes = opts.classes === undefined ? undefined : parseClassList(opts.classes);

@@ -15,11 +15,11 @@
  * Widths, FPN level count and the class count (cls_score rows, background included) come from shapes;
  * BatchNorm num_batches_tracked buffers are ignored.
  */
-import type { FloatTensor, StateDict, Tensor } from '../core/tensor.ts';
+import type { FloatTensor, StateDict } from '../core/tensor.ts';
 import type { ModelMetadata } from '../runtime/metadata.ts';
-import { checkKeys } from '../checkpoint/load.ts';
 import { detectArch } from '../backbones/model.ts';
-import { fasternetParamSpecs } from '../backbones/fasternet.ts';
+import { FASTERNET_VARIANTS, fasternetParamSpecs, fasternetVariantName } from '../backbones/fasternet.ts';
+import { checkStateDict, widthOf, headSpecs, prefixed, type HeadDims, type HeadNames, type Spec } from './check.ts';
 import { resnet50ParamSpecs } from '../backbones/resnet.ts';
 import { buildDetectorModel, type DetectorWeights } from '../heads/mask_rcnn.ts';
 import { torchvisionDetectorConfig, type DetectorConfig } from '../heads/config.ts';
@@ -30,25 +30,19 @@ import { metadataFromBytes } from '../runtime/metadata.ts';
 import { ModelProto } from '../runtime/onnx_proto.ts';
 
 const BODY = 'backbone.body.';
+const WHAT = 'torchvision Mask R-CNN checkpoint';
 
 function floatT(sd: StateDict, key: string): FloatTensor {
-  const t = sd.get(key) as Tensor | undefined;
-  if (!t) throw new UserError(`torchvision Mask R-CNN checkpoint lacks ${key}`);
-  if (!(t.data instanceof Float32Array)) throw new UserError(`checkpoint tensor ${key} is not floating point`);
-  return t as FloatTensor;
+  return sd.get(key) as FloatTensor; // checkStateDict has checked presence, shape and dtype
 }
 
-/** weight + bias under the first of `prefixes` that exists (new name first, then the released file's). */
-function convAt(sd: StateDict, used: Set<string>, prefixes: string[], withBias = true): ConvWeights {
-  const p = prefixes.find((q) => sd.has(`${q}.weight`));
-  if (!p) throw new UserError(`torchvision Mask R-CNN checkpoint lacks ${prefixes[0]}.weight${prefixes.length > 1 ? ` (or ${prefixes.slice(1).join(', ')})` : ''}`);
-  used.add(`${p}.weight`);
-  const out: ConvWeights = { weight: floatT(sd, `${p}.weight`) };
-  if (withBias) {
-    out.bias = floatT(sd, `${p}.bias`);
-    used.add(`${p}.bias`);
-  }
-  return out;
+function convAt(sd: StateDict, p: string, withBias = true): ConvWeights {
+  return withBias ? { weight: floatT(sd, `${p}.weight`), bias: floatT(sd, `${p}.bias`) } : { weight: floatT(sd, `${p}.weight`) };
+}
+
+/** The first of `prefixes` (new name, then the released file's) whose weight exists, else the new name. */
+function nameOf(sd: StateDict, prefixes: string[]): string {
+  return prefixes.find((q) => sd.has(`${q}.weight`)) ?? prefixes[0];
 }
 
 export interface TorchvisionDetector {
@@ -57,48 +51,50 @@ export interface TorchvisionDetector {
   arch: string;
 }
 
-/** Reads a torchvision-layout Mask R-CNN state dict (ResNet50 or FasterNet body). */
-export function torchvisionDetectorWeights(sd: StateDict, o: { classNames?: string[] } = {}): TorchvisionDetector {
-  const used = new Set<string>();
-  const arch = detectArch(sd, BODY);
-  const backboneKeys = (arch === 'resnet50' ? resnet50ParamSpecs(0) : fasternetParamSpecs(arch, { forkFeat: true })).map((s) => BODY + s.key);
-  for (const k of backboneKeys) used.add(k);
+/** Backbone keys and shapes, and the channels of its 4 FPN inputs. */
+function bodySpecs(arch: string): { specs: Spec[]; inChannels: number[] } {
+  if (arch === 'resnet50') return { specs: prefixed(BODY, resnet50ParamSpecs(0)), inChannels: [256, 512, 1024, 2048] };
+  const e = FASTERNET_VARIANTS[fasternetVariantName(arch)].embedDim;
+  return { specs: prefixed(BODY, fasternetParamSpecs(arch, { forkFeat: true })), inChannels: [0, 1, 2, 3].map((i) => e * 2 ** i) };
+}
 
-  let levels = 0;
-  while (sd.has(`backbone.fpn.inner_blocks.${levels}.0.weight`) || sd.has(`backbone.fpn.inner_blocks.${levels}.weight`)) levels++;
-  if (levels === 0) throw new UserError('torchvision Mask R-CNN checkpoint has no backbone.fpn.inner_blocks');
-  const lateral = Array.from({ length: levels }, (_, i) => convAt(sd, used, [`backbone.fpn.inner_blocks.${i}.0`, `backbone.fpn.inner_blocks.${i}`]));
-  const output = Array.from({ length: levels }, (_, i) => convAt(sd, used, [`backbone.fpn.layer_blocks.${i}.0`, `backbone.fpn.layer_blocks.${i}`]));
-  const rpn = {
-    conv: convAt(sd, used, ['rpn.head.conv.0.0', 'rpn.head.conv']),
-    cls: convAt(sd, used, ['rpn.head.cls_logits']),
-    reg: convAt(sd, used, ['rpn.head.bbox_pred']),
-  };
-  const boxHead = {
-    fc6: convAt(sd, used, ['roi_heads.box_head.fc6']),
-    fc7: convAt(sd, used, ['roi_heads.box_head.fc7']),
-    cls: convAt(sd, used, ['roi_heads.box_predictor.cls_score']),
-    reg: convAt(sd, used, ['roi_heads.box_predictor.bbox_pred']),
-  };
+/**
+ * Reads a torchvision-layout Mask R-CNN state dict (ResNet50 or FasterNet body), after checking every tensor
+ * against the architecture (convert/check.ts): widths come from a few tensors, all others must agree.
+ */
+export function torchvisionDetectorWeights(sd: StateDict, o: { classNames?: string[] } = {}): TorchvisionDetector {
+  const arch = detectArch(sd, BODY);
+  const body = bodySpecs(arch);
   let nMask = 0;
   while (sd.has(`roi_heads.mask_head.${nMask}.0.weight`) || sd.has(`roi_heads.mask_head.mask_fcn${nMask + 1}.weight`)) nMask++;
-  if (nMask === 0) throw new UserError('torchvision Mask R-CNN checkpoint has no roi_heads.mask_head convs');
-  const maskHead = {
-    convs: Array.from({ length: nMask }, (_, i) => convAt(sd, used, [`roi_heads.mask_head.${i}.0`, `roi_heads.mask_head.mask_fcn${i + 1}`])),
-    upsample: convAt(sd, used, ['roi_heads.mask_predictor.conv5_mask']),
-    logits: convAt(sd, used, ['roi_heads.mask_predictor.mask_fcn_logits']),
+  const names: HeadNames = {
+    lateral: [0, 1, 2, 3].map((i) => nameOf(sd, [`backbone.fpn.inner_blocks.${i}.0`, `backbone.fpn.inner_blocks.${i}`])),
+    output: [0, 1, 2, 3].map((i) => nameOf(sd, [`backbone.fpn.layer_blocks.${i}.0`, `backbone.fpn.layer_blocks.${i}`])),
+    rpnConv: nameOf(sd, ['rpn.head.conv.0.0', 'rpn.head.conv']),
+    rpnCls: 'rpn.head.cls_logits',
+    rpnReg: 'rpn.head.bbox_pred',
+    fc6: 'roi_heads.box_head.fc6',
+    fc7: 'roi_heads.box_head.fc7',
+    cls: 'roi_heads.box_predictor.cls_score',
+    reg: 'roi_heads.box_predictor.bbox_pred',
+    maskConvs: Array.from({ length: Math.max(nMask, 1) }, (_, i) => nameOf(sd, [`roi_heads.mask_head.${i}.0`, `roi_heads.mask_head.mask_fcn${i + 1}`])),
+    upsample: 'roi_heads.mask_predictor.conv5_mask',
+    logits: 'roi_heads.mask_predictor.mask_fcn_logits',
   };
-  checkKeys(sd, used, 'torchvision Mask R-CNN checkpoint', { ignore: (k) => k.endsWith('num_batches_tracked') });
+  const fpn = widthOf(sd, names.lateral[0], 256);
+  const K = widthOf(sd, names.cls, 91);
+  const maskWidth = widthOf(sd, names.maskConvs[0], fpn);
+  const dims: HeadDims = {
+    inChannels: body.inChannels, fpn, anchors: widthOf(sd, names.rpnCls, 3), hidden: widthOf(sd, names.fc6, 1024),
+    clsRows: K, regRows: 4 * K, maskWidth, maskClasses: K,
+  };
+  checkStateDict(sd, [...body.specs, ...headSpecs(names, dims)], WHAT);
 
-  const K = boxHead.cls.weight.shape[0];
-  const fpnOut = lateral[0].weight.shape[0];
-  const check = (ok: boolean, msg: string) => { if (!ok) throw new UserError(`torchvision Mask R-CNN checkpoint: ${msg}`); };
-  check(boxHead.reg.weight.shape[0] === 4 * K, `bbox_pred has ${boxHead.reg.weight.shape[0]} outputs for ${K} classes`);
-  check(maskHead.logits.weight.shape[0] === K, `mask_fcn_logits has ${maskHead.logits.weight.shape[0]} classes, cls_score ${K}`);
-  check(boxHead.fc6.weight.shape[1] === fpnOut * 49, `fc6 takes ${boxHead.fc6.weight.shape[1]} inputs, ${fpnOut}x7x7 RoIs give ${fpnOut * 49}`);
-  check(maskHead.convs[0].weight.shape[1] === fpnOut, `mask head takes ${maskHead.convs[0].weight.shape[1]} channels, the FPN gives ${fpnOut}`);
-  check(rpn.conv.weight.shape[1] === fpnOut, `RPN conv takes ${rpn.conv.weight.shape[1]} channels, the FPN gives ${fpnOut}`);
-
+  const lateral = names.lateral.map((p) => convAt(sd, p));
+  const output = names.output.map((p) => convAt(sd, p));
+  const rpn = { conv: convAt(sd, names.rpnConv), cls: convAt(sd, names.rpnCls), reg: convAt(sd, names.rpnReg) };
+  const boxHead = { fc6: convAt(sd, names.fc6), fc7: convAt(sd, names.fc7), cls: convAt(sd, names.cls), reg: convAt(sd, names.reg) };
+  const maskHead = { convs: names.maskConvs.map((p) => convAt(sd, p)), upsample: convAt(sd, names.upsample), logits: convAt(sd, names.logits) };
   const backbone: DetectorWeights['backbone'] = arch === 'resnet50'
     ? { kind: 'resnet50', stateDict: sd, prefix: BODY, style: 'pytorch' }
     : { kind: 'fasternet', stateDict: sd, prefix: BODY, variant: arch };

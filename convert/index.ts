@@ -4,7 +4,8 @@
  * ResNet50 classifier), 'torchvision' and 'mmdet' Mask R-CNN (detection.ts, mmdet.ts).
  */
 import { writeFile } from 'node:fs/promises';
-import { checkKeys, checkShapes, loadCheckpoint, stripPrefix } from '../checkpoint/load.ts';
+import { loadCheckpoint, stripPrefix } from '../checkpoint/load.ts';
+import { checkStateDict, prefixed } from './check.ts';
 import type { StateDict } from '../core/tensor.ts';
 import type { ModelMetadata } from '../runtime/metadata.ts';
 import { archName, detectArch, imagenetModel } from '../backbones/model.ts';
@@ -21,8 +22,10 @@ export interface ConvertOptions {
   pconv?: PConvImpl;
   /** The checkpoint's meta (mmdetection: CLASSES, config), filled by convertCheckpoint. */
   meta?: unknown;
-  /** mmdet ResNet50 style when the checkpoint's meta.config does not say it. */
+  /** mmdet ResNet50 style; overrides the checkpoint's meta.config and file name. */
   resnetStyle?: 'pytorch' | 'caffe';
+  /** The checkpoint's path, filled by convertCheckpoint (mmdet: model-zoo names tell the ResNet style). */
+  fileName?: string;
   /** Detection flavors: transform sizes and class names (convert/detection.ts applyDetectorOverrides). */
   overrides?: DetectorOverrides;
   /** Store float32 weights as float16 (Cast back to float32 in the graph): half the file. */
@@ -43,9 +46,7 @@ export function checkImagenetStateDict(sd: StateDict, arch: string): void {
   if (!head) throw new UserError(`${arch} checkpoint has no classifier head (${arch === 'resnet50' ? 'fc' : 'head'}.weight): a detection backbone needs a detection flavor`);
   const numClasses = head.shape[0];
   const specs = arch === 'resnet50' ? resnet50ParamSpecs(numClasses) : fasternetParamSpecs(arch, { numClasses });
-  const ignore = (k: string) => k.endsWith('num_batches_tracked');
-  checkKeys(sd, specs.map((s) => s.key), `${arch} checkpoint`, { ignore });
-  checkShapes(sd, specs.filter((s) => !ignore(s.key)).map((s) => [s.key, s.shape] as [string, number[]]), `${arch} checkpoint`);
+  checkStateDict(sd, prefixed('', specs), `${arch} checkpoint`);
 }
 
 export const FLAVORS: Record<string, FlavorConverter> = {
@@ -60,7 +61,7 @@ export const FLAVORS: Record<string, FlavorConverter> = {
     return buildDetectorModel(d.weights, applyDetectorOverrides(d.config, o.overrides ?? {}), d.arch);
   },
   mmdet: (sd, o) => {
-    const d = mmdetDetectorWeights(sd, mmdetMetaFrom(o.meta), { resnetStyle: o.resnetStyle });
+    const d = mmdetDetectorWeights(sd, mmdetMetaFrom(o.meta), { resnetStyle: o.resnetStyle, fileName: o.fileName });
     return buildDetectorModel(d.weights, applyDetectorOverrides(d.config, o.overrides ?? {}), d.arch);
   },
 };
@@ -73,7 +74,7 @@ export async function convertCheckpoint(ckptPath: string, flavor: string, outPat
   if (flavor === 'imagenet' && (ov.minSize !== undefined || ov.maxSize !== undefined || ov.classes)) {
     throw new UserError('--min-size, --max-size and --classes apply to the detection flavors (torchvision, mmdet)');
   }
-  const converted = convert(unwrapDataParallel(ckpt.stateDict), { ...o, meta: ckpt.meta });
+  const converted = convert(unwrapDataParallel(ckpt.stateDict), { ...o, meta: ckpt.meta, fileName: ckptPath });
   const { meta } = converted;
   let bytes = converted.bytes;
   if (o.half) bytes = flavor === 'imagenet' ? halfInitializers(bytes).bytes : halfDetectorModel(bytes);

@@ -25,6 +25,10 @@ import type { ModelMetadata } from '../runtime/metadata.ts';
 import type { ConvWeights } from '../core/tensor.ts';
 import { buildDetectorModel, type DetectorWeights } from '../heads/mask_rcnn.ts';
 import { mmdetDetectorConfig, type DetectorConfig } from '../heads/config.ts';
+import { fasternetParamSpecs } from '../backbones/fasternet.ts';
+import { resnet50ParamSpecs } from '../backbones/resnet.ts';
+import { UserError } from '../core/errors.ts';
+import { checkStateDict, widthOf, headSpecs, prefixed, type HeadNames, type Spec } from './check.ts';
 
 export const COCO_CLASSES: readonly string[] = [
   'person', 'bicycle', 'car', 'motorcycle', 'airplane', 'bus', 'train', 'truck', 'boat', 'traffic light',
@@ -99,13 +103,17 @@ export interface MmdetMeta {
 }
 
 export interface ConvertMmdetOptions {
-  /** ResNet style when neither option nor meta.config tells it (shapes cannot). */
+  /** ResNet style; overrides meta.config and the file name (shapes cannot tell it). */
   resnetStyle?: 'pytorch' | 'caffe';
+  /** The checkpoint's file name: mmdetection's model-zoo names carry the style (`*_r50_caffe_fpn_*`). */
+  fileName?: string;
 }
+
+const WHAT = 'mmdet Mask R-CNN checkpoint';
 
 function need(sd: StateDict, key: string): Tensor {
   const t = sd.get(key);
-  if (!t) throw new Error(`mmdet checkpoint lacks '${key}'`);
+  if (!t) throw new UserError(`${WHAT} lacks '${key}'`);
   return t;
 }
 
@@ -126,7 +134,7 @@ function detectFasterNet(bb: StateDict): MmdetBackbone {
   const depths = [0, 2, 4, 6].map((s) => {
     let n = 0;
     while (bb.has(`stages.${s}.blocks.${n}.mlp.0.weight`)) n++;
-    if (n === 0) throw new Error(`FasterNet checkpoint has no blocks in stages.${s}`);
+    if (n === 0) throw new UserError(`${WHAT}: FasterNet backbone has no blocks in stages.${s}`);
     return n;
   });
   const pconv = need(bb, 'stages.0.blocks.0.spatial_mixing.partial_conv3.weight').shape[0];
@@ -154,15 +162,69 @@ function resnetStyleFromConfig(config: string | undefined): 'pytorch' | 'caffe' 
   return m ? (m[1] as 'pytorch' | 'caffe') : undefined;
 }
 
+/**
+ * The style a model-zoo file name tells: mmdetection names checkpoints after their configs, and caffe-style
+ * ResNet configs say so (`mask_rcnn_r50_caffe_fpn_1x_coco_...pth`); a zoo name without it
+ * (`mask_rcnn_r50_fpn_1x_coco_...pth`) is pytorch style. Other names tell nothing.
+ */
+export function resnetStyleFromFileName(fileName: string | undefined): 'pytorch' | 'caffe' | undefined {
+  const base = fileName?.split(/[\\/]/).pop()?.toLowerCase();
+  if (!base) return undefined;
+  if (/(^|[_-])caffe([_-]|\.|$)/.test(base)) return 'caffe';
+  return /^mask_rcnn_r50_(fpn|pytorch)_/.test(base) ? 'pytorch' : undefined;
+}
+
+/** Option, else meta.config, else the file name; never a guess. */
+function resnetStyle(meta: MmdetMeta, options: ConvertMmdetOptions): 'pytorch' | 'caffe' {
+  const style = options.resnetStyle ?? resnetStyleFromConfig(meta.config) ?? resnetStyleFromFileName(options.fileName);
+  if (!style) {
+    throw new UserError(
+      `${WHAT}: a ResNet50 backbone's style (pytorch or caffe) is neither in the checkpoint's meta config nor in its file name; pass --resnet-style pytorch or --resnet-style caffe`,
+    );
+  }
+  return style;
+}
+
+/** Backbone keys and shapes (with `backbone.`) of the detected backbone. */
+function backboneSpecs(b: MmdetBackbone): Spec[] {
+  if (b.type === 'resnet50') return prefixed('backbone.', resnet50ParamSpecs(0));
+  return prefixed('backbone.', fasternetParamSpecs({ embedDim: b.embedDim, depths: b.depths, act: 'relu', mlpRatio: b.mlpRatio, nDiv: b.nDiv, featureDim: 0 }, { forkFeat: true }));
+}
+
+const HEAD_NAMES: HeadNames = {
+  lateral: [0, 1, 2, 3].map((i) => `neck.lateral_convs.${i}.conv`),
+  output: [0, 1, 2, 3].map((i) => `neck.fpn_convs.${i}.conv`),
+  rpnConv: 'rpn_head.rpn_conv',
+  rpnCls: 'rpn_head.rpn_cls',
+  rpnReg: 'rpn_head.rpn_reg',
+  fc6: 'roi_head.bbox_head.shared_fcs.0',
+  fc7: 'roi_head.bbox_head.shared_fcs.1',
+  cls: 'roi_head.bbox_head.fc_cls',
+  reg: 'roi_head.bbox_head.fc_reg',
+  maskConvs: [0, 1, 2, 3].map((i) => `roi_head.mask_head.convs.${i}.conv`),
+  upsample: 'roi_head.mask_head.upsample',
+  logits: 'roi_head.mask_head.conv_logits',
+};
+
+/** Every tensor against the architecture: keys (extra ones refused, as in the other flavors), shapes, dtypes, values. */
+function checkMmdetStateDict(sd: StateDict, backbone: MmdetBackbone): void {
+  const fpn = widthOf(sd, HEAD_NAMES.lateral[0], 256);
+  const clsRows = widthOf(sd, HEAD_NAMES.cls, 81);
+  const maskWidth = widthOf(sd, HEAD_NAMES.maskConvs[0], fpn);
+  const heads = headSpecs(HEAD_NAMES, {
+    inChannels: backbone.outChannels, fpn, anchors: widthOf(sd, HEAD_NAMES.rpnCls, 3), hidden: widthOf(sd, HEAD_NAMES.fc6, 1024),
+    clsRows, regRows: 4 * (clsRows - 1), maskWidth, maskClasses: clsRows - 1,
+  });
+  checkStateDict(sd, [...backboneSpecs(backbone), ...heads], WHAT);
+}
+
 function detectResNet50(bb: StateDict, style: 'pytorch' | 'caffe'): MmdetBackbone {
   const blocks = [1, 2, 3, 4].map((l) => {
     let n = 0;
     while (bb.has(`layer${l}.${n}.conv1.weight`)) n++;
     return n;
   });
-  if (blocks.join() !== '3,4,6,3') throw new Error(`ResNet with blocks [${blocks}] is not ResNet50`);
-  const c1 = need(bb, 'conv1.weight').shape;
-  if (c1.join() !== '64,3,7,7') throw new Error(`ResNet50 conv1 has shape [${c1}], expected [64,3,7,7]`);
+  if (blocks.join() !== '3,4,6,3') throw new UserError(`${WHAT}: a ResNet with blocks [${blocks}] is not ResNet50 (the only ResNet supported)`);
   return { type: 'resnet50', style, outChannels: [256, 512, 1024, 2048] };
 }
 
@@ -177,21 +239,26 @@ export function convertMmdetMaskRcnn(
   for (const [k, v] of sd) {
     if (k.startsWith('backbone.') && !k.endsWith('.num_batches_tracked')) backboneState.set(k.slice(9), v);
   }
-  if (backboneState.size === 0) throw new Error("not an mmdet detector checkpoint: no 'backbone.*' keys");
+  if ([...sd.keys()].some((k) => k.startsWith('backbone.body.'))) {
+    throw new UserError(`${WHAT}: keys backbone.body.* are torchvision's layout; use --flavor torchvision`);
+  }
+  if (backboneState.size === 0) {
+    const some = [...sd.keys()].slice(0, 3).join(', ');
+    throw new UserError(`not an mmdet detector checkpoint: no 'backbone.*' keys (keys look like: ${some || 'none'})`);
+  }
   let backbone: MmdetBackbone;
   if (backboneState.has('patch_embed.proj.weight')) backbone = detectFasterNet(backboneState);
-  else if (backboneState.has('layer1.0.conv1.weight')) {
-    const style = options.resnetStyle ?? resnetStyleFromConfig(meta.config) ?? 'pytorch';
-    backbone = detectResNet50(backboneState, style);
-  } else throw new Error('unknown mmdet backbone: neither FasterNet (patch_embed) nor ResNet (layer1) keys');
+  else if (backboneState.has('layer1.0.conv1.weight')) backbone = detectResNet50(backboneState, resnetStyle(meta, options));
+  else throw new UserError(`${WHAT}: unknown backbone, neither FasterNet (backbone.patch_embed.*) nor ResNet50 (backbone.layer1.*) keys`);
+  checkMmdetStateDict(sd, backbone);
 
   const levels = backbone.outChannels.length;
   const lateral = [...Array(levels).keys()].map((i) => pair(sd, `neck.lateral_convs.${i}.conv`));
   const output = [...Array(levels).keys()].map((i) => pair(sd, `neck.fpn_convs.${i}.conv`));
   lateral.forEach((l, i) => {
     if (l.weight.shape[1] !== backbone.outChannels[i])
-      throw new Error(
-        `neck.lateral_convs.${i} takes ${l.weight.shape[1]} channels, backbone gives ${backbone.outChannels[i]}`,
+      throw new UserError(
+        `${WHAT}: neck.lateral_convs.${i} takes ${l.weight.shape[1]} channels, backbone gives ${backbone.outChannels[i]}`,
       );
   });
   const rpn = {
@@ -202,7 +269,7 @@ export function convertMmdetMaskRcnn(
   };
   rpn.numAnchors = rpn.cls.weight.shape[0];
   if (rpn.reg.weight.shape[0] !== 4 * rpn.numAnchors)
-    throw new Error(`rpn_reg has ${rpn.reg.weight.shape[0]} outputs for ${rpn.numAnchors} sigmoid anchors`);
+    throw new UserError(`${WHAT}: rpn_reg has ${rpn.reg.weight.shape[0]} outputs for ${rpn.numAnchors} sigmoid anchors`);
   const bboxHead = {
     fc6: pair(sd, 'roi_head.bbox_head.shared_fcs.0'),
     fc7: pair(sd, 'roi_head.bbox_head.shared_fcs.1'),
@@ -211,18 +278,18 @@ export function convertMmdetMaskRcnn(
   };
   const numClasses = bboxHead.cls.weight.shape[0] - 1;
   if (bboxHead.reg.weight.shape[0] !== 4 * numClasses)
-    throw new Error(`fc_reg has ${bboxHead.reg.weight.shape[0]} outputs; class-specific boxes need ${4 * numClasses}`);
+    throw new UserError(`${WHAT}: fc_reg has ${bboxHead.reg.weight.shape[0]} outputs; class-specific boxes need ${4 * numClasses}`);
   const maskHead = {
     convs: [0, 1, 2, 3].map((i) => pair(sd, `roi_head.mask_head.convs.${i}.conv`)),
     upsample: pair(sd, 'roi_head.mask_head.upsample'),
     logits: pair(sd, 'roi_head.mask_head.conv_logits'),
   };
   if (maskHead.logits.weight.shape[0] !== numClasses)
-    throw new Error(`conv_logits has ${maskHead.logits.weight.shape[0]} classes, fc_cls ${numClasses}`);
+    throw new UserError(`${WHAT}: conv_logits has ${maskHead.logits.weight.shape[0]} classes, fc_cls ${numClasses}`);
 
   const names = meta.CLASSES ? [...meta.CLASSES] : undefined;
   if (names && names.length !== numClasses)
-    throw new Error(`meta.CLASSES has ${names.length} names, the heads have ${numClasses} classes`);
+    throw new UserError(`${WHAT}: meta.CLASSES has ${names.length} names, the heads have ${numClasses} classes`);
   const isCoco = numClasses === 80 && (!names || names.every((n, i) => n === COCO_CLASSES[i]));
   const classNames = names ?? (isCoco ? [...COCO_CLASSES] : [...Array(numClasses).keys()].map((i) => `class_${i + 1}`));
   const categoryIds = isCoco ? [...COCO_CATEGORY_IDS] : classNames.map((_, i) => i + 1);
@@ -242,7 +309,7 @@ export function convertMmdetMaskRcnn(
 }
 
 function floatOf(t: Tensor, what: string): FloatTensor {
-  if (!(t.data instanceof Float32Array)) throw new Error(`mmdet checkpoint tensor ${what} is not floating point`);
+  if (!(t.data instanceof Float32Array)) throw new UserError(`${WHAT}: tensor ${what} is not floating point`);
   return t as FloatTensor;
 }
 
@@ -306,7 +373,7 @@ export function mmdetMetaFrom(meta: unknown): MmdetMeta {
   const m = meta as Record<string, unknown>;
   const out: MmdetMeta = {};
   if (Array.isArray(m.CLASSES)) {
-    if (!m.CLASSES.every((c) => typeof c === 'string')) throw new Error('mmdet checkpoint meta.CLASSES holds non-string entries');
+    if (!m.CLASSES.every((c) => typeof c === 'string')) throw new UserError('mmdet checkpoint meta.CLASSES holds non-string entries');
     out.CLASSES = m.CLASSES as string[];
   }
   if (typeof m.config === 'string') out.config = m.config;

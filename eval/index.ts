@@ -3,7 +3,8 @@
  * `COCO(gt); loadRes(results); COCOeval(...).evaluate(); accumulate(); summarize()` numbers exactly
  * (see eval/cocoeval.ts for the rules) and returns the 12 stats, per-category AP and the printed lines.
  */
-import { UserError } from '../core/errors.ts';
+import { UserError, invalidParameterError } from '../core/errors.ts';
+import { MAX_THREADS } from '../core/options.ts';
 import { analyzeErrors, type ErrorAnalysis } from './analyze.ts';
 import { loadGt, type CocoDataset, type CocoGt } from './coco.ts';
 import { cocoEval, type CocoEvalOutput } from './cocoeval.ts';
@@ -91,10 +92,27 @@ export function parseIouTypes(spec: string): IouType[] {
   return [...new Set(types)] as IouType[];
 }
 
+function checkIouType(t: unknown, name: string): IouType {
+  if (!(IOU_TYPES as readonly unknown[]).includes(t)) throw invalidParameterError(name, IOU_TYPES.map((x) => `'${x}'`).join(' or '), t);
+  return t as IouType;
+}
+
+/** The library's inputs, before any work: one UserError naming the parameter, what it must be and what came. */
+function checkInputs(gt: unknown, results: unknown, iouTypes: readonly unknown[], params: unknown, name = 'iouTypes'): IouType[] {
+  if (typeof gt !== 'string' && (gt === null || typeof gt !== 'object' || Array.isArray(gt))) {
+    throw invalidParameterError('gt', 'a GT file path, a parsed COCO dataset or a loadGt() result', gt);
+  }
+  if (typeof results !== 'string' && !Array.isArray(results)) throw invalidParameterError('results', 'a results file path or an array of results', results);
+  if (!Array.isArray(iouTypes) || iouTypes.length === 0) throw invalidParameterError(name, "a non-empty array of 'bbox' / 'segm'", iouTypes);
+  const types = iouTypes.map((t, i) => checkIouType(t, iouTypes.length === 1 && name === 'options.iouType' ? name : `${name}[${i}]`));
+  if (params !== undefined && (params === null || typeof params !== 'object')) throw invalidParameterError('params', 'a COCOeval parameter object (defaultParams())', params);
+  return [...new Set(types)];
+}
+
 function prepareGt(gt: GtInput, iouTypes: IouType[]): CocoGt {
   if (!isLoadedGt(gt)) return loadGt(gt, { iouTypes });
   const missing = iouTypes.filter((t) => !gt.iouTypes.includes(t));
-  if (missing.length) throw new Error(`the GT was loaded without iouType ${missing[0]}: pass it in loadGt's iouTypes`);
+  if (missing.length) throw new UserError(`the GT was loaded without iouType ${missing[0]}: pass it in loadGt's iouTypes`);
   return gt;
 }
 
@@ -134,7 +152,10 @@ function toResult(gt: CocoGt, dt: CocoDt, out: CocoEvalOutput, analyze = false):
 
 /** Evaluates one results set against a GT for one iou type. */
 export function evaluate(gt: GtInput, results: ResultsInput, options: EvaluateOptions): EvalResult {
-  return evaluateAll(gt, results, [options.iouType], options.params, options.analyze)[options.iouType]!;
+  // No default iouType: bbox and segm give different numbers, so a missing one is refused, never guessed.
+  if (options === null || typeof options !== 'object') throw invalidParameterError('options', "an object with iouType 'bbox' or 'segm'", options);
+  const [t] = checkInputs(gt, results, [options.iouType], options.params, 'options.iouType');
+  return evaluateAll(gt, results, [t], options.params, options.analyze)[t]!;
 }
 
 /** Evaluates several iou types, loading and parsing the GT and the results once. */
@@ -145,7 +166,7 @@ export function evaluateAll(
   params: EvalParams = defaultParams(),
   analyze = false,
 ): Partial<Record<IouType, EvalResult>> {
-  const types = [...iouTypes];
+  const types = checkInputs(gt, results, iouTypes, params);
   const G = prepareGt(gt, types);
   return evaluateLoaded(G, loadRes(G, results, { iouTypes: types }), types, params, analyze);
 }
@@ -178,7 +199,12 @@ export async function evaluateAllAsync(
   iouTypes: readonly IouType[],
   options: AsyncEvalOptions = {},
 ): Promise<Partial<Record<IouType, EvalResult>>> {
-  const types = [...iouTypes];
+  if (options === null || typeof options !== 'object') throw invalidParameterError('options', 'an object', options);
+  const types = checkInputs(gt, results, iouTypes, options.params);
+  const t = options.threads;
+  if (t !== undefined && t !== 'auto' && !(Number.isInteger(t) && t >= 1 && t <= MAX_THREADS)) {
+    throw invalidParameterError('options.threads', `an integer in [1, ${MAX_THREADS}] or 'auto'`, t);
+  }
   const G = prepareGt(gt, types);
   return evaluateLoadedAsync(G, loadRes(G, results, { iouTypes: types }), types, options);
 }

@@ -33,6 +33,10 @@
  * | category id        | the raw label (already a COCO id for 91-class COCO)  | COCO id table for 80-class COCO, else label + 1   |
  */
 
+import { z } from 'zod';
+import { UserError } from '../core/errors.ts';
+import { parseWith } from '../core/validate.ts';
+
 export type Flavor = 'torchvision' | 'mmdet';
 
 /** GeneralizedRCNNTransform (heads/transform_torchvision.ts). */
@@ -152,7 +156,7 @@ export function torchvisionDetectorConfig(numClassesWithBackground: number, clas
   const n = numClassesWithBackground;
   const names = classNames ?? (n === 91 ? [...TORCHVISION_COCO_CATEGORIES]
     : ['__background__', ...Array.from({ length: n - 1 }, (_, i) => `class_${i + 1}`)]);
-  if (names.length !== n) throw new Error(`${names.length} class names for a ${n}-way box predictor`);
+  if (names.length !== n) throw new UserError(`${names.length} class names for a ${n}-way box predictor`);
   return {
     flavor: 'torchvision',
     preprocess: {
@@ -216,13 +220,69 @@ export function mmdetDetectorConfig(
   };
 }
 
-/** Checks a config read back from a model file (clear error instead of a crash deep in the pipeline). */
+/** Largest image side (pixels) a model's resize targets may ask for: the allocation they drive is checked here. */
+export const MAX_IMAGE_SIDE = 8192;
+
+const finite = z.number().finite();
+const positive = finite.positive();
+const unit = finite.min(0).max(1);
+const int = (lo: number, hi: number) => z.number().int().min(lo).max(hi);
+const side = int(32, MAX_IMAGE_SIDE);
+const triple = z.tuple([finite, finite, finite]);
+const flavor = z.enum(['torchvision', 'mmdet']);
+const coder = z.object({ kind: flavor, values: z.tuple([positive, positive, positive, positive]) });
+const nonEmpty = <T extends z.ZodType>(t: T) => z.array(t).min(1).max(64);
+
+const preprocessSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('torchvision_rcnn'), minSize: side, maxSize: side, mean: triple, std: z.tuple([positive, positive, positive]),
+    sizeDivisible: int(1, 256),
+  }).refine((p) => p.maxSize >= p.minSize, { message: 'maxSize is below minSize', path: ['maxSize'] }),
+  z.object({
+    kind: z.literal('mmdet'), imgScale: z.tuple([side, side]), mean: triple, std: z.tuple([positive, positive, positive]),
+    toRgb: z.boolean(), sizeDivisor: int(1, 256),
+  }),
+]);
+
+/** Every field the pipeline reads, with its type and range; ranges bound what a model file can make us allocate. */
+const detectorConfigSchema = z.object({
+  flavor,
+  preprocess: preprocessSchema,
+  anchors: z.object({ kind: flavor, sizes: nonEmpty(positive), strides: nonEmpty(int(1, 1024)), scales: nonEmpty(positive), aspectRatios: nonEmpty(positive) })
+    .refine((a) => a.sizes.length === a.strides.length, { message: 'sizes and strides differ in length', path: ['sizes'] }),
+  rpn: z.object({
+    preNmsTopN: int(1, 100_000), postNmsTopN: int(1, 100_000), nmsThresh: unit, minSize: finite.min(0), scoreThresh: unit, coder,
+  }),
+  roi: z.object({
+    boxOutput: int(1, 64), maskOutput: int(1, 128), samplingRatio: int(0, 64), aligned: z.boolean(),
+    levelMapper: z.discriminatedUnion('kind', [
+      z.object({ kind: z.literal('torchvision'), canonicalScale: positive, canonicalLevel: int(0, 16) }),
+      z.object({ kind: z.literal('mmdet'), finestScale: positive }),
+    ]),
+    strides: nonEmpty(int(1, 1024)),
+  }),
+  boxHead: z.object({
+    scoreThresh: unit, nmsThresh: unit, maxDetections: int(1, 10_000), minSize: finite.min(-1), coder,
+    background: z.enum(['first', 'last']), rescaleBeforeNms: z.boolean(),
+  }),
+  mask: z.object({ paste: flavor, threshold: unit, compare: z.enum(['>', '>=']) }),
+  numClasses: int(1, 100_000),
+  classNames: z.array(z.string()),
+  categoryIds: z.array(z.number().int()),
+}).superRefine((d, ctx) => {
+  const labels = d.flavor === 'torchvision' ? d.numClasses + 1 : d.numClasses;
+  if (d.classNames.length !== labels) ctx.addIssue({ code: 'custom', path: ['classNames'], message: `has ${d.classNames.length} names for ${labels} labels` });
+  if (d.categoryIds.length !== d.classNames.length) ctx.addIssue({ code: 'custom', path: ['categoryIds'], message: `has ${d.categoryIds.length} ids for ${d.classNames.length} class names` });
+  if ((d.preprocess.kind === 'mmdet') !== (d.flavor === 'mmdet')) ctx.addIssue({ code: 'custom', path: ['preprocess', 'kind'], message: `'${d.preprocess.kind}' does not fit a ${d.flavor} detector` });
+});
+
+// The schema and the interfaces above describe the same object (checked by the compiler both ways).
+type SchemaOut = z.output<typeof detectorConfigSchema>;
+const sameShape: [SchemaOut extends DetectorConfig ? true : false, DetectorConfig extends SchemaOut ? true : false] = [true, true];
+void sameShape;
+
+/** Checks a config read back from a model file: one UserError line naming the field, never a crash deep in the pipeline. */
 export function checkDetectorConfig(c: unknown, what = 'model'): DetectorConfig {
-  const d = c as DetectorConfig;
-  if (!d || typeof d !== 'object' || (d.flavor !== 'torchvision' && d.flavor !== 'mmdet')
-    || !d.preprocess || !d.anchors || !d.rpn || !d.roi || !d.boxHead || !d.mask
-    || !Number.isInteger(d.numClasses) || !Array.isArray(d.classNames) || !Array.isArray(d.categoryIds)) {
-    throw new Error(`${what}: malformed detector config in metadata`);
-  }
-  return d;
+  if (c === undefined) throw new UserError(`${what}: metadata lacks the detector config (fasternet.extra.detector); re-convert the checkpoint`);
+  return parseWith(detectorConfigSchema, c, `${what}: detector config`);
 }

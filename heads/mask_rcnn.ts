@@ -109,10 +109,58 @@ export async function loadDetector(model: string | Uint8Array, o: LoadOptions = 
   // staying at their high-water mark (measured: peak RSS 1.88 -> 1.50 GB for FasterNet-S, same speed).
   const so = { threads: o.threads, memArena: false };
   // One session at a time, main first: ORT's load-time copies would otherwise overlap.
-  const main = await createSession(graphBytes, so);
-  const boxHead = await createSession(Buffer.from(props[BOX_HEAD_KEY], 'base64'), so);
-  const maskHead = await createSession(Buffer.from(props[MASK_HEAD_KEY], 'base64'), so);
-  return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve() };
+  if (cfg.anchors.strides.length !== NUM_RPN_LEVELS) throw new UserError(`${what}: detector config: anchors has ${cfg.anchors.strides.length} levels, the RPN ${NUM_RPN_LEVELS}`);
+  const sessions: Session[] = [];
+  try {
+    for (const bytes of [graphBytes, Buffer.from(props[BOX_HEAD_KEY], 'base64'), Buffer.from(props[MASK_HEAD_KEY], 'base64')]) {
+      sessions.push(await createSession(bytes, so));
+    }
+    const [main, boxHead, maskHead] = sessions;
+    checkGraphs(main, boxHead, maskHead, cfg, what);
+    return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve() };
+  } catch (err) {
+    await Promise.all(sessions.map((s) => s.release()));
+    throw err;
+  }
+}
+
+/** Numeric dimension `i` of a graph value, or undefined when symbolic or unknown. */
+function dimAt(s: Session, output: string, i: number): number | undefined {
+  const md = (s.outputMetadata as ReadonlyArray<{ name: string; isTensor: boolean; shape?: ReadonlyArray<number | string> }> | undefined)
+    ?.find((m) => m.name === output);
+  const d = md?.isTensor ? md.shape?.[i] : undefined;
+  return typeof d === 'number' && d > 0 ? d : undefined;
+}
+
+/**
+ * The three graphs have the inputs and outputs the pipeline feeds and reads, and the heads' class widths fit
+ * the config: a model whose metadata was edited (heads swapped, classes changed) is refused at load in one
+ * line instead of failing inside ONNX Runtime on the first image.
+ */
+function checkGraphs(main: Session, boxHead: Session, maskHead: Session, cfg: DetectorConfig, what: string): void {
+  const need = (s: Session, part: string, inputs: string[], outputs: string[][]): void => {
+    const missingIn = inputs.filter((n) => !s.inputNames.includes(n));
+    const missingOut = outputs.filter((alts) => !alts.some((n) => s.outputNames.includes(n))).map((alts) => alts.join(' or '));
+    if (missingIn.length || missingOut.length) {
+      throw new UserError(
+        `${what}: the ${part} graph lacks ${[...missingIn.map((n) => `input ${n}`), ...missingOut.map((n) => `output ${n}`)].join(', ')} ` +
+          `(it has inputs ${s.inputNames.join(', ') || 'none'}; outputs ${s.outputNames.join(', ') || 'none'})`,
+      );
+    }
+  };
+  const levels = (prefix: string, n: number) => Array.from({ length: n }, (_, l) => [`${prefix}_${l}`]);
+  need(main, 'main', ['image'], [...levels('rpn_objectness', NUM_RPN_LEVELS), ...levels('rpn_deltas', NUM_RPN_LEVELS), ...levels('fpn', cfg.roi.strides.length)]);
+  need(boxHead, 'box head', ['rois'], [['class_logits'], ['box_regression']]);
+  need(maskHead, 'mask head', ['rois'], [['mask_logits', 'mask_logits_s2d']]);
+  const scores = cfg.numClasses + 1;
+  const boxes = 4 * (cfg.flavor === 'torchvision' ? scores : cfg.numClasses);
+  const check = (got: number | undefined, want: number, msg: string): void => {
+    if (got !== undefined && got !== want) throw new UserError(`${what}: ${msg} ${got}, the config's ${cfg.numClasses} classes need ${want}`);
+  };
+  check(dimAt(boxHead, 'class_logits', 1), scores, 'the box head scores');
+  check(dimAt(boxHead, 'box_regression', 1), boxes, 'the box head regresses');
+  const maskClasses = cfg.flavor === 'torchvision' ? scores : cfg.numClasses;
+  check(dimAt(maskHead, 'mask_logits', 1), maskClasses, 'the mask head predicts');
 }
 
 export interface RawDetections {

@@ -5,7 +5,9 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { ModelMetadataOnly } from './onnx_proto.ts';
+import { z } from 'zod';
 import { UserError } from '../core/errors.ts';
+import { parseWith } from '../core/validate.ts';
 
 /** ImageNet evaluation transform: resize short side (bicubic, Pillow), center crop, normalize (0-1 scale). */
 export interface CenterCropPreprocess {
@@ -78,14 +80,30 @@ export function parseMetadata(props: Record<string, string>, what = 'model'): Mo
   if (missing.length) {
     throw new UserError(`${what} was not written by fasternet convert (metadata lacks ${missing.join(', ')})`);
   }
-  if (typeof m.arch !== 'string' || typeof m.flavor !== 'string' || !Number.isInteger(m.numClasses)
-    || typeof m.input !== 'string' || !Array.isArray(m.outputs)
-    || typeof m.preprocess !== 'object' || typeof (m.preprocess as Preprocess).kind !== 'string') {
-    throw new UserError(`${what}: malformed fasternet metadata`);
-  }
   if (m.extra === undefined) delete m.extra;
-  return m as unknown as ModelMetadata;
+  const meta = parseWith(metadataSchema, m, `${what}: metadata`) as ModelMetadata;
+  if (isCenterCrop(meta.preprocess)) parseWith(centerCrop, meta.preprocess, `${what}: metadata preprocess`);
+  return meta;
 }
+
+const finite = z.number().finite();
+const name = z.string().min(1).max(256);
+const centerCrop = z.object({
+  kind: z.literal('resize_center_crop'), resize: z.number().int().min(1).max(8192), crop: z.number().int().min(1).max(8192),
+  interpolation: z.literal('bicubic'), mean: z.array(finite).length(3), std: z.array(finite.positive()).length(3),
+  scale: finite.positive(), channels: z.enum(['RGB', 'BGR']),
+}).refine((p) => p.crop <= p.resize, { message: 'crop is larger than resize', path: ['crop'] });
+
+/** Types and ranges of the metadata fields; detection flavors' own fields are checked by heads/config.ts. */
+const metadataSchema = z.object({
+  arch: name,
+  flavor: name,
+  numClasses: z.number().int().min(1).max(100_000),
+  preprocess: z.looseObject({ kind: name }),
+  input: name,
+  outputs: z.array(name).min(1).max(256),
+  extra: z.record(z.string(), z.unknown()).optional(),
+});
 
 export function isCenterCrop(p: Preprocess): p is CenterCropPreprocess {
   return p.kind === 'resize_center_crop';

@@ -4,7 +4,8 @@
  */
 import * as ort from 'onnxruntime-node';
 import { access, constants } from 'node:fs/promises';
-import { UserError } from '../core/errors.ts';
+import { UserError, invalidParameterError } from '../core/errors.ts';
+import { MAX_THREADS } from '../core/options.ts';
 import type { FloatTensor } from '../core/tensor.ts';
 
 export interface SessionOptions {
@@ -27,7 +28,7 @@ export type Session = ort.InferenceSession;
 
 export async function createSession(model: string | Uint8Array, o: SessionOptions = {}): Promise<Session> {
   const threads = o.threads ?? 2;
-  if (!Number.isInteger(threads) || threads < 1) throw new UserError(`threads must be a positive integer, got ${threads}`);
+  if (!Number.isInteger(threads) || threads < 1 || threads > MAX_THREADS) throw invalidParameterError('threads', `an integer in [1, ${MAX_THREADS}]`, threads);
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,

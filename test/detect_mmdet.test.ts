@@ -102,7 +102,11 @@ for (const arch of ['fasternet_s', 'r50_caffe']) {
       } else {
         expect(m.backbone).toMatchObject({ type: 'resnet50', style: 'caffe' });
         expect(m.normStyle).toBe('caffe');
-        expect(convertMmdetMaskRcnn(sd, {}).backbone).toMatchObject({ style: 'pytorch' });
+        // No config in meta: the style comes from a model-zoo file name, else the option, never a silent guess.
+        expect(() => convertMmdetMaskRcnn(sd, {})).toThrow(/neither in the checkpoint's meta config nor in its file name; pass --resnet-style/);
+        expect(convertMmdetMaskRcnn(sd, {}, { fileName: '/m/mask_rcnn_r50_caffe_fpn_1x_coco_bbox_mAP-0.38_20200504-0ebd1859.pth' }).backbone).toMatchObject({ style: 'caffe' });
+        expect(convertMmdetMaskRcnn(sd, {}, { fileName: 'mask_rcnn_r50_fpn_1x_coco_20200205-d4b0c5d6.pth' }).backbone).toMatchObject({ style: 'pytorch' });
+        expect(convertMmdetMaskRcnn(sd, {}, { fileName: 'model.pth', resnetStyle: 'pytorch' }).backbone).toMatchObject({ style: 'pytorch' });
       }
       expect(m.numClasses).toBe(80);
       expect(m.rpn.numAnchors).toBe(3);
@@ -115,8 +119,8 @@ for (const arch of ['fasternet_s', 'r50_caffe']) {
       expect(m.backboneState.size).toBe(fx.specs.filter((s) => s.name.startsWith('backbone.') && s.dtype !== 'int64').length);
       // a non-COCO class list keeps 1-based ids; a wrong-length list is refused
       const names = COCO_CLASSES.map((n) => `x_${n}`);
-      expect(convertMmdetMaskRcnn(sd, { CLASSES: names }).categoryIds[10]).toBe(11);
-      expect(() => convertMmdetMaskRcnn(sd, { CLASSES: ['a'] })).toThrow(/CLASSES has 1 names/);
+      expect(convertMmdetMaskRcnn(sd, { ...meta, CLASSES: names }).categoryIds[10]).toBe(11);
+      expect(() => convertMmdetMaskRcnn(sd, { ...meta, CLASSES: ['a'] })).toThrow(/CLASSES has 1 names/);
     });
 
     for (const c of fx.cases) {

@@ -100,7 +100,7 @@ describe('torchvision-flavor detect API and CLI', () => {
     expect(inWorker.detections.map((d) => d.mask)).toEqual(want.map((d) => d.mask));
     for (const d of inWorker.detections) expect(toCocoRle(encode(d.bitmap!, inWorker.height, inWorker.width))).toEqual(d.mask);
     await expect(detect(IMAGE, { model, classes: ['no such class'] })).rejects.toThrow(/unknown class/);
-    await expect(detect({ data: new Uint8Array(5), width: 2, height: 2 }, { model })).rejects.toThrow(/needs 12 bytes/);
+    await expect(detect({ data: new Uint8Array(5), width: 2, height: 2 }, { model })).rejects.toThrow('image.data must be 12 bytes (2x2 RGB), got "5 bytes"');
   });
 
   it('fasternet detect writes COCO results entries', async () => {

@@ -153,13 +153,13 @@ describe('model metadata', () => {
 
   it('refuses models without it', () => {
     expect(() => parseMetadata({}, 'm.onnx')).toThrow(/m.onnx was not written by fasternet convert/);
-    expect(() => parseMetadata({ ...metadataProps(meta), 'fasternet.numClasses': '"x"' })).toThrow(/malformed/);
+    expect(() => parseMetadata({ ...metadataProps(meta), 'fasternet.numClasses': '"x"' })).toThrow(/^model: metadata: numClasses: Invalid input: expected number, received string$/);
   });
 });
 
 describe('session', () => {
   it('rejects bad thread counts and bad models with one-line errors', async () => {
-    await expect(createSession(new Uint8Array([1, 2, 3]), { threads: 0 })).rejects.toThrow(/threads must be a positive integer/);
+    await expect(createSession(new Uint8Array([1, 2, 3]), { threads: 0 })).rejects.toThrow('threads must be an integer in [1, 256], got 0');
     await expect(createSession(new Uint8Array([1, 2, 3]))).rejects.toThrow(/cannot load ONNX model/);
     await expect(createSession('/nonexistent.onnx')).rejects.toThrow(/cannot read model/);
   });
