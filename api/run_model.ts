@@ -13,16 +13,7 @@ import { basename, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { detectInProcess } from './detect.ts';
 import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
-import { readJsonFile, type CocoDataset, type CocoImage } from '../eval/index.ts';
-
-/** One COCO results entry as written to --out. */
-export interface ModelResult {
-  image_id: number;
-  category_id: number;
-  bbox: [number, number, number, number];
-  score: number;
-  segmentation: { size: [number, number]; counts: string | number[] };
-}
+import { readJsonFile, type CocoDataset, type CocoImage, type CocoResult } from '../eval/index.ts';
 
 export interface RunModelOptions {
   gt: string;
@@ -56,7 +47,7 @@ export interface RunModelOutcome {
   done: number;
   total: number;
   streamPath: string;
-  results: ModelResult[];
+  results: CocoResult[];
   latency: Latency;
 }
 
@@ -75,7 +66,7 @@ interface ImageLine {
   image_id: number;
   ms: number;
   warm: boolean;
-  results: ModelResult[];
+  results: CocoResult[];
 }
 
 export function streamPathFor(out: string): string {

@@ -143,17 +143,7 @@ export function writeSyntheticCase(dir: string, o: SyntheticOptions): SyntheticF
   mkdirSync(dir, { recursive: true });
   const rand = rng(o.seed);
   const catIds = o.categories === 80 ? COCO_CATEGORY_IDS : Array.from({ length: o.categories }, (_, i) => i + 1);
-  // Skewed category frequencies, like COCO's (person is ~25% of objects).
-  const weights = catIds.map((_, i) => 1 / (i + 1) ** 0.8);
-  const cum: number[] = [];
-  weights.reduce((s, w, i) => (cum[i] = s + w), 0);
-  const pickCat = (): number => {
-    const r = rand() * cum[cum.length - 1];
-    let i = 0;
-    while (cum[i] < r) i++;
-    return catIds[i];
-  };
-
+  const pickCat = categoryPicker(rand, catIds);
   const gtW = writer(join(dir, 'gt.json'));
   const bbW = writer(join(dir, 'dt_bbox.json'));
   const sgW = writer(join(dir, 'dt_segm.json'));
@@ -171,52 +161,16 @@ export function writeSyntheticCase(dir: string, o: SyntheticOptions): SyntheticF
   sgW.put('[');
   let annId = 1;
   let numDets = 0;
-  for (let i = 0; i < o.images; i++) {
-    const [imageId, H, W] = sizes[i];
+  for (const [imageId, H, W] of sizes) {
     const nGt = Math.floor(rand() * (2 * o.gtPerImage + 1));
     const objs: Obj[] = [];
     for (let j = 0; j < nGt; j++) {
-      // Log-uniform sizes from ~8 px to most of the image: small, medium and large all occur.
-      const side = Math.exp(Math.log(8) + rand() * (Math.log(Math.min(W, H) * 0.9) - Math.log(8)));
-      const aspect = Math.exp((rand() - 0.5) * 1.2);
-      const bw = Math.min(W - 1, side * aspect);
-      const bh = Math.min(H - 1, side / aspect);
-      const x = rand() * (W - bw);
-      const y = rand() * (H - bh);
-      const cat = pickCat();
-      const poly = polygonIn(rand, x, y, bw, bh);
-      const crowd = rand() < o.crowdRatio;
-      let ann: string;
-      if (crowd) {
-        const rle = frPoly(poly, H, W);
-        const bb = toBbox(rle);
-        const counts = Array.from(rle.counts).join(',');
-        ann = `"segmentation":{"size":[${H},${W}],"counts":[${counts}]},"area":${rleArea(rle)},"bbox":[${bb.join(',')}],"iscrowd":1`;
-      } else {
-        ann = `"segmentation":[[${poly.join(',')}]],"area":${round2(shoelace(poly))},"bbox":[${polyBox(poly, W, H).join(',')}],"iscrowd":0`;
-      }
-      gtW.put(`${annId > 1 ? ',' : ''}{"id":${annId},"image_id":${imageId},"category_id":${cat},${ann}}`);
+      const { obj, ann } = gtObject(rand, pickCat, W, H, o.crowdRatio);
+      gtW.put(`${annId > 1 ? ',' : ''}{"id":${annId},"image_id":${imageId},"category_id":${obj.cat},${ann}}`);
       annId++;
-      objs.push({ cat, poly });
+      objs.push(obj);
     }
-    // Detections: 0-4 jittered hits per object (sometimes with the wrong label), then background.
-    const dets: Array<{ cat: number; poly: number[]; score: number }> = [];
-    for (const ob of objs) {
-      const hits = Math.floor(rand() * 5);
-      for (let h = 0; h < hits && dets.length < o.detsPerImage; h++) {
-        const jitter = 0.02 + 0.3 * rand() * rand();
-        const wrong = rand() < 0.1;
-        const score = Math.min(0.999, Math.max(0.01, 1 - 2 * jitter - 0.3 * rand() - (wrong ? 0.3 : 0)));
-        dets.push({ cat: wrong ? pickCat() : ob.cat, poly: jitterPoly(rand, ob.poly, jitter, W, H), score });
-      }
-    }
-    while (dets.length < o.detsPerImage) {
-      const side = 8 + rand() * 0.5 * Math.min(W, H);
-      const x = rand() * (W - side);
-      const y = rand() * (H - side);
-      dets.push({ cat: pickCat(), poly: polygonIn(rand, x, y, side, side * (0.5 + rand())), score: 0.3 * rand() ** 2 });
-    }
-    for (const d of dets) {
+    for (const d of imageDetections(rand, pickCat, objs, W, H, o.detsPerImage)) {
       const bb = polyBox(d.poly, W, H);
       const score = Math.round(d.score * 1e5) / 1e5;
       const head = `${numDets ? ',' : ''}{"image_id":${imageId},"category_id":${d.cat},"bbox":[${bb.join(',')}],"score":${score}`;
@@ -234,11 +188,61 @@ export function writeSyntheticCase(dir: string, o: SyntheticOptions): SyntheticF
   gtW.close();
   bbW.close();
   sgW.close();
-  return {
-    gt: join(dir, 'gt.json'),
-    dtBbox: join(dir, 'dt_bbox.json'),
-    dtSegm: join(dir, 'dt_segm.json'),
-    numGt: annId - 1,
-    numDets,
+  return { gt: join(dir, 'gt.json'), dtBbox: join(dir, 'dt_bbox.json'), dtSegm: join(dir, 'dt_segm.json'), numGt: annId - 1, numDets };
+}
+
+/** Draws category ids with skewed frequencies, like COCO's (person is ~25% of objects). */
+function categoryPicker(rand: () => number, catIds: readonly number[]): () => number {
+  const weights = catIds.map((_, i) => 1 / (i + 1) ** 0.8);
+  const cum: number[] = [];
+  weights.reduce((s, w, i) => (cum[i] = s + w), 0);
+  return () => {
+    const r = rand() * cum[cum.length - 1];
+    let i = 0;
+    while (cum[i] < r) i++;
+    return catIds[i];
   };
+}
+
+/** One GT object on a W x H image and its annotation fields (JSON text); crowds are RLEs. */
+function gtObject(rand: () => number, pickCat: () => number, W: number, H: number, crowdRatio: number): { obj: Obj; ann: string } {
+  // Log-uniform sizes from ~8 px to most of the image: small, medium and large all occur.
+  const side = Math.exp(Math.log(8) + rand() * (Math.log(Math.min(W, H) * 0.9) - Math.log(8)));
+  const aspect = Math.exp((rand() - 0.5) * 1.2);
+  const bw = Math.min(W - 1, side * aspect);
+  const bh = Math.min(H - 1, side / aspect);
+  const x = rand() * (W - bw);
+  const y = rand() * (H - bh);
+  const cat = pickCat();
+  const poly = polygonIn(rand, x, y, bw, bh);
+  if (rand() < crowdRatio) {
+    const rle = frPoly(poly, H, W);
+    const bb = toBbox(rle);
+    const counts = Array.from(rle.counts).join(',');
+    return { obj: { cat, poly }, ann: `"segmentation":{"size":[${H},${W}],"counts":[${counts}]},"area":${rleArea(rle)},"bbox":[${bb.join(',')}],"iscrowd":1` };
+  }
+  return { obj: { cat, poly }, ann: `"segmentation":[[${poly.join(',')}]],"area":${round2(shoelace(poly))},"bbox":[${polyBox(poly, W, H).join(',')}],"iscrowd":0` };
+}
+
+/** Detections of one image: 0-4 jittered hits per object (sometimes with the wrong label), then background. */
+function imageDetections(
+  rand: () => number, pickCat: () => number, objs: readonly Obj[], W: number, H: number, perImage: number,
+): Array<{ cat: number; poly: number[]; score: number }> {
+  const dets: Array<{ cat: number; poly: number[]; score: number }> = [];
+  for (const ob of objs) {
+    const hits = Math.floor(rand() * 5);
+    for (let h = 0; h < hits && dets.length < perImage; h++) {
+      const jitter = 0.02 + 0.3 * rand() * rand();
+      const wrong = rand() < 0.1;
+      const score = Math.min(0.999, Math.max(0.01, 1 - 2 * jitter - 0.3 * rand() - (wrong ? 0.3 : 0)));
+      dets.push({ cat: wrong ? pickCat() : ob.cat, poly: jitterPoly(rand, ob.poly, jitter, W, H), score });
+    }
+  }
+  while (dets.length < perImage) {
+    const side = 8 + rand() * 0.5 * Math.min(W, H);
+    const x = rand() * (W - side);
+    const y = rand() * (H - side);
+    dets.push({ cat: pickCat(), poly: polygonIn(rand, x, y, side, side * (0.5 + rand())), score: 0.3 * rand() ** 2 });
+  }
+  return dets;
 }

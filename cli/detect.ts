@@ -26,14 +26,10 @@ import { annotate } from '../api/annotate.ts';
 import { UserError, invalidParameterError } from '../core/errors.ts';
 import { STDOUT, checkOutputFile, messages, writeOutput } from './output.ts';
 import { MAX_THREADS, positiveInt } from '../core/options.ts';
+import type { CocoResult } from '../eval/index.ts';
 
-export interface CocoResult {
-  file: string;
-  category_id: number;
-  bbox: [number, number, number, number];
-  score: number;
-  segmentation: { size: [number, number]; counts: string | number[] };
-}
+/** A COCO results entry naming its image by file rather than by a dataset's image id. */
+type FileResult = Omit<CocoResult, 'image_id'> & { file: string };
 
 export interface DetectFilesOptions {
   /** Minimum score kept, printed and drawn (default: the model's 0.05). */
@@ -72,9 +68,9 @@ async function checkFile(file: string): Promise<void> {
 }
 
 /** Runs the model over `files`; bad inputs go to onError (or throw when there is none) and are skipped. */
-export async function detectFiles(modelPath: string | undefined, files: string[], o: DetectFilesOptions = {}): Promise<{ results: CocoResult[]; failed: number }> {
+export async function detectFiles(modelPath: string | undefined, files: string[], o: DetectFilesOptions = {}): Promise<{ results: FileResult[]; failed: number }> {
   const det = await loadDetector(resolveModel(modelPath), { threads: o.threads });
-  const out: CocoResult[] = [];
+  const out: FileResult[] = [];
   const taken = new Set<string>();
   let failed = 0;
   if (o.outDir) {

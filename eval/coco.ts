@@ -231,10 +231,16 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
   const data = typeof source === 'string' ? readJsonFile(source, 'GT') : source;
   if (!isRecord(data)) throw new UserError(`${name}: GT must be a JSON object with images, annotations, categories`);
   const iouTypes = [...(options.iouTypes ?? ['bbox'])];
-  const needBbox = iouTypes.includes('bbox');
-  const needSegm = iouTypes.includes('segm');
+  const images = indexImages(arrayField(data, 'images', name), name);
+  const categories = indexCategories(arrayField(data, 'categories', name), name);
+  const anns = readAnnotations(arrayField(data, 'annotations', name), name, images, categories, iouTypes);
+  return { ...images, ...categories, iouTypes, anns };
+}
 
-  const images = arrayField(data, 'images', name);
+type GtImages = Pick<CocoGt, 'imageIds' | 'imageIndex' | 'heights' | 'widths'>;
+type GtCategories = Pick<CocoGt, 'categoryIds' | 'categoryIndex' | 'categoryNames' | 'categorySupercategories'>;
+
+function indexImages(images: unknown[], name: string): GtImages {
   const imgIdList: number[] = new Array(images.length);
   for (let i = 0; i < images.length; i++) {
     const im = images[i];
@@ -254,8 +260,10 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
     heights[k] = typeof h === 'number' ? h : NaN;
     widths[k] = typeof w === 'number' ? w : NaN;
   }
+  return { imageIds, imageIndex, heights, widths };
+}
 
-  const categories = arrayField(data, 'categories', name);
+function indexCategories(categories: unknown[], name: string): GtCategories {
   const catIdList: number[] = new Array(categories.length);
   const catNameById = new Map<number, string>();
   const catSuperById = new Map<number, string | undefined>();
@@ -270,18 +278,25 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
   const categoryIndex = indexOf(categoryIds);
   const categoryNames = Array.from(categoryIds, (id) => catNameById.get(id)!);
   const categorySupercategories = Array.from(categoryIds, (id) => catSuperById.get(id));
+  return { categoryIds, categoryIndex, categoryNames, categorySupercategories };
+}
 
-  const annotations = arrayField(data, 'annotations', name);
+/** Annotation columns in file order, checked for the fields `iouTypes` need; others' images/categories left out. */
+function readAnnotations(
+  annotations: unknown[],
+  name: string,
+  images: GtImages,
+  categories: GtCategories,
+  iouTypes: readonly IouType[],
+): GtAnnotations {
+  const needBbox = iouTypes.includes('bbox');
+  const needSegm = iouTypes.includes('segm');
   const n0 = annotations.length;
-  const img = new Int32Array(n0);
-  const cat = new Int32Array(n0);
-  const id = new Float64Array(n0);
-  const iscrowd = new Uint8Array(n0);
-  const area = new Float64Array(n0);
-  const bbox = new Float64Array(4 * n0).fill(NaN);
-  const segm: Array<CocoSegmentation | undefined> = [];
+  const out: GtAnnotations = {
+    n: 0, img: new Int32Array(n0), cat: new Int32Array(n0), id: new Float64Array(n0), iscrowd: new Uint8Array(n0),
+    area: new Float64Array(n0), bbox: new Float64Array(4 * n0).fill(NaN), segm: [],
+  };
   const seenIds = new Set<number>();
-  let n = 0;
   for (let i = 0; i < n0; i++) {
     const a = annotations[i];
     const where = `${name}: annotations[${i}]`;
@@ -289,53 +304,44 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
     const annId = numberField(a, 'id', where);
     if (seenIds.has(annId)) throw new UserError(`${where}: duplicate annotation id ${annId}`);
     seenIds.add(annId);
-    const k = imageIndex.get(numberField(a, 'image_id', where));
-    const c = categoryIndex.get(numberField(a, 'category_id', where));
+    const k = images.imageIndex.get(numberField(a, 'image_id', where));
+    const c = categories.categoryIndex.get(numberField(a, 'category_id', where));
     if (k === undefined || c === undefined) continue; // COCOeval only looks at GT images and categories
-    const crowd = a.iscrowd;
-    if (crowd === undefined) throw new UserError(`${where}: missing required field "iscrowd"`);
-    if (typeof crowd !== 'boolean' && !(typeof crowd === 'number' && Number.isFinite(crowd))) {
-      throw new UserError(`${where}: "iscrowd" must be 0 or 1, got ${describe(crowd)}`);
-    }
-    img[n] = k;
-    cat[n] = c;
-    id[n] = annId;
-    iscrowd[n] = crowd ? 1 : 0;
-    area[n] = numberField(a, 'area', where);
-    if (needBbox) {
-      if (a.bbox === undefined) throw new UserError(`${where}: missing required field "bbox"`);
-      bbox.set(bboxField(a.bbox, where), 4 * n);
-    }
-    if (needSegm) {
-      if (a.segmentation === undefined) throw new UserError(`${where}: missing required field "segmentation"`);
-      segm.push(checkSegmentation(a.segmentation, where));
-      if (Array.isArray(a.segmentation)) checkImageSize(heights[k], widths[k], imageIds[k], name);
-    } else {
-      segm.push(undefined);
-    }
-    n++;
+    const n = out.n++;
+    out.iscrowd[n] = crowdField(a, where);
+    out.img[n] = k;
+    out.cat[n] = c;
+    out.id[n] = annId;
+    out.area[n] = numberField(a, 'area', where);
+    if (needBbox) out.bbox.set(bboxField(requiredField(a, 'bbox', where), where), 4 * n);
+    out.segm.push(needSegm ? gtSegmentation(a, where, images, k, name) : undefined);
   }
+  const n = out.n;
   return {
-    imageIds,
-    imageIndex,
-    heights,
-    widths,
-    categoryIds,
-    categoryIndex,
-    categoryNames,
-    categorySupercategories,
-    iouTypes,
-    anns: {
-      n,
-      img: img.slice(0, n),
-      cat: cat.slice(0, n),
-      id: id.slice(0, n),
-      iscrowd: iscrowd.slice(0, n),
-      area: area.slice(0, n),
-      bbox: bbox.slice(0, 4 * n),
-      segm,
-    },
+    n, img: out.img.slice(0, n), cat: out.cat.slice(0, n), id: out.id.slice(0, n), iscrowd: out.iscrowd.slice(0, n),
+    area: out.area.slice(0, n), bbox: out.bbox.slice(0, 4 * n), segm: out.segm,
   };
+}
+
+function requiredField(a: Record<string, unknown>, key: string, where: string): unknown {
+  if (a[key] === undefined) throw new UserError(`${where}: missing required field "${key}"`);
+  return a[key];
+}
+
+/** `iscrowd` as pycocotools reads it (any truthy number or boolean is a crowd). */
+function crowdField(a: Record<string, unknown>, where: string): number {
+  const crowd = requiredField(a, 'iscrowd', where);
+  if (typeof crowd !== 'boolean' && !(typeof crowd === 'number' && Number.isFinite(crowd))) {
+    throw new UserError(`${where}: "iscrowd" must be 0 or 1, got ${describe(crowd)}`);
+  }
+  return crowd ? 1 : 0;
+}
+
+/** A GT annotation's segmentation, checked; polygons also need their image's size. */
+function gtSegmentation(a: Record<string, unknown>, where: string, images: GtImages, k: number, name: string): CocoSegmentation {
+  const segm = checkSegmentation(requiredField(a, 'segmentation', where), where);
+  if (Array.isArray(segm)) checkImageSize(images.heights[k], images.widths[k], images.imageIds[k], name);
+  return segm;
 }
 
 /** Polygons are rasterised on the image's grid, so segm needs a positive integer height and width. */

@@ -19,6 +19,9 @@ import type { CocoGt } from './coco.ts';
 import { dtRle, resolveDt, toRle, type CocoDt, type CountsArena } from './load_res.ts';
 import { defaultParams, type EvalParams, type IouType } from './params.ts';
 import { categoryAp, computeStats, type NdArray } from './summary.ts';
+import { argsortDesc, orderByCatImg, type CatImgOrder, type SortScratch } from './order.ts';
+
+export { argsortDesc, orderByCatImg } from './order.ts';
 
 export interface CocoEvalOutput {
   iouType: IouType;
@@ -37,74 +40,6 @@ const EPS = 2.220446049250313e-16; // np.spacing(1)
 /** Outcomes of one detection in one area range, packed: bit t = TP at threshold t, bit T + t = counted
  * (TP or FP, i.e. not ignored) at threshold t. At most 16 thresholds fit. */
 const MAX_THRESHOLDS = 16;
-
-/** Indices 0..n-1 stably ordered by (cat, img), with each category's start: two counting-sort passes. */
-export function orderByCatImg(
-  cat: Int32Array,
-  img: Int32Array,
-  nCat: number,
-  nImg: number,
-): { order: Int32Array; catStart: Int32Array } {
-  const n = cat.length;
-  const byImg = new Int32Array(n);
-  const imgStart = new Int32Array(nImg + 1);
-  for (let i = 0; i < n; i++) imgStart[img[i] + 1]++;
-  for (let k = 0; k < nImg; k++) imgStart[k + 1] += imgStart[k];
-  for (let i = 0; i < n; i++) byImg[imgStart[img[i]]++] = i;
-  const order = new Int32Array(n);
-  const catStart = new Int32Array(nCat + 1);
-  for (let i = 0; i < n; i++) catStart[cat[i] + 1]++;
-  for (let k = 0; k < nCat; k++) catStart[k + 1] += catStart[k];
-  const fill = catStart.slice(0, nCat);
-  for (let j = 0; j < n; j++) {
-    const i = byImg[j];
-    order[fill[cat[i]]++] = i;
-  }
-  return { order, catStart };
-}
-
-/** Scratch space for stable descending argsorts of up to n values. */
-interface SortScratch {
-  sorted: Float64Array;
-  fill: Int32Array;
-}
-
-/**
- * Stable descending argsort of vals[0..n) into out (numpy argsort(-x, kind='mergesort')): insertion sort
- * for short lists, else a native numeric sort of the values and a binary search placing each index after
- * the equal values before it.
- */
-export function argsortDesc(vals: Float64Array, n: number, out: Int32Array, s: SortScratch): void {
-  if (n < 32) {
-    for (let i = 0; i < n; i++) {
-      const v = vals[i];
-      let j = i - 1;
-      while (j >= 0 && vals[out[j]] < v) {
-        out[j + 1] = out[j];
-        j--;
-      }
-      out[j + 1] = i;
-    }
-    return;
-  }
-  const sorted = s.sorted.subarray(0, n);
-  sorted.set(vals.subarray(0, n));
-  sorted.sort();
-  const fill = s.fill;
-  fill.fill(0, 0, n + 1);
-  for (let i = 0; i < n; i++) {
-    const v = vals[i];
-    // First index holding a value > v: there are n - lo larger values, which come first.
-    let lo = 0;
-    let hi = n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (sorted[mid] <= v) lo = mid + 1;
-      else hi = mid;
-    }
-    out[n - lo + fill[lo]++] = i;
-  }
-}
 
 /** Everything one evaluation run shares: inputs, parameters, outputs and scratch buffers sized once. */
 interface Ctx {
@@ -501,6 +436,30 @@ export function accumulateCategories(
 ): Accumulated {
   if (!gt.iouTypes.includes(iouType)) throw new Error(`the GT was not loaded for iouType ${iouType}`);
   const p = evalParams(params);
+  const K = gt.categoryIds.length;
+  const nImg = gt.imageIds.length;
+  const gOrd = orderByCatImg(gt.anns.cat, gt.anns.img, K, nImg);
+  const dOrd = orderByCatImg(dt.cat, dt.img, K, nImg);
+  const c = evalContext(gt, dt, iouType, p, gOrd, dOrd, into);
+  const ks = categories ?? Array.from({ length: K }, (_, k) => k);
+  for (let q = 0; q < ks.length; q++) {
+    const k = ks[q];
+    if (gOrd.catStart[k] === gOrd.catStart[k + 1] && dOrd.catStart[k] === dOrd.catStart[k + 1]) {
+      continue; // no evalImgs entry: precision stays -1
+    }
+    const nCat = collectUnits(c, k, gOrd.catStart, dOrd.catStart);
+    c.npig.fill(0);
+    for (let u = 0; u < c.nUnits; u++) evaluateUnit(c, u);
+    accumulateCategory(c, k, nCat);
+  }
+  return { params: p, precision: c.precision, recall: c.recall };
+}
+
+/** The evaluation state with scratch arrays sized for the largest category and image (see Ctx). */
+function evalContext(
+  gt: EvalGt, dt: CocoDt, iouType: IouType, p: EvalParams, gOrd: CatImgOrder, dOrd: CatImgOrder,
+  into: { precision: Float64Array; recall: Float64Array } | undefined,
+): Ctx {
   const maxDets = p.maxDets;
   const T = p.iouThrs.length;
   const R = p.recThrs.length;
@@ -510,14 +469,11 @@ export function accumulateCategories(
   const nImg = gt.imageIds.length;
   const K = gt.categoryIds.length;
   const ga = gt.anns;
-  const gOrd = orderByCatImg(ga.cat, ga.img, K, nImg);
-  const dOrd = orderByCatImg(dt.cat, dt.img, K, nImg);
   const maxUnitG = maxRun(gOrd.order, ga.img);
   const maxUnitD = maxRun(dOrd.order, dt.img);
   let cap = 0;
   for (let k = 0; k < K; k++) cap = Math.max(cap, dOrd.catStart[k + 1] - dOrd.catStart[k]);
-
-  const c: Ctx = {
+  return {
     gt,
     dt,
     segm: iouType === 'segm',
@@ -567,19 +523,6 @@ export function accumulateCategories(
     dBox: new Float64Array(4 * Math.min(maxUnitD, maxDet)),
     gBox: new Float64Array(4 * maxUnitG),
   };
-
-  const ks = categories ?? Array.from({ length: K }, (_, k) => k);
-  for (let q = 0; q < ks.length; q++) {
-    const k = ks[q];
-    if (gOrd.catStart[k] === gOrd.catStart[k + 1] && dOrd.catStart[k] === dOrd.catStart[k + 1]) {
-      continue; // no evalImgs entry: precision stays -1
-    }
-    const nCat = collectUnits(c, k, gOrd.catStart, dOrd.catStart);
-    c.npig.fill(0);
-    for (let u = 0; u < c.nUnits; u++) evaluateUnit(c, u);
-    accumulateCategory(c, k, nCat);
-  }
-  return { params: p, precision: c.precision, recall: c.recall };
 }
 
 /** COCOeval.summarize and per-category AP on accumulated arrays. */

@@ -15,6 +15,7 @@ import {
   countsFromJsonBytes,
   rleFrJsonBytes,
   toBbox,
+  type CocoRle,
   type CountsArena,
   type RLE,
 } from '../postprocess/mask.ts';
@@ -34,14 +35,17 @@ import {
 import type { IouType } from './params.ts';
 import { readResultsFast, type RawResults, type RleBytes } from './results_reader.ts';
 
-/** One entry of a results file (mmdetection and detectron2 write these). */
+/**
+ * One entry of a COCO results file, as fasternet writes it (api/run_model.ts; `fasternet detect --json`
+ * names the image by `file` instead). loadRes reads files from other tools too (mmdetection, detectron2):
+ * there `bbox` or `segmentation` may be missing and other keys are ignored; it checks every field it reads.
+ */
 export interface CocoResult {
   image_id: number;
   category_id: number;
+  bbox: [number, number, number, number];
   score: number;
-  bbox?: number[];
-  segmentation?: CocoSegmentation;
-  [key: string]: unknown;
+  segmentation: CocoRle;
 }
 
 export interface CocoDt {

@@ -22,13 +22,15 @@ import { metadataProps, parseMetadata, readModelParts, splitModelBytes, type Mod
 import { fasternetFeatures } from '../backbones/fasternet.ts';
 import { resnet50Features } from '../backbones/resnet.ts';
 import { fpnGraph, type FpnWeights } from '../necks/fpn.ts';
-import { generateProposals, levelAnchors, rpnHeadGraph, type RpnWeights } from './rpn.ts';
-import { boxDetections, boxHeadModel, maskHeadModel, selectMaskProbabilities, type BoxHeadWeights, type Detections, type MaskHeadWeights } from './roi_heads.ts';
-import { inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, type FeatureMap } from './roi_align.ts';
+import { NUM_RPN_LEVELS, rpnHeadGraph, rpnProposals, type RpnWeights } from './rpn.ts';
+import {
+  boxHeadModel, boxStage, detectionBoxSpaces, maskHeadModel, maskStage, roiFeatures,
+  type BoxHeadOverrides, type BoxHeadWeights, type Detections, type MaskHeadWeights, type TimeStage,
+} from './roi_heads.ts';
 import { checkDetectorConfig, type DetectorConfig } from './config.ts';
 import { boxesToOriginalTorchvision, torchvisionPreprocess } from './transform_torchvision.ts';
 import { boxesToNetwork, boxesToOriginal, mmdetPreprocess } from './transform_mmdet.ts';
-import { pasteMasks, type PastedMask } from '../postprocess/paste_masks.ts';
+import { pasteDetectionMasks, type PastedMask } from '../postprocess/paste_masks.ts';
 import type { ImageU8 } from '../core/tensor.ts';
 import { UserError } from '../core/errors.ts';
 
@@ -46,7 +48,6 @@ export interface DetectorWeights {
 
 const BOX_HEAD_KEY = 'fasternet.box_head_onnx';
 const MASK_HEAD_KEY = 'fasternet.mask_head_onnx';
-export const NUM_RPN_LEVELS = 5;
 
 /**
  * The main graph: `image` [1, 3, H, W] -> FPN levels `fpn_0..3` ([1, h, w, 256], channel-last) and RPN
@@ -192,7 +193,7 @@ export interface RunOptions {
   /** Filled with the intermediate tensors. */
   intermediates?: Partial<Intermediates>;
   /** Per-call overrides of the box head's score threshold and top-k, and a label filter applied after NMS. */
-  boxHead?: { scoreThresh?: number; maxDetections?: number; keepLabel?: (label: number) => boolean };
+  boxHead?: BoxHeadOverrides;
 }
 
 interface Preprocessed {
@@ -220,17 +221,24 @@ function preprocess(img: ImageU8, cfg: DetectorConfig): Preprocessed {
   };
 }
 
-function roiLevels(boxes: Float32Array, cfg: DetectorConfig, numLevels: number): Int32Array {
-  const m = cfg.roi.levelMapper;
-  if (m.kind === 'torchvision') {
-    const kMin = Math.log2(cfg.roi.strides[0]);
-    return levelMapperTorchvision(boxes, { kMin, kMax: kMin + numLevels - 1, canonicalScale: m.canonicalScale, canonicalLevel: m.canonicalLevel });
-  }
-  return mapRoiLevelsMmdet(boxes, numLevels, m.finestScale);
-}
+/** The stage names of `RunOptions.timings`, in pipeline order. */
+const STAGES = ['preprocess', 'backbone_fpn_rpn', 'proposals', 'roi_align', 'box_head', 'nms', 'mask_head', 'mask_paste'];
 
-function now(): number {
-  return performance.now();
+/** Times stages into `t` (each stage starts at 0 ms for the run; a stage run twice, as RoIAlign, adds up). */
+function stageTimer(t: Record<string, number>): TimeStage {
+  for (const k of STAGES) t[k] = 0;
+  return <T>(stage: string, run: () => T): T => {
+    const t0 = performance.now();
+    const r = run();
+    if (!(r instanceof Promise)) {
+      t[stage] += performance.now() - t0;
+      return r;
+    }
+    return r.then((v: unknown) => {
+      t[stage] += performance.now() - t0;
+      return v;
+    }) as T;
+  };
 }
 
 /** Runs one decoded RGB image through the detector (calls on one Detector are serialized). */
@@ -240,122 +248,25 @@ export function runDetector(det: Detector, img: ImageU8, o: RunOptions = {}): Pr
   return run;
 }
 
+/** GeneralizedRCNN.forward: transform, backbone + FPN + RPN head (one ONNX run), proposals, RoI heads, paste. */
 async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promise<RawDetections> {
-  const cfg = det.cfg;
-  const t = o.timings ?? {};
-  const mid = o.intermediates;
-  let t0 = now();
-  const pre = preprocess(img, cfg);
-  t.preprocess = now() - t0;
-  if (mid) { mid.input = pre.input; mid.imageSize = pre.imageSize; }
-
-  t0 = now();
-  const out = await runSession(det.main, { image: pre.input });
-  t.backbone_fpn_rpn = now() - t0;
-  if (mid) mid.features = out;
-
-  t0 = now();
-  const [padH, padW] = [pre.input.shape[2], pre.input.shape[3]];
-  const rpnSizes: [number, number][] = [];
-  for (let l = 0; l < NUM_RPN_LEVELS; l++) {
-    const s = out[`rpn_objectness_${l}`].shape;
-    rpnSizes.push([s[1], s[2]]);
-  }
-  const anchors = levelAnchors(cfg.anchors, rpnSizes, [padH, padW]);
-  const proposals = generateProposals(
-    rpnSizes.map((_, l) => out[`rpn_objectness_${l}`].data), rpnSizes.map((_, l) => out[`rpn_deltas_${l}`].data),
-    anchors, pre.imageSize, cfg.rpn,
-  );
-  t.proposals = now() - t0;
-  if (mid) mid.proposals = proposals;
-
-  t0 = now();
-  const feats: FeatureMap[] = [];
-  const scales: number[] = [];
-  for (let l = 0; l < cfg.roi.strides.length; l++) {
-    const f = out[`fpn_${l}`];
-    const [, h, w, c] = f.shape;
-    feats.push({ data: f.data, channels: c, height: h, width: w, layout: 'nhwc' });
-    scales.push(cfg.roi.levelMapper.kind === 'torchvision' ? inferScale([h, w], pre.imageSize) : 1 / cfg.roi.strides[l]);
-  }
-  const C = feats[0].channels;
-  const boxRois = multiScaleRoiAlign(feats, proposals.boxes, roiLevels(proposals.boxes, cfg, feats.length), {
-    outputSize: cfg.roi.boxOutput, samplingRatio: cfg.roi.samplingRatio, aligned: cfg.roi.aligned, scales,
-  });
-  t.roi_align = now() - t0;
-
-  t0 = now();
-  const R = proposals.scores.length;
-  const bs = cfg.roi.boxOutput;
-  // No proposals (e.g. a blank image): skip the head rather than feed ORT a zero-row batch.
-  const head = R > 0
-    ? await runSession(det.boxHead, { rois: { shape: [R, C * bs * bs], data: boxRois } })
-    : { class_logits: { shape: [0, 0], data: new Float32Array(0) }, box_regression: { shape: [0, 0], data: new Float32Array(0) } };
-  t.box_head = now() - t0;
-  if (mid) { mid.classLogits = head.class_logits.data; mid.boxRegression = head.box_regression.data; }
-
-  t0 = now();
-  const ov = o.boxHead ?? {};
-  const boxCfg = {
-    ...cfg.boxHead,
-    ...(ov.scoreThresh !== undefined ? { scoreThresh: ov.scoreThresh } : {}),
-    ...(ov.maxDetections !== undefined ? { maxDetections: ov.maxDetections } : {}),
-  };
-  let dets = boxDetections(head.class_logits.data, head.box_regression.data, proposals.boxes, pre.imageSize, boxCfg, pre.toOriginal);
-  if (ov.keepLabel) dets = filterDetections(dets, ov.keepLabel);
-  t.nms = now() - t0;
-  if (mid) mid.detections = dets;
-
-  const n = dets.scores.length;
-  const ms = cfg.roi.maskOutput;
-  // Mask RoIs live in network coordinates; final boxes and paste boxes in the original image (see config).
-  const rescaled = cfg.boxHead.rescaleBeforeNms;
-  const maskRoiBoxes = rescaled ? pre.toNetwork(dets.boxes) : dets.boxes;
-  let maskProbs: Float32Array = new Float32Array(0);
-  let maskSize = 2 * ms;
-  if (n > 0) {
-    t0 = now();
-    const maskRois = multiScaleRoiAlign(feats, maskRoiBoxes, roiLevels(maskRoiBoxes, cfg, feats.length), {
-      outputSize: ms, samplingRatio: cfg.roi.samplingRatio, aligned: cfg.roi.aligned, scales,
-    });
-    t.roi_align += now() - t0;
-    t0 = now();
-    const m = await runSession(det.maskHead, { rois: { shape: [n, C, ms, ms], data: maskRois } });
-    const s2d = m.mask_logits_s2d;
-    const logits = s2d
-      ? { shape: [s2d.shape[0], 2, 2, s2d.shape[1] / 4, s2d.shape[2], s2d.shape[3]], data: s2d.data }
-      : m.mask_logits;
-    maskSize = s2d ? 2 * s2d.shape[2] : logits.shape[2];
-    maskProbs = selectMaskProbabilities(logits, dets.labels);
-    t.mask_head = now() - t0;
-    if (mid) { mid.maskLogits = logits; mid.maskProbs = maskProbs; }
-  } else {
-    t.mask_head = 0;
-  }
-
-  t0 = now();
-  const boxes = rescaled ? dets.boxes : pre.toOriginal(dets.boxes);
-  // mmdet get_seg_masks(rescale=True) pastes at mask RoIs / scale_factor, which may differ from the boxes by
-  // float rounding.
-  const pasteBoxes = rescaled ? pre.toOriginal(maskRoiBoxes) : boxes;
-  const [imH, imW] = [img.height, img.width];
-  const masks = n > 0
-    ? pasteMasks(maskProbs, maskSize, pasteBoxes, imH, imW, cfg.mask.paste, { threshold: cfg.mask.threshold, compare: cfg.mask.compare })
-    : [];
-  t.mask_paste = now() - t0;
-  return { boxes, scores: dets.scores, labels: dets.labels, masks, imageSize: [imH, imW] };
-}
-
-function filterDetections(d: Detections, keep: (label: number) => boolean): Detections {
-  const idx: number[] = [];
-  for (let i = 0; i < d.labels.length; i++) if (keep(d.labels[i])) idx.push(i);
-  const out: Detections = { boxes: new Float32Array(idx.length * 4), scores: new Float32Array(idx.length), labels: new Int32Array(idx.length) };
-  idx.forEach((i, k) => {
-    out.boxes.set(d.boxes.subarray(i * 4, i * 4 + 4), k * 4);
-    out.scores[k] = d.scores[i];
-    out.labels[k] = d.labels[i];
-  });
-  return out;
+  const { cfg } = det;
+  const mid: Partial<Intermediates> = o.intermediates ?? {};
+  const time = stageTimer(o.timings ?? {});
+  const pre = time('preprocess', () => preprocess(img, cfg));
+  Object.assign(mid, { input: pre.input, imageSize: pre.imageSize });
+  const out = (mid.features = await time('backbone_fpn_rpn', () => runSession(det.main, { image: pre.input })));
+  const padded: [number, number] = [pre.input.shape[2], pre.input.shape[3]];
+  const proposals = (mid.proposals = time('proposals', () => rpnProposals(out, padded, pre.imageSize, cfg.anchors, cfg.rpn)));
+  const feats = roiFeatures(out, pre.imageSize, cfg.roi);
+  const box = await boxStage(det.boxHead, feats, proposals.boxes, pre.imageSize, cfg, pre.toOriginal, o.boxHead ?? {}, time);
+  const dets = box.detections;
+  Object.assign(mid, { classLogits: box.classLogits, boxRegression: box.boxRegression, detections: dets });
+  const spaces = detectionBoxSpaces(dets.boxes, cfg.boxHead, pre.toNetwork, pre.toOriginal);
+  const mask = await maskStage(det.maskHead, feats, spaces.maskRois, dets.labels, cfg.roi, time);
+  if (mask.logits) Object.assign(mid, { maskLogits: mask.logits, maskProbs: mask.probs });
+  const masks = time('mask_paste', () => pasteDetectionMasks(mask.probs, mask.size, spaces.paste, img.height, img.width, cfg.mask));
+  return { boxes: spaces.boxes, scores: dets.scores, labels: dets.labels, masks, imageSize: [img.height, img.width] };
 }
 
 export async function releaseDetector(det: Detector): Promise<void> {

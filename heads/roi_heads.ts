@@ -1,5 +1,5 @@
 /**
- * RoI heads: the box head (TwoMLPHead / Shared2FCBBoxHead: flatten, fc6 + ReLU, fc7 + ReLU, then class logits and
+ * RoI heads (torchvision RoIHeads.forward / mmdet StandardRoIHead.simple_test): the box head (TwoMLPHead / Shared2FCBBoxHead: flatten, fc6 + ReLU, fc7 + ReLU, then class logits and
  * per-class deltas) and the mask head (MaskRCNNHeads / FCNMaskHead: 4 x (3x3 conv + ReLU), 2x2 stride-2
  * transposed conv + ReLU, 1x1 conv to per-class 28x28 logits) as two small ONNX models, and their TypeScript
  * post-processing: softmax, per-class decoding, clipping, score threshold, class-aware NMS, top-k, and the
@@ -7,10 +7,12 @@
  */
 import type { FloatTensor } from '../core/tensor.ts';
 import { addInput, addOutput, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
+import { runSession, type Session } from '../runtime/session.ts';
 import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
 import { batchedNms, multiclassNms } from '../postprocess/nms.ts';
 import type { ConvWeights } from '../core/tensor.ts';
-import type { BoxHeadConfig } from './config.ts';
+import type { BoxHeadConfig, RoiConfig } from './config.ts';
+import { inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, type FeatureMap } from './roi_align.ts';
 
 export interface BoxHeadWeights {
   fc6: ConvWeights;
@@ -171,6 +173,13 @@ export function boxDetections(
     : mmdetDetections(classLogits, boxRegression, proposals, imageSize, cfg, cfg.rescaleBeforeNms ? rescale : undefined);
 }
 
+/** Keeps the detections whose label passes `keep`. */
+export function filterDetections(d: Detections, keep: (label: number) => boolean): Detections {
+  const idx: number[] = [];
+  for (let i = 0; i < d.labels.length; i++) if (keep(d.labels[i])) idx.push(i);
+  return gather(d, idx);
+}
+
 function gather(d: Detections, keep: ArrayLike<number>): Detections {
   const n = keep.length;
   const out: Detections = { boxes: new Float32Array(n * 4), scores: new Float32Array(n), labels: new Int32Array(n) };
@@ -215,4 +224,128 @@ export function selectMaskProbabilities(maskLogits: FloatTensor, labels: Int32Ar
     }
   }
   return out;
+}
+
+/** Runs `run` as the named stage of a detector run, adding its wall time to that stage's timing. */
+export type TimeStage = <T>(stage: string, run: () => T) => T;
+
+/** The FPN levels the RoI heads read (the main graph's channel-last `fpn_l` outputs) with their scales. */
+export interface RoiFeatures {
+  maps: FeatureMap[];
+  scales: number[];
+}
+
+/** torchvision's MultiScaleRoIAlign infers each level's scale from its size; mmdet uses 1 / stride. */
+export function roiFeatures(out: Record<string, FloatTensor>, imageSize: [number, number], cfg: RoiConfig): RoiFeatures {
+  const maps: FeatureMap[] = [];
+  const scales: number[] = [];
+  for (let l = 0; l < cfg.strides.length; l++) {
+    const f = out[`fpn_${l}`];
+    const [, h, w, c] = f.shape;
+    maps.push({ data: f.data, channels: c, height: h, width: w, layout: 'nhwc' });
+    scales.push(cfg.levelMapper.kind === 'torchvision' ? inferScale([h, w], imageSize) : 1 / cfg.strides[l]);
+  }
+  return { maps, scales };
+}
+
+function roiLevels(boxes: Float32Array, cfg: RoiConfig, numLevels: number): Int32Array {
+  const m = cfg.levelMapper;
+  if (m.kind === 'torchvision') {
+    const kMin = Math.log2(cfg.strides[0]);
+    return levelMapperTorchvision(boxes, { kMin, kMax: kMin + numLevels - 1, canonicalScale: m.canonicalScale, canonicalLevel: m.canonicalLevel });
+  }
+  return mapRoiLevelsMmdet(boxes, numLevels, m.finestScale);
+}
+
+/** RoI features [n, C, s, s] of `boxes` (network coordinates), each from the level its size maps to. */
+function alignRois(f: RoiFeatures, boxes: Float32Array, outputSize: number, cfg: RoiConfig): Float32Array {
+  return multiScaleRoiAlign(f.maps, boxes, roiLevels(boxes, cfg, f.maps.length), {
+    outputSize, samplingRatio: cfg.samplingRatio, aligned: cfg.aligned, scales: f.scales,
+  });
+}
+
+/** Per-call changes to the box head's score threshold and top-k, and a label filter applied after NMS. */
+export interface BoxHeadOverrides {
+  scoreThresh?: number;
+  maxDetections?: number;
+  keepLabel?: (label: number) => boolean;
+}
+
+export interface BoxStage {
+  classLogits: Float32Array;
+  boxRegression: Float32Array;
+  detections: Detections;
+}
+
+/**
+ * The box stage for `proposals` (network coordinates): RoIAlign (timed as roi_align), the box head
+ * (box_head), then decoding, thresholds and NMS (nms); see boxDetections for `rescale`.
+ */
+export async function boxStage(
+  head: Session, feats: RoiFeatures, proposals: Float32Array, imageSize: [number, number], cfg: { roi: RoiConfig; boxHead: BoxHeadConfig },
+  rescale: (boxes: Float32Array) => Float32Array, ov: BoxHeadOverrides, time: TimeStage,
+): Promise<BoxStage> {
+  const R = proposals.length / 4;
+  const rois = time('roi_align', () => alignRois(feats, proposals, cfg.roi.boxOutput, cfg.roi));
+  // No proposals (e.g. a blank image): skip the head rather than feed ORT a zero-row batch.
+  const out = await time('box_head', () => (R > 0 ? runSession(head, { rois: { shape: [R, rois.length / R], data: rois } }) : null));
+  const classLogits = out ? out.class_logits.data : new Float32Array(0);
+  const boxRegression = out ? out.box_regression.data : new Float32Array(0);
+  const detections = time('nms', () => {
+    const boxCfg = {
+      ...cfg.boxHead,
+      ...(ov.scoreThresh !== undefined ? { scoreThresh: ov.scoreThresh } : {}),
+      ...(ov.maxDetections !== undefined ? { maxDetections: ov.maxDetections } : {}),
+    };
+    const d = boxDetections(classLogits, boxRegression, proposals, imageSize, boxCfg, rescale);
+    return ov.keepLabel ? filterDetections(d, ov.keepLabel) : d;
+  });
+  return { classLogits, boxRegression, detections };
+}
+
+/**
+ * Where the masks are computed and pasted. Mask RoIs live in network coordinates, final boxes and paste boxes
+ * in the original image; with rescaleBeforeNms (mmdet) the detections are in the original image already, the
+ * mask RoIs are those boxes times scale_factor, and get_seg_masks(rescale=True) pastes at mask RoIs /
+ * scale_factor, which may differ from the boxes by float rounding.
+ */
+export function detectionBoxSpaces(
+  boxes: Float32Array, cfg: BoxHeadConfig, toNetwork: (b: Float32Array) => Float32Array, toOriginal: (b: Float32Array) => Float32Array,
+): { maskRois: Float32Array; boxes: Float32Array; paste: Float32Array } {
+  if (!cfg.rescaleBeforeNms) {
+    const original = toOriginal(boxes);
+    return { maskRois: boxes, boxes: original, paste: original };
+  }
+  const maskRois = toNetwork(boxes);
+  return { maskRois, boxes, paste: toOriginal(maskRois) };
+}
+
+export interface MaskStage {
+  /** The mask head's logits; absent when there was nothing to run it on. */
+  logits?: FloatTensor;
+  /** Each detection's own-class probabilities, n x size x size. */
+  probs: Float32Array;
+  size: number;
+}
+
+/**
+ * The mask stage for detections at `boxes` (network coordinates) with `labels`: RoIAlign (timed as roi_align)
+ * and the mask head with the choice of each detection's class (mask_head). No detections: no work, 0 ms.
+ */
+export async function maskStage(
+  head: Session, feats: RoiFeatures, boxes: Float32Array, labels: Int32Array, cfg: RoiConfig, time: TimeStage,
+): Promise<MaskStage> {
+  const n = labels.length;
+  const ms = cfg.maskOutput;
+  if (n === 0) return { probs: new Float32Array(0), size: 2 * ms };
+  const rois = time('roi_align', () => alignRois(feats, boxes, ms, cfg));
+  return time('mask_head', async () => {
+    const m = await runSession(head, { rois: { shape: [n, rois.length / (n * ms * ms), ms, ms], data: rois } });
+    // The space-to-depth head variant gives [n, 4K, m/2, m/2]: its logits are viewed as [n, 2, 2, K, m/2, m/2].
+    const s2d = m.mask_logits_s2d;
+    const logits = s2d
+      ? { shape: [s2d.shape[0], 2, 2, s2d.shape[1] / 4, s2d.shape[2], s2d.shape[3]], data: s2d.data }
+      : m.mask_logits;
+    return { logits, probs: selectMaskProbabilities(logits, labels), size: s2d ? 2 * s2d.shape[2] : logits.shape[2] };
+  });
 }

@@ -12,7 +12,7 @@ import { argsortDescendingStable } from '../postprocess/sort.ts';
 import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
 import { batchedNms } from '../postprocess/nms.ts';
 import { anchorsMmdet, anchorsTorchvision } from '../postprocess/anchors.ts';
-import type { ConvWeights } from '../core/tensor.ts';
+import type { ConvWeights, FloatTensor } from '../core/tensor.ts';
 import type { AnchorConfig, RpnConfig } from './config.ts';
 
 export interface RpnWeights {
@@ -55,6 +55,24 @@ export function rpnHeadGraph(g: Graph, levels: readonly string[], w: RpnWeights,
     deltas.push(addNode(g, 'Transpose', [d], perm, { name: `${prefix}.deltas.${l}` })[0]);
   });
   return { objectness, deltas };
+}
+
+/** RPN levels of the main graph (heads/mask_rcnn.ts): P2..P6. */
+export const NUM_RPN_LEVELS = 5;
+
+/**
+ * RegionProposalNetwork.forward after the head: proposals of one image from the main graph's outputs
+ * `rpn_objectness_l` [1, h, w, A] and `rpn_deltas_l`, anchored on the padded input ([h, w]); `imageSize` =
+ * [h, w] of the resized image (clip bounds).
+ */
+export function rpnProposals(
+  out: Record<string, FloatTensor>, paddedSize: [number, number], imageSize: [number, number], anchors: AnchorConfig, cfg: RpnConfig,
+): Proposals {
+  const levels = Array.from({ length: NUM_RPN_LEVELS }, (_, l) => ({ objectness: out[`rpn_objectness_${l}`], deltas: out[`rpn_deltas_${l}`] }));
+  const sizes = levels.map(({ objectness: o }): [number, number] => [o.shape[1], o.shape[2]]);
+  return generateProposals(
+    levels.map((v) => v.objectness.data), levels.map((v) => v.deltas.data), levelAnchors(anchors, sizes, paddedSize), imageSize, cfg,
+  );
 }
 
 /** Anchors of every level for the padded input size. */

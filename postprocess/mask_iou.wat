@@ -1,4 +1,4 @@
-;; Column intersection kernels for postprocess/mask.ts iou (SIMD, 4 columns a step).
+;; Column intersection kernels for postprocess/mask_iou.ts iou (SIMD, 4 columns a step).
 ;; Regenerate postprocess/mask_iou_wasm.ts after editing: see scripts/wasm/build_wasm.cjs.
 ;;
 ;; A mask's columns are int32 arrays in memory, one after another, `stride` bytes apart: S1, E1 (rows of

@@ -255,6 +255,18 @@ export function pasteMasks(
   return out;
 }
 
+/** A detector's paste settings (heads/config.ts MaskConfig). */
+export interface PasteConfig {
+  paste: 'torchvision' | 'mmdet';
+  threshold: number;
+  compare: '>' | '>=';
+}
+
+/** The paste stage of a detector: each detection's mask (n x size x size) at its box, binarised as `cfg` says. */
+export function pasteDetectionMasks(probs: Float32Array, size: number, boxes: Float32Array, imH: number, imW: number, cfg: PasteConfig): PastedMask[] {
+  return pasteMasks(probs, size, boxes, imH, imW, cfg.paste, { threshold: cfg.threshold, compare: cfg.compare });
+}
+
 /** Write a cropped mask into a full row-major imH x imW buffer (only the crop is touched). */
 export function blitMask(p: PastedMask, full: Uint8Array, imW: number): void {
   for (let r = 0; r < p.height; r++) full.set(p.data.subarray(r * p.width, (r + 1) * p.width), (p.y0 + r) * imW + p.x0);

@@ -67,7 +67,7 @@ describe('float16 conversion', () => {
     }
     expect(matched).toBeGreaterThan(10);
     expect(worstScore).toBeLessThan(1e-3);
-  }, 30_000);
+  });
 });
 
 describe('convert overrides', () => {

@@ -14,7 +14,8 @@ import { detect, releaseDetectModels } from '../api/detect.ts';
 import { buildDetectorModel } from '../heads/mask_rcnn.ts';
 import { torchvisionDetectorWeights } from '../convert/detection.ts';
 import { evaluateAll } from '../eval/index.ts';
-import { runModelOverImages, selectImages, streamPathFor, type ModelResult } from '../api/run_model.ts';
+import { runModelOverImages, selectImages, streamPathFor } from '../api/run_model.ts';
+import type { CocoResult } from '../eval/index.ts';
 import { seededStateDict } from './helpers/detect_tv_fixtures.ts';
 
 const DATA = join(import.meta.dirname, '..', 'data', 'canvases_val');
@@ -64,18 +65,18 @@ describe('fasternet eval --model', () => {
   });
 
   it('writes what detect() gives image by image, with the GT image ids, first N images by id', async () => {
-    const results = JSON.parse(fullText) as ModelResult[];
+    const results = JSON.parse(fullText) as CocoResult[];
     const gt = JSON.parse(readFileSync(GT, 'utf8'));
     const { images } = selectImages(gt, 4);
     expect(images.map((im) => im.id)).toEqual([1, 2, 3, 4]);
-    const expected: ModelResult[] = [];
+    const expected: CocoResult[] = [];
     for (const im of images) {
       const { detections } = await detect(join(IMAGES, im.file_name as string), { model });
       for (const d of detections) expected.push({ image_id: im.id, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask });
     }
     expect(expected.length).toBeGreaterThan(0);
     expect(results).toEqual(expected);
-  }, 30_000);
+  });
 
   it('an interrupted run with a torn last line, resumed, ends with the same results file', async () => {
     const out = join(dir, 'resumed.json');
@@ -101,7 +102,7 @@ describe('fasternet eval --model', () => {
     const again = await runModelOverImages({ gt: GT, images: IMAGES, model, out, limit: 4, resume: true });
     expect(again.done).toBe(4);
     expect(readFileSync(out, 'utf8')).toBe(fullText);
-  }, 30_000);
+  });
 
   it('refuses to overwrite a stream without --resume and to resume a run made with other settings', async () => {
     const o = { gt: GT, images: IMAGES, model, out: full, limit: 4 };

@@ -33,7 +33,7 @@ function weakerResults(base: CocoResult[]): CocoResult[] {
   const out: CocoResult[] = [];
   base.forEach((r, i) => {
     if (r.score > 0.5 && i % 3 === 0) return;
-    const bbox = [...r.bbox!];
+    const bbox: [number, number, number, number] = [...r.bbox!];
     if (i % 5 === 0) bbox[0] += 0.3 * bbox[2];
     out.push({ ...r, bbox, score: r.score * 0.9 });
   });

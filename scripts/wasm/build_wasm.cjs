@@ -8,7 +8,7 @@ const path = require('node:path');
 const KERNELS = [
   {
     wat: 'mask_iou.wat', out: 'mask_iou_wasm.ts', name: 'MASK_IOU_WASM', features: { simd: true },
-    doc: 'WebAssembly (SIMD) column-intersection kernel used by iou in postprocess/mask.ts.',
+    doc: 'WebAssembly (SIMD) column-intersection kernel used by iou in postprocess/mask_iou.ts.',
   },
   {
     wat: 'nms_greedy.wat', out: 'nms_greedy_wasm.ts', name: 'NMS_GREEDY_WASM',
