@@ -28,6 +28,13 @@ let t = performance.now();
 if (!existsSync(join(dir, 'dt_segm.json'))) writeSyntheticCase(dir, o);
 console.log(`case ${dir} (${((performance.now() - t) / 1000).toFixed(1)} s to make or find)`);
 
+// CPU seconds (user + system, all threads) next to wall seconds: on a shared machine the wall time
+// says little, the CPU time what the work costs.
+const cpu = (from: NodeJS.CpuUsage): string => {
+  const u = process.cpuUsage(from);
+  return `${((u.user + u.system) / 1e6).toFixed(1)} s CPU`;
+};
+let c = process.cpuUsage();
 t = performance.now();
 const dataset = readJsonFile(join(dir, 'gt.json'), 'GT') as CocoDataset;
 const gt = loadGt(dataset, { iouTypes: types });
@@ -36,7 +43,9 @@ const db = loadRes(gt, join(dir, 'dt_bbox.json'), { iouTypes: types });
 const rm = await evaluateLoadedAsync(gt, dm, types);
 const rb = await evaluateLoadedAsync(gt, db, types);
 const evalS = (performance.now() - t) / 1000;
+const evalCpu = cpu(c);
 
+c = process.cpuUsage();
 t = performance.now();
 const r = await report(out, {
   gt,
@@ -46,8 +55,9 @@ const r = await report(out, {
   title: `bench: ${o.images}-image synthetic case`,
 });
 const reportS = (performance.now() - t) / 1000;
+const reportCpu = cpu(c);
 const steps = Object.entries(r.timings).map(([k, v]) => `${k} ${(v / 1000).toFixed(1)} s`).join(', ');
 console.log(`${o.images} images, ${gt.anns.n} GT, ${dm.n} + ${db.n} detections, ${types.join(',')}`);
-console.log(`evaluation (load + both sides): ${evalS.toFixed(1)} s`);
-console.log(`report(): ${reportS.toFixed(1)} s (${steps})`);
+console.log(`evaluation (load + both sides): ${evalS.toFixed(1)} s wall, ${evalCpu}`);
+console.log(`report(): ${reportS.toFixed(1)} s wall, ${reportCpu} (${steps})`);
 console.log(`index.html ${(statSync(r.index).size / 1e6).toFixed(2)} MB, folder ${(dirSize(out) / 1e6).toFixed(2)} MB, gallery ${r.data.gallery.entries.length} of ${r.data.gallery.candidates} candidates`);

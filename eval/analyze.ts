@@ -14,7 +14,7 @@
  */
 import type { CocoGt } from './coco.ts';
 import { accumulateCategories, type EvalGt } from './cocoeval.ts';
-import type { CocoDt } from './load_res.ts';
+import { toRle, type CocoDt } from './load_res.ts';
 import { defaultParams, type EvalParams, type IouType } from './params.ts';
 import type { NdArray } from './summary.ts';
 
@@ -45,6 +45,21 @@ function confusedGt(gt: EvalGt, k: number, others: Uint8Array): EvalGt {
 }
 
 /**
+ * The GT with every mask rasterised once, as uncompressed RLE of the same size: analyze() evaluates each
+ * GT again for every category its image has detections of, and a polygon costs far more to rasterise
+ * than RLE counts to copy. Same masks, so the same IoUs.
+ */
+function rasterisedGt<G extends EvalGt>(gt: G): G {
+  const a = gt.anns;
+  const segm = a.segm.map((s, i) => {
+    if (s === undefined) return s;
+    const r = toRle(s, gt.heights[a.img[i]], gt.widths[a.img[i]], 'GT annotation', a.id[i]);
+    return { size: [r.h, r.w] as [number, number], counts: Array.from(r.counts) };
+  });
+  return { ...gt, anns: { ...a, segm } };
+}
+
+/**
  * Category indices sharing k's supercategory (k included); a missing supercategory is a group of one.
  */
 export function supercategoryMask(supercategories: ReadonlyArray<string | undefined>, k: number): Uint8Array {
@@ -61,6 +76,7 @@ export function analyzeErrors(
   iouType: IouType,
   params: EvalParams = defaultParams(),
 ): ErrorAnalysis {
+  if (iouType === 'segm') gt = rasterisedGt(gt);
   const base: EvalParams = { ...params, iouThrs: Float64Array.from([0.75, 0.5, 0.1]), maxDets: [100] };
   const loose: EvalParams = { ...base, iouThrs: Float64Array.from([0.1]) };
   const K = gt.categoryIds.length;

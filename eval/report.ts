@@ -140,9 +140,13 @@ async function typeReport(dir: string, input: ReportInput, t: IouType, timings: 
     if (ab) overall.push(['baseline', errorCurves(ab)]);
     errorAreas.model = curveAreas(overall[0][1]);
     if (ab) errorAreas.baseline = curveAreas(overall[1][1]);
+    // Area ranges without any GT would be all FN: left out of the plot (their PR curve is null too).
+    const shown = areaLabels.map((area, a) => ({ area, a })).filter(({ area }) => m.prCurves.some((c) => c.area === area && c.precision));
     const panels: ErrorPanel[] = [];
-    for (const [side, curves] of overall) areaLabels.forEach((area, a) => panels.push({ panel: `${side} · ${area}`, curves: curves.map((e) => e[a]) }));
-    charts.push(errorChart(`errors_${t}`, `${t}: error analysis, all categories (C75 .. FN, cumulative)`, am.recThrs, panels, areaLabels.length));
+    for (const [side, curves] of overall) for (const { area, a } of shown) panels.push({ panel: `${side} · ${area}`, curves: curves.map((e) => e[a]) });
+    if (panels.length) {
+      charts.push(errorChart(`errors_${t}`, `${t}: error analysis, all categories (C75 .. FN, cumulative)`, am.recThrs, panels, shown.length));
+    }
     const wp: ErrorPanel[] = [];
     worstK.forEach((k, i) => {
       const cm = errorCurves(am, [k]);
