@@ -1,8 +1,9 @@
 /**
  * How long `report()` takes and how big it gets at COCO-val size: `bench eval`'s generated case
  * (eval/synthetic.ts, 5000 images, 80 categories, 100 detections an image), its mask results as the
- * model and its box results as the baseline, bbox and segm. No images exist for it, so the gallery is
- * a capped list. Prints the evaluation time, the report's steps and the sizes.
+ * baseline and its box results, a third of the confident ones dropped and a fifth shifted, as the model
+ * (so there are images where it loses), bbox and segm. No images exist for it, so the gallery is a capped
+ * list. Prints the evaluation time, the report's steps and the sizes.
  *
  *   npx tsx bench/report.ts [--images N] [--types bbox,segm] [--out DIR]
  */
@@ -10,7 +11,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { evaluateLoadedAsync, loadGt, loadRes, parseIouTypes, readJsonFile, report, type CocoDataset } from '../eval/index.ts';
+import { evaluateLoadedAsync, loadGt, loadRes, parseIouTypes, readJsonFile, report, type CocoDataset, type CocoResult } from '../eval/index.ts';
 import { COCO_VAL_LIKE, writeSyntheticCase } from '../eval/synthetic.ts';
 
 function dirSize(dir: string): number {
@@ -38,8 +39,10 @@ let c = process.cpuUsage();
 t = performance.now();
 const dataset = readJsonFile(join(dir, 'gt.json'), 'GT') as CocoDataset;
 const gt = loadGt(dataset, { iouTypes: types });
-const dm = loadRes(gt, join(dir, 'dt_segm.json'), { iouTypes: types });
-const db = loadRes(gt, join(dir, 'dt_bbox.json'), { iouTypes: types });
+const boxes = readJsonFile(join(dir, 'dt_bbox.json'), 'results') as CocoResult[];
+const weaker = boxes.filter((r, i) => !(r.score > 0.5 && i % 3 === 0)).map((r, i) => (i % 5 ? r : { ...r, bbox: [r.bbox![0] + 0.3 * r.bbox![2], ...r.bbox!.slice(1)] }));
+const dm = loadRes(gt, weaker, { iouTypes: types });
+const db = loadRes(gt, join(dir, 'dt_segm.json'), { iouTypes: types });
 const rm = await evaluateLoadedAsync(gt, dm, types);
 const rb = await evaluateLoadedAsync(gt, db, types);
 const evalS = (performance.now() - t) / 1000;
@@ -50,8 +53,8 @@ t = performance.now();
 const r = await report(out, {
   gt,
   dataset,
-  model: { name: 'dt_segm.json', results: rm, detections: dm },
-  baseline: { name: 'dt_bbox.json', results: rb, detections: db },
+  model: { name: 'dt_bbox.json, weakened', results: rm, detections: dm },
+  baseline: { name: 'dt_segm.json', results: rb, detections: db },
   title: `bench: ${o.images}-image synthetic case`,
 });
 const reportS = (performance.now() - t) / 1000;

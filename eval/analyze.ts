@@ -45,18 +45,13 @@ function confusedGt(gt: EvalGt, k: number, others: Uint8Array): EvalGt {
 }
 
 /**
- * The GT with every mask rasterised once, as uncompressed RLE of the same size: analyze() evaluates each
- * GT again for every category its image has detections of, and a polygon costs far more to rasterise
- * than RLE counts to copy. Same masks, so the same IoUs.
+ * The GT with every mask rasterised once: analyze() evaluates each GT again for every category its image
+ * has detections of, and rasterising costs far more than the IoU. Same masks, so the same IoUs.
  */
 function rasterisedGt<G extends EvalGt>(gt: G): G {
   const a = gt.anns;
-  const segm = a.segm.map((s, i) => {
-    if (s === undefined) return s;
-    const r = toRle(s, gt.heights[a.img[i]], gt.widths[a.img[i]], 'GT annotation', a.id[i]);
-    return { size: [r.h, r.w] as [number, number], counts: Array.from(r.counts) };
-  });
-  return { ...gt, anns: { ...a, segm } };
+  const rle = a.segm.map((s, i) => toRle(s!, gt.heights[a.img[i]], gt.widths[a.img[i]], 'GT annotation', a.id[i]));
+  return { ...gt, anns: { ...a, rle } };
 }
 
 /**
@@ -96,10 +91,16 @@ export function analyzeErrors(
   const k1 = new Int32Array(1);
   for (let k = 0; k < K; k++) {
     k1[0] = k;
-    const sim = accumulateCategories(confusedGt(gt, k, supercategoryMask(gt.categorySupercategories, k)), dt, iouType, loose, k1);
-    copyRun(sim.precision, 0, 3, k);
     const oth = accumulateCategories(confusedGt(gt, k, everyOther), dt, iouType, loose, k1);
     copyRun(oth.precision, 0, 4, k);
+    // Sim needs a run of its own only when k's supercategory is neither k alone (then Sim is Loc) nor
+    // every category (then Sim is Oth): the GT it would evaluate is the same.
+    const sup = supercategoryMask(gt.categorySupercategories, k);
+    let peers = 0;
+    for (let j = 0; j < K; j++) peers += sup[j];
+    if (peers === 1) copyRun(all.precision, 2, 3, k);
+    else if (peers === K) copyRun(oth.precision, 0, 3, k);
+    else copyRun(accumulateCategories(confusedGt(gt, k, sup), dt, iouType, loose, k1).precision, 0, 3, k);
     for (let r = 0; r < R; r++) {
       for (let a = 0; a < A; a++) {
         ps[at(5, r, k, a)] = ps[at(4, r, k, a)] > 0 ? 1 : 0;
