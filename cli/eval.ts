@@ -249,10 +249,10 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
       dataset,
       gtName: opts.gt,
       imagesDir: opts.images,
-      model: { name: source.name, results: main, detections: dt, latencyMs: source.latency?.meanMs },
-      ...(base ? { baseline: { name: baseSource!.name, results: base, detections: baseDt, latencyMs: baseSource!.latency?.meanMs } } : {}),
+      model: { name: opts.model ?? source.name, results: main, detections: dt, latencyMs: source.latency?.meanMs },
+      ...(base ? { baseline: { name: opts.baselineModel ?? baseSource!.name, results: base, detections: baseDt, latencyMs: baseSource!.latency?.meanMs } } : {}),
       galleryMax: opts.reportGallery === undefined ? undefined : positiveInt('--report-gallery', opts.reportGallery),
-      title: `${opts.model ? 'Model' : 'Results'} ${source.name}${base ? ` vs baseline ${baseSource!.name}` : ''}`,
+      title: `${opts.model ? 'Model' : 'Results'} ${opts.model ?? source.name}${base ? ` vs baseline ${opts.baselineModel ?? baseSource!.name}` : ''}`,
       command: opts.commandLine,
     });
     const pictures = out.data.gallery.entries.filter((e) => e.picture).length;

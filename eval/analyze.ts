@@ -14,7 +14,9 @@
  */
 import type { CocoGt } from './coco.ts';
 import { accumulateCategories, type EvalGt } from './cocoeval.ts';
-import type { CocoDt } from './load_res.ts';
+import { UserError } from '../core/errors.ts';
+import { toRle, type CocoDt } from './load_res.ts';
+import { analyzeJob, runWorker, splitCategories } from './parallel.ts';
 import { defaultParams, type EvalParams, type IouType } from './params.ts';
 import type { NdArray } from './summary.ts';
 
@@ -45,6 +47,16 @@ function confusedGt(gt: EvalGt, k: number, others: Uint8Array): EvalGt {
 }
 
 /**
+ * The GT with every mask rasterised once: analyze() evaluates each GT again for every category its image
+ * has detections of, and rasterising costs far more than the IoU. Same masks, so the same IoUs.
+ */
+function rasterisedGt<G extends EvalGt>(gt: G): G {
+  const a = gt.anns;
+  const rle = a.segm.map((s, i) => toRle(s!, gt.heights[a.img[i]], gt.widths[a.img[i]], 'GT annotation', a.id[i]));
+  return { ...gt, anns: { ...a, rle } };
+}
+
+/**
  * Category indices sharing k's supercategory (k included); a missing supercategory is a group of one.
  */
 export function supercategoryMask(supercategories: ReadonlyArray<string | undefined>, k: number): Uint8Array {
@@ -54,36 +66,42 @@ export function supercategoryMask(supercategories: ReadonlyArray<string | undefi
   return m;
 }
 
-/** analyze() for one iou type; `gt` and `dt` loaded for it. Costs about three evaluations. */
-export function analyzeErrors(
-  gt: EvalGt & Pick<CocoGt, 'categorySupercategories'>,
-  dt: CocoDt,
-  iouType: IouType,
-  params: EvalParams = defaultParams(),
-): ErrorAnalysis {
+/** The GT fields analyze() reads. */
+export type AnalyzeGt = EvalGt & Pick<CocoGt, 'categorySupercategories'>;
+
+/**
+ * analyze()'s ps[E, R, K, A] rows of the category indices `ks` (the other categories' rows stay 0).
+ * Categories are independent, which lets worker threads split them (analyzeErrorsThreads).
+ */
+export function analyzeCategories(gt: AnalyzeGt, dt: CocoDt, iouType: IouType, params: EvalParams, ks: Int32Array): Float64Array {
+  if (iouType === 'segm' && !gt.anns.rle) gt = rasterisedGt(gt);
   const base: EvalParams = { ...params, iouThrs: Float64Array.from([0.75, 0.5, 0.1]), maxDets: [100] };
   const loose: EvalParams = { ...base, iouThrs: Float64Array.from([0.1]) };
   const K = gt.categoryIds.length;
   const R = params.recThrs.length;
   const A = params.areaRng.length;
-  const E = ERROR_TYPES.length;
-  const ps = new Float64Array(E * R * K * A);
+  const ps = new Float64Array(ERROR_TYPES.length * R * K * A);
   const at = (e: number, r: number, k: number, a: number): number => ((e * R + r) * K + k) * A + a;
   // precision[T, R, K, A, M = 1] of each run: copy rows e into ps.
   const copyRun = (src: Float64Array, t: number, e: number, k: number): void => {
     for (let r = 0; r < R; r++) for (let a = 0; a < A; a++) ps[at(e, r, k, a)] = Math.max(0, src[((t * R + r) * K + k) * A + a]);
   };
-  const all = accumulateCategories(gt, dt, iouType, base);
-  for (let k = 0; k < K; k++) for (let t = 0; t < 3; t++) copyRun(all.precision, t, t, k);
-
+  const all = accumulateCategories(gt, dt, iouType, base, ks);
   const everyOther = new Uint8Array(K).fill(1);
   const k1 = new Int32Array(1);
-  for (let k = 0; k < K; k++) {
+  for (const k of ks) {
+    for (let t = 0; t < 3; t++) copyRun(all.precision, t, t, k);
     k1[0] = k;
-    const sim = accumulateCategories(confusedGt(gt, k, supercategoryMask(gt.categorySupercategories, k)), dt, iouType, loose, k1);
-    copyRun(sim.precision, 0, 3, k);
     const oth = accumulateCategories(confusedGt(gt, k, everyOther), dt, iouType, loose, k1);
     copyRun(oth.precision, 0, 4, k);
+    // Sim needs a run of its own only when k's supercategory is neither k alone (then Sim is Loc) nor
+    // every category (then Sim is Oth): the GT it would evaluate is the same.
+    const sup = supercategoryMask(gt.categorySupercategories, k);
+    let peers = 0;
+    for (let j = 0; j < K; j++) peers += sup[j];
+    if (peers === 1) copyRun(all.precision, 2, 3, k);
+    else if (peers === K) copyRun(oth.precision, 0, 3, k);
+    else copyRun(accumulateCategories(confusedGt(gt, k, sup), dt, iouType, loose, k1).precision, 0, 3, k);
     for (let r = 0; r < R; r++) {
       for (let a = 0; a < A; a++) {
         ps[at(5, r, k, a)] = ps[at(4, r, k, a)] > 0 ? 1 : 0;
@@ -91,13 +109,47 @@ export function analyzeErrors(
       }
     }
   }
+  return ps;
+}
+
+function wrap(gt: AnalyzeGt, iouType: IouType, params: EvalParams, ps: Float64Array): ErrorAnalysis {
   return {
     iouType,
     recThrs: params.recThrs,
     areaLabels: params.areaRngLbl,
     categoryIds: Array.from(gt.categoryIds),
-    ps: { shape: [E, R, K, A], data: ps },
+    ps: { shape: [ERROR_TYPES.length, params.recThrs.length, gt.categoryIds.length, params.areaRng.length], data: ps },
   };
+}
+
+/** analyze() for one iou type; `gt` and `dt` loaded for it. Costs about three evaluations. */
+export function analyzeErrors(gt: AnalyzeGt, dt: CocoDt, iouType: IouType, params: EvalParams = defaultParams()): ErrorAnalysis {
+  const ks = Int32Array.from({ length: gt.categoryIds.length }, (_, k) => k);
+  return wrap(gt, iouType, params, analyzeCategories(gt, dt, iouType, params, ks));
+}
+
+/** analyzeErrors with the categories split over `threads` threads, this one included (same numbers). */
+export async function analyzeErrorsThreads(
+  gt: AnalyzeGt,
+  dt: CocoDt,
+  iouType: IouType,
+  params: EvalParams,
+  threads: number,
+): Promise<ErrorAnalysis> {
+  const K = gt.categoryIds.length;
+  if (threads <= 1 || K < 2) return analyzeErrors(gt, dt, iouType, params);
+  const shares = splitCategories(dt, gt, Math.min(threads, K));
+  const pending = shares.slice(1).map((cats) => ({ cats, reply: runWorker(analyzeJob(gt, dt, iouType, params, cats)) }));
+  const ps = analyzeCategories(gt, dt, iouType, params, shares[0]);
+  const [E, R, A] = [ERROR_TYPES.length, params.recThrs.length, params.areaRng.length];
+  for (const { cats, reply } of pending) {
+    const r = await reply;
+    if (!r.ok) throw r.user ? new UserError(r.message) : new Error(`analysis worker failed: ${r.message}`);
+    for (const k of cats) {
+      for (let e = 0; e < E; e++) for (let q = 0; q < R; q++) for (let a = 0; a < A; a++) ps[((e * R + q) * K + k) * A + a] = r.precision[((e * R + q) * K + k) * A + a];
+    }
+  }
+  return wrap(gt, iouType, params, ps);
 }
 
 /** Curves [E][A][R]: the mean of ps over the given category indices (default all, as analyze's 'overall'). */

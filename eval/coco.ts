@@ -9,6 +9,7 @@
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
+import type { RLE } from '../postprocess/mask.ts';
 import type { IouType } from './params.ts';
 
 /** One entry of `images`: only `id` is needed for bbox; `height`/`width` rasterise polygons for segm. */
@@ -76,6 +77,8 @@ export interface GtAnnotations {
   bbox: Float64Array;
   /** Raw `segmentation` per annotation (undefined unless loaded for segm), rasterised during evaluation. */
   segm: Array<CocoSegmentation | undefined>;
+  /** The masks already rasterised, where a caller evaluates the same GT many times (eval/analyze.ts). */
+  rle?: RLE[];
 }
 
 /** What a loader accepts: a file path or the already parsed JSON. */

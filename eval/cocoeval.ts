@@ -125,7 +125,7 @@ function unitIous(c: Ctx, u: number): Float64Array {
     const gR: RLE[] = new Array(G);
     for (let g = 0; g < G; g++) {
       const a = gOrder[g0 + g];
-      gR[g] = toRle(ga.segm[a]!, gt.heights[im], gt.widths[im], 'GT annotation', ga.id[a], c.arena);
+      gR[g] = ga.rle?.[a] ?? toRle(ga.segm[a]!, gt.heights[im], gt.widths[im], 'GT annotation', ga.id[a], c.arena);
     }
     return maskIou(dR, gR, crowd.subarray(0, G), c.iouOut);
   }

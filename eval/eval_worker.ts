@@ -4,6 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { UserError } from '../core/errors.ts';
+import { analyzeCategories } from './analyze.ts';
 import { accumulateCategories } from './cocoeval.ts';
 import type { CocoDt } from './load_res.ts';
 import type { WorkerJob, WorkerReply } from './parallel.ts';
@@ -18,6 +19,10 @@ function run(job: WorkerJob): WorkerReply {
     bytes,
     segmAt: bytes ? (i) => segmFromBytes(bytes, i) : (i) => segm?.[i],
   };
+  if (job.analyze) {
+    const gt = { ...job.gt, categorySupercategories: job.gt.categorySupercategories ?? [] };
+    return { ok: true, precision: analyzeCategories(gt, dt, job.iouType, job.params, job.categories), recall: new Float64Array(0) };
+  }
   const acc = accumulateCategories(job.gt, dt, job.iouType, job.params, job.categories);
   return { ok: true, precision: acc.precision, recall: acc.recall };
 }

@@ -19,7 +19,12 @@ export interface WorkerJob {
   iouType: IouType;
   params: EvalParams;
   categories: Int32Array;
-  gt: Omit<EvalGt, 'anns'> & { anns: Omit<EvalGt['anns'], 'segm'> & { segm: Array<CocoSegmentation | undefined> } };
+  /** Run COCO's error analysis (eval/analyze.ts) for the categories instead of COCOeval; the reply's precision is its ps. */
+  analyze?: boolean;
+  gt: Omit<EvalGt, 'anns'> & {
+    anns: Omit<EvalGt['anns'], 'segm'> & { segm: Array<CocoSegmentation | undefined> };
+    categorySupercategories?: Array<string | undefined>;
+  };
   dt: Omit<CocoDt, 'segmAt' | 'bytes'> & { bytes?: RleBytes; segm?: Array<CocoSegmentation | undefined> };
 }
 
@@ -51,14 +56,14 @@ export function splitCategories(dt: CocoDt, gt: EvalGt, parts: number): Int32Arr
   return shares.map((s) => Int32Array.from(s.sort((a, b) => a - b)));
 }
 
-function jobFor(gt: EvalGt, dt: CocoDt, iouType: IouType, params: EvalParams, cats: Int32Array): WorkerJob {
+function jobFor(gt: EvalGt, dt: CocoDt, iouType: IouType, params: EvalParams, cats: Int32Array, allGt = false): WorkerJob {
   const mine = new Uint8Array(gt.categoryIds.length);
   for (const k of cats) mine[k] = 1;
   const segm = iouType === 'segm';
   const ga = gt.anns;
-  // Only this share's segmentations travel.
+  // Only this share's segmentations travel (all of them for the error analysis, which matches across categories).
   const gtSegm: Array<CocoSegmentation | undefined> = new Array(ga.n);
-  if (segm) for (let i = 0; i < ga.n; i++) if (mine[ga.cat[i]]) gtSegm[i] = ga.segm[i];
+  if (segm) for (let i = 0; i < ga.n; i++) if (allGt || mine[ga.cat[i]]) gtSegm[i] = ga.segm[i];
   const job: WorkerJob = {
     iouType,
     params,
@@ -85,8 +90,20 @@ function jobFor(gt: EvalGt, dt: CocoDt, iouType: IouType, params: EvalParams, ca
   return job;
 }
 
+/** A worker's share of COCO's error analysis: every GT mask travels, and the supercategories. */
+export function analyzeJob(
+  gt: EvalGt & { categorySupercategories: Array<string | undefined> },
+  dt: CocoDt,
+  iouType: IouType,
+  params: EvalParams,
+  cats: Int32Array,
+): WorkerJob {
+  const job = jobFor(gt, dt, iouType, params, cats, true);
+  return { ...job, analyze: true, gt: { ...job.gt, categorySupercategories: gt.categorySupercategories } };
+}
+
 /** Starts a worker thread running eval/eval_worker.ts under tsx, and resolves with its reply. */
-function runWorker(job: WorkerJob): Promise<WorkerReply> {
+export function runWorker(job: WorkerJob): Promise<WorkerReply> {
   return new Promise((resolve, reject) => {
     const w = startModuleWorker(siblingModule('./eval_worker', import.meta.url), { job });
     let done = false;

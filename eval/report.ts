@@ -7,12 +7,13 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../core/errors.ts';
-import { analyzeErrors, curveAreas, errorCurves, ERROR_TYPES, type ErrorAnalysis } from './analyze.ts';
+import { analyzeErrorsThreads, curveAreas, errorCurves, ERROR_TYPES, type ErrorAnalysis } from './analyze.ts';
 import type { CocoDataset, CocoGt } from './coco.ts';
 import type { PrCurve } from './curves.ts';
 import type { CategoryRow, EvalResult, IouType } from './index.ts';
 import type { CocoDt } from './load_res.ts';
 import { differenceChart, errorChart, prChart, writeChart, type Chart, type ErrorPanel } from './report_charts.ts';
+import { autoThreads } from './parallel.ts';
 import { drawGallery, rankImages, type GalleryEntry } from './report_gallery.ts';
 import { renderHtml } from './report_html.ts';
 import { STAT_NAMES, type StatName } from './summary.ts';
@@ -44,6 +45,8 @@ export interface ReportInput {
   title?: string;
   /** The command that made the report, shown at the top. */
   command?: string;
+  /** Threads for the error analysis, this one included (default 'auto': one per core, up to 4, for large inputs). */
+  threads?: number | 'auto';
 }
 
 export interface TypeReport {
@@ -77,16 +80,33 @@ export interface ReportOutput {
   data: ReportData;
   /** Wall milliseconds per step (analysis, charts, gallery, html). */
   timings: Record<string, number>;
+  /** CPU milliseconds (user + system, this process) per step: what a step costs when the machine is shared. */
+  cpuTimings: Record<string, number>;
+}
+
+/** Runs a step, recording its wall and CPU milliseconds under `name`. */
+async function timed<T>(t: { wall: Record<string, number>; cpu: Record<string, number> }, name: string, f: () => T | Promise<T>): Promise<T> {
+  const w = performance.now();
+  const c = process.cpuUsage();
+  try {
+    return await f();
+  } finally {
+    const u = process.cpuUsage(c);
+    t.wall[name] = performance.now() - w;
+    t.cpu[name] = (u.user + u.system) / 1000;
+  }
 }
 
 function diffOf(a: number, b: number | undefined): number | undefined {
   return b === undefined || a === -1 || b === -1 ? undefined : a - b;
 }
 
-function analysisOf(side: ReportSide, t: IouType, gt: CocoGt): ErrorAnalysis | undefined {
+async function analysisOf(side: ReportSide, t: IouType, gt: CocoGt, threads: number | 'auto'): Promise<ErrorAnalysis | undefined> {
   const r = side.results[t]!;
   if (r.errorAnalysis) return r.errorAnalysis;
-  return side.detections ? analyzeErrors(gt, side.detections, t, r.params) : undefined;
+  const dt = side.detections;
+  if (!dt) return undefined;
+  return analyzeErrorsThreads(gt, dt, t, r.params, threads === 'auto' ? autoThreads(dt, gt) : threads);
 }
 
 /** Category indices plotted in the error analysis: largest AP loss to the baseline (or lowest AP) first. */
@@ -102,15 +122,18 @@ function gtCounts(gt: CocoGt): Int32Array {
   return n;
 }
 
-async function typeReport(dir: string, input: ReportInput, t: IouType, timings: Record<string, number>): Promise<TypeReport> {
+type Timings = { wall: Record<string, number>; cpu: Record<string, number> };
+
+async function typeReport(dir: string, input: ReportInput, t: IouType, timings: Timings): Promise<TypeReport> {
   const { gt, model, baseline } = input;
   const m = model.results[t]!;
   const b = baseline?.results[t];
   const numGt = gtCounts(gt);
-  const t0 = performance.now();
-  const am = analysisOf(model, t, gt);
-  const ab = baseline && b ? analysisOf(baseline, t, gt) : undefined;
-  timings[`analysis_${t}`] = performance.now() - t0;
+  const threads = input.threads ?? 'auto';
+  const [am, ab] = await timed(timings, `analysis_${t}`, async () => [
+    await analysisOf(model, t, gt, threads),
+    baseline && b ? await analysisOf(baseline, t, gt, threads) : undefined,
+  ]);
 
   const areaLabels = m.params.areaRngLbl;
   const stats = STAT_NAMES.map((name, i) => ({
@@ -140,9 +163,13 @@ async function typeReport(dir: string, input: ReportInput, t: IouType, timings: 
     if (ab) overall.push(['baseline', errorCurves(ab)]);
     errorAreas.model = curveAreas(overall[0][1]);
     if (ab) errorAreas.baseline = curveAreas(overall[1][1]);
+    // Area ranges without any GT would be all FN: left out of the plot (their PR curve is null too).
+    const shown = areaLabels.map((area, a) => ({ area, a })).filter(({ area }) => m.prCurves.some((c) => c.area === area && c.precision));
     const panels: ErrorPanel[] = [];
-    for (const [side, curves] of overall) areaLabels.forEach((area, a) => panels.push({ panel: `${side} · ${area}`, curves: curves.map((e) => e[a]) }));
-    charts.push(errorChart(`errors_${t}`, `${t}: error analysis, all categories (C75 .. FN, cumulative)`, am.recThrs, panels, areaLabels.length));
+    for (const [side, curves] of overall) for (const { area, a } of shown) panels.push({ panel: `${side} · ${area}`, curves: curves.map((e) => e[a]) });
+    if (panels.length) {
+      charts.push(errorChart(`errors_${t}`, `${t}: error analysis, all categories (C75 .. FN, cumulative)`, am.recThrs, panels, shown.length));
+    }
     const wp: ErrorPanel[] = [];
     worstK.forEach((k, i) => {
       const cm = errorCurves(am, [k]);
@@ -163,13 +190,13 @@ async function typeReport(dir: string, input: ReportInput, t: IouType, timings: 
     const rows = perCategory.filter((r) => r.AP > -1 && r.baseline!.AP > -1).map((r) => ({ name: r.name, diff: r.AP - r.baseline!.AP }));
     if (rows.length) charts.push(differenceChart(`ap_diff_${t}`, `${t}: AP@[.5:.95] per category, model - baseline`, rows));
   }
-  const t1 = performance.now();
   const drawn: TypeReport['charts'] = [];
-  for (const c of charts) {
-    const f = await writeChart(dir, c);
-    drawn.push({ name: c.name, title: c.title, width: f.width, height: f.height });
-  }
-  timings[`charts_${t}`] = performance.now() - t1;
+  await timed(timings, `charts_${t}`, async () => {
+    for (const c of charts) {
+      const f = await writeChart(dir, c);
+      drawn.push({ name: c.name, title: c.title, width: f.width, height: f.height });
+    }
+  });
   return {
     iouType: t,
     stats,
@@ -193,11 +220,10 @@ export async function report(dir: string, input: ReportInput): Promise<ReportOut
   } catch (err) {
     throw new UserError(`cannot create --report folder ${dir}: ${(err as Error).message}`);
   }
-  const timings: Record<string, number> = {};
+  const timings: Timings = { wall: {}, cpu: {} };
   const typeReports: TypeReport[] = [];
   for (const t of types) typeReports.push(await typeReport(dir, input, t, timings));
 
-  const t0 = performance.now();
   const max = input.galleryMax ?? 24;
   const scoreThr = input.scoreThr ?? 0.3;
   let gallery: ReportData['gallery'] = { scoreThr, max, candidates: 0, entries: [] };
@@ -206,11 +232,12 @@ export async function report(dir: string, input: ReportInput): Promise<ReportOut
   if (!input.baseline) gallery.note = 'no baseline given: the gallery compares the model with a baseline';
   else if (!input.dataset || !md || !bd) gallery.note = 'the gallery needs the loaded GT file and both sides\' detections';
   else {
-    const ranked = rankImages(input.dataset, input.gt, md, bd, scoreThr);
-    gallery = { scoreThr, max, candidates: ranked.length, entries: await drawGallery(dir, ranked.slice(0, max), input.dataset, input.imagesDir) };
-    if (!input.imagesDir) gallery.note = 'no image folder given (--images): images listed, not drawn';
+    const { dataset, imagesDir } = input;
+    const ranked = await timed(timings, 'gallery_rank', () => rankImages(dataset, input.gt, md, bd, scoreThr));
+    const entries = await timed(timings, 'gallery_draw', () => drawGallery(dir, ranked.slice(0, max), dataset, imagesDir));
+    gallery = { scoreThr, max, candidates: ranked.length, entries };
+    if (!imagesDir) gallery.note = 'no image folder given (--images): images listed, not drawn';
   }
-  timings.gallery = performance.now() - t0;
 
   const first = input.model.results[types[0]]!;
   const data: ReportData = {
@@ -234,10 +261,10 @@ export async function report(dir: string, input: ReportInput): Promise<ReportOut
     types: typeReports,
     gallery,
   };
-  const t1 = performance.now();
   const index = join(dir, 'index.html');
-  writeFileSync(index, renderHtml(data));
-  writeFileSync(join(dir, 'report.json'), `${JSON.stringify(data)}\n`);
-  timings.html = performance.now() - t1;
-  return { index, data, timings };
+  await timed(timings, 'html', () => {
+    writeFileSync(index, renderHtml(data));
+    writeFileSync(join(dir, 'report.json'), `${JSON.stringify(data)}\n`);
+  });
+  return { index, data, timings: timings.wall, cpuTimings: timings.cpu };
 }

@@ -168,9 +168,10 @@ function gtOverlay(gts: GtBox[], found: boolean[], width: number, height: number
   return rgba;
 }
 
-/** Detections: true positives blue, false positives red, each labelled "name score". */
+/** Detections: true positives blue, false positives red, each labelled "name score"; the most confident on top. */
 function detShapes(side: SideCounts, names: Map<number, string>, sw: number, font: number): string {
-  return side.dets
+  return [...side.dets]
+    .sort((a, b) => a[1] - b[1])
     .map(([cat, score, x, y, w, h, tp]) => {
       const color = tp ? '#1f77b4' : '#e41a1c';
       const label = `${names.get(cat) ?? cat} ${score.toFixed(2)}`;

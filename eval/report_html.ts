@@ -83,7 +83,8 @@ ${chart(t, `pr_${t.iouType}`)}
 <h3>Error analysis (COCO analyze())</h3>
 <p class="note">Cumulative PR curves: C75 and C50 are PR at IoU .75 and .5; Loc at IoU .1 (localisation errors forgiven);
 Sim also forgives confusions within the supercategory, Oth confusions with any category, BG all background false positives, FN the missed objects.
-The numbers are the areas under each curve.</p>
+The numbers are the areas under each curve. Curves over all categories are their mean, as analyze() plots them: a category
+without GT in an area range counts there with precision 0 up to FN.</p>
 ${errorTable(d, t)}
 ${chart(t, `errors_${t.iouType}`)}
 ${chart(t, `errors_worst_${t.iouType}`)}

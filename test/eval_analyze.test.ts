@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { analyzeErrors, errorCurves, ERROR_TYPES } from '../eval/analyze.ts';
+import { analyzeErrors, analyzeErrorsThreads, errorCurves, ERROR_TYPES } from '../eval/analyze.ts';
 import { cocoEval } from '../eval/cocoeval.ts';
 import { prCurve } from '../eval/curves.ts';
 import { loadGt, loadRes, type IouType } from '../eval/index.ts';
@@ -105,4 +105,15 @@ describe('analyze() without supercategories', () => {
     expect(Array.from(row(4))).toEqual(Array.from(row2(4)));
     expect(Array.from(row(3))).not.toEqual(Array.from(row(4)));
   });
+});
+
+describe('analyze() over worker threads', () => {
+  it('gives the same numbers as one thread (val2014_100 segm, categories split in 3)', async () => {
+    const gt = loadGt(join(SHARED, 'instances_val2014_100.json'), { iouTypes: ['segm'] });
+    const dt = loadRes(gt, join(SHARED, 'instances_val2014_fakesegm100_results.json'), { iouTypes: ['segm'] });
+    const one = analyzeErrors(gt, dt, 'segm');
+    const three = await analyzeErrorsThreads(gt, dt, 'segm', defaultParams(), 3);
+    expect(three.ps.shape).toEqual(one.ps.shape);
+    expect(Array.from(three.ps.data)).toEqual(Array.from(one.ps.data));
+  }, 60_000);
 });

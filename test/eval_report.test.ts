@@ -97,6 +97,19 @@ describe('eval --report', () => {
     expect(lines.some((l) => /^Report: .*index\.html \(\d+\.\d s; 8 plots, 6 gallery images\)$/.test(l))).toBe(true);
   });
 
+  it('without a baseline: the model alone, no difference plot, a note instead of the gallery', async () => {
+    const dir = join(tmp, 'alone');
+    const shared = join(ROOT, '..', 'shared', 'fixtures', 'coco', 'case_small_a');
+    const json = await runEval({ gt: join(shared, 'gt.json'), results: join(shared, 'dt_bbox.json'), report: dir }, () => undefined);
+    expect(json.report).toBe(join(dir, 'index.html'));
+    const data = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as ReportData;
+    expect(data.baseline).toBeUndefined();
+    expect(data.types[0].charts.map((c) => c.name)).toEqual(['pr_bbox', 'errors_bbox', 'errors_worst_bbox']);
+    expect(data.types[0].stats.map((s) => s.model)).toEqual(json.bbox!.statsArray);
+    expect(data.gallery.note).toMatch(/no baseline/);
+    expect(readFileSync(join(dir, 'index.html'), 'utf8')).not.toContain('model − baseline');
+  });
+
   it('--per-category prints model and baseline columns', () => {
     const start = lines.findIndex((l) => l.startsWith('Per-category AP (bbox'));
     expect(start).toBeGreaterThan(0);
