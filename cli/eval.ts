@@ -16,11 +16,13 @@ import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
 import { InterruptedError, UserError } from '../core/errors.ts';
 import { parseThreads, positiveInt } from '../core/options.ts';
+import { mergeResultFiles } from '../eval/merge.ts';
 import { STDOUT, checkOutputFile, writeOutput } from './output.ts';
 
 export interface EvalCliOptions {
   gt: string;
-  results?: string;
+  /** One results file, or a sharded run's files (merged: eval/merge.ts). */
+  results?: string | string[];
   /** Default: bbox, or bbox,segm with --model. */
   iouType?: string;
   baseline?: string;
@@ -103,6 +105,18 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
   }
 }
 
+/** Shards' results merged (overlaps refused); GT images in none of them are reported on stderr. */
+function mergedSource(opts: EvalCliOptions, files: string[]): Source {
+  const dataset = readJsonFile(opts.gt, 'GT annotations') as CocoDataset;
+  if (!Array.isArray(dataset?.images)) throw new UserError(`--gt ${opts.gt} has no "images" list`);
+  const { results, missing } = mergeResultFiles(files, dataset.images.map((im) => im.id));
+  if (missing.length) {
+    process.stderr.write(`fasternet eval: ${missing.length} of ${dataset.images.length} GT images have no entry in any --results file (ids ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}): a shard not run, or images without detections\n`);
+  }
+  if (opts.out) writeOutput('--out', opts.out, `${JSON.stringify(results)}\n`);
+  return { input: results, name: `${files.length} merged results files`, gt: dataset };
+}
+
 /** The detections to evaluate, and a name for them in reports. */
 async function resultsSource(opts: EvalCliOptions): Promise<Source> {
   if (opts.model && opts.results) throw new UserError('give either --results or --model, not both');
@@ -110,6 +124,8 @@ async function resultsSource(opts: EvalCliOptions): Promise<Source> {
     const dataset = readJsonFile(opts.gt, 'GT annotations') as CocoDataset;
     return modelSource(opts, opts.model, opts.out ?? defaultOutPath(opts.model), dataset);
   }
+  if (Array.isArray(opts.results) && opts.results.length === 1) return { input: opts.results[0], name: opts.results[0] };
+  if (Array.isArray(opts.results)) return mergedSource(opts, opts.results);
   if (opts.results) return { input: opts.results, name: opts.results };
   throw new UserError('eval needs --results DT.json (a COCO results file) or --images DIR --model M.onnx');
 }
@@ -198,7 +214,7 @@ export function register(program: Command): void {
     .command('eval')
     .description('COCO evaluation of detection results, same numbers as pycocotools COCOeval')
     .requiredOption('--gt <file>', 'COCO instances annotations (JSON)')
-    .option('--results <file>', 'detections in the COCO results format (JSON array)')
+    .option('--results <files...>', 'detections in the COCO results format (JSON array); several: the shards of one run, merged (overlaps refused)')
     .option('--iou-type <types>', 'bbox, segm, or both as bbox,segm (default bbox; bbox,segm with --model)')
     .option('--baseline <file>', 'a second results file (e.g. the ResNet50 baseline) shown side by side')
     .option('--json <file>', 'write stats, per-category AP and summary lines as JSON (- for stdout; the report then goes to stderr)')
@@ -207,7 +223,7 @@ export function register(program: Command): void {
     .option('--images <dir>', 'image folder of the GT\'s file_name entries (with --model)')
     .option('--model <file>', 'run this detector (fasternet convert --flavor torchvision|mmdet) over --images and evaluate it')
     .option('--baseline-model <file>', 'also run this detector on the same images and show it side by side')
-    .option('--out <file>', 'with --model: the COCO results file to write (default <model>_results.json); streamed to <out>l')
+    .option('--out <file>', 'with --model: the COCO results file to write (default <model>_results.json), streamed to <out>l; with several --results: the merged file')
     .option('--limit <n>', 'with --model: only the first N images by id')
     .option('--resume', 'with --model: continue an interrupted run from its <out>l stream')
     .option('--score-thr <t>', 'with --model: minimum detection score (default: the model\'s 0.05)')
