@@ -28,8 +28,8 @@ import { decodeImage } from '../image/decode.ts';
 import { annotate } from '../api/annotate.ts';
 import { InterruptedError, UserError, invalidParameterError } from '../core/errors.ts';
 import { STDOUT, checkOutputFile, messages, writeOutput } from './output.ts';
-import { positiveInt } from '../core/options.ts';
-import { expandInputs, gtImageIds, openDetectStream, parseShard, sha256File, shardOf, type DetectStreamLine } from './detect_inputs.ts';
+import { parseShard, positiveInt, shardOf } from '../core/options.ts';
+import { expandInputs, gtImageIds, openDetectStream, sha256File, type DetectStreamLine } from './detect_inputs.ts';
 
 /** A COCO results entry: `file` names the input; with --gt it is `image_id` instead, as `eval --results` reads. */
 export interface CocoResult {

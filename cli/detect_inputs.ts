@@ -1,12 +1,12 @@
 /**
  * What `fasternet detect` runs on and where its results go beyond one process: folders expanded to their
- * images, `--shard I/N` (I may be `auto`, from the scheduler's index), `--gt ANN.json` mapping files to the
- * GT's image ids, and the `--jsonl` stream (one line per finished image) that `--resume` continues.
+ * images, `--gt ANN.json` mapping files to the GT's image ids, and the `--jsonl` stream (one line per finished
+ * image) that `--resume` continues. (`--shard I/N` is parsed in core/options.ts, shared with eval --model.)
  */
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
-import { UserError, invalidParameterError } from '../core/errors.ts';
+import { UserError } from '../core/errors.ts';
 import { readJsonFile, type CocoDataset } from '../eval/index.ts';
 
 /** Extensions taken from a folder (what sharp decodes); other files there are left alone. */
@@ -49,34 +49,6 @@ export function expandInputs(args: string[], recursive = false): string[] {
     }
     return found;
   });
-}
-
-export interface Shard { index: number; count: number }
-
-/**
- * `--shard I/N` (0 <= I < N), I counting from 0 as Kubernetes' JOB_COMPLETION_INDEX and Slurm's
- * SLURM_ARRAY_TASK_ID (with --array=0-N-1) do; `auto/N` reads I from whichever of the two is set.
- */
-export function parseShard(v: string | undefined, env: NodeJS.ProcessEnv = process.env): Shard | undefined {
-  if (v === undefined) return undefined;
-  const m = /^(\d+|auto)\/(\d+)$/.exec(v.trim());
-  if (!m) throw invalidParameterError('--shard', 'I/N with 0 <= I < N (I may be auto)', v);
-  const count = Number(m[2]);
-  let i = m[1];
-  if (i === 'auto') {
-    const from = ['JOB_COMPLETION_INDEX', 'SLURM_ARRAY_TASK_ID'].find((k) => env[k] !== undefined && env[k] !== '');
-    if (!from) throw new UserError(`--shard ${v}: neither JOB_COMPLETION_INDEX nor SLURM_ARRAY_TASK_ID is set; give the index, e.g. --shard 0/${count}`);
-    i = env[from]!;
-    if (!/^\d+$/.test(i)) throw invalidParameterError(from, 'a non-negative integer', i);
-  }
-  const index = Number(i);
-  if (!(count >= 1 && index < count)) throw invalidParameterError('--shard', 'I/N with 0 <= I < N (I may be auto)', v);
-  return { index, count };
-}
-
-/** This shard's share of `items`: every N-th from the I-th, so shards stay balanced along a sorted list. */
-export function shardOf<T>(items: T[], shard: Shard | undefined): T[] {
-  return shard ? items.filter((_, k) => k % shard.count === shard.index) : items;
 }
 
 /**

@@ -15,7 +15,7 @@ import { evaluateAllAsync, loadGt, parseIouTypes, readJsonFile, type CocoDataset
 import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
 import { InterruptedError, UserError } from '../core/errors.ts';
-import { parseThreads, positiveInt } from '../core/options.ts';
+import { parseShard, parseThreads, positiveInt } from '../core/options.ts';
 import { mergeResultFiles } from '../eval/merge.ts';
 import { STDOUT, checkOutputFile, writeOutput } from './output.ts';
 
@@ -31,6 +31,8 @@ export interface EvalCliOptions {
   baselineModel?: string;
   out?: string;
   limit?: string;
+  /** With --model: "I/N" (I may be auto), only that shard of the images. */
+  shard?: string;
   resume?: boolean;
   scoreThr?: string;
   detectThreads?: string;
@@ -90,7 +92,7 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
   try {
     const r = await runModelOverImages({
       gt: opts.gt, images: opts.images, model, out, resume: opts.resume, scoreThreshold,
-      limit: positiveInt('--limit', opts.limit), threads: positiveInt('--detect-threads', opts.detectThreads),
+      limit: positiveInt('--limit', opts.limit), shard: parseShard(opts.shard), threads: positiveInt('--detect-threads', opts.detectThreads),
       onProgress: (d, t, s) => progress.update(d, t, s),
       shouldStop: () => interrupted || (opts.shouldStop?.() ?? false),
     }, dataset);
@@ -98,7 +100,7 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
     if (!r.complete) {
       throw new InterruptedError(`interrupted after ${r.done}/${r.total} images; rerun the same command with --resume to continue (${r.streamPath} keeps the finished ones)`);
     }
-    return { input: out, name: out, gt: selectImages(dataset, positiveInt('--limit', opts.limit)).dataset, latency: r.latency };
+    return { input: out, name: out, gt: selectImages(dataset, positiveInt('--limit', opts.limit), parseShard(opts.shard)).dataset, latency: r.latency };
   } finally {
     progress.stop();
     process.off('SIGINT', onSigint);
@@ -225,11 +227,14 @@ export function register(program: Command): void {
     .option('--baseline-model <file>', 'also run this detector on the same images and show it side by side')
     .option('--out <file>', 'with --model: the COCO results file to write (default <model>_results.json), streamed to <out>l; with several --results: the merged file')
     .option('--limit <n>', 'with --model: only the first N images by id')
+    .option('--shard <I/N>', 'with --model: only every N-th image by id from the I-th (0-based; I = auto reads JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID); merge with --results A B C')
     .option('--resume', 'with --model: continue an interrupted run from its <out>l stream')
     .option('--score-thr <t>', 'with --model: minimum detection score (default: the model\'s 0.05)')
     .option('--detect-threads <n>', 'with --model: ONNX Runtime intra-op threads (default 2)')
     .option('--quiet', 'no progress bar')
     .action(async (opts: EvalCliOptions) => {
+      if (opts.shard !== undefined && !opts.model) throw new UserError('--shard needs --model (it splits the images a model runs on)');
+      parseShard(opts.shard);
       checkOutputFile('--json', opts.json);
       checkOutputFile('--out', opts.out);
       if (opts.out === STDOUT) throw new UserError('--out - is not possible: a --model run streams to <out>l as it goes; name a file');

@@ -10,7 +10,8 @@ import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdir
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { expandInputs, parseShard, shardOf } from '../cli/detect_inputs.ts';
+import { expandInputs } from '../cli/detect_inputs.ts';
+import { parseShard, shardOf } from '../core/options.ts';
 
 const run = promisify(execFile);
 const GT = 'data/canvases_val/annotations.json';
@@ -117,5 +118,23 @@ describe('detect over folders, shards and streams', () => {
 
     const overlap = await cli(['eval', '--gt', GT, '--results', shards[0], join(dir, 'full.json')]);
     expect([overlap.code, overlap.stderr.trim()]).toEqual([2, `fasternet: --results ${shards[0]} and ${join(dir, 'full.json')} both hold image 1: the shards overlap`]);
+  }, 300_000);
+
+  it('eval --model --shard: two shards merged by eval --results equal the unsharded run', async () => {
+    const model = (i: number | 'full') => ['eval', '--gt', GT, '--images', 'data/canvases_val/images', '--model', 'models/fasternet_t0_canvases.onnx',
+      '--limit', '4', '--quiet', '--out', join(dir, `e${i}.json`), ...(i === 'full' ? [] : ['--shard', `${i}/2`])];
+    const runs = await Promise.all([cli(model(0)), cli(model(1)), cli(model('full'))]);
+    expect(runs.map((r) => r.code)).toEqual([0, 0, 0]);
+    expect(runs[0].stdout).toMatch(/Evaluate annotation type \*bbox\* \(\d+ detections, 2 images,/);
+    const ids = (f: string) => [...new Set((JSON.parse(readFileSync(join(dir, f), 'utf8')) as Array<{ image_id: number }>).map((e) => e.image_id))];
+    expect([ids('e0.json'), ids('e1.json'), ids('efull.json')]).toEqual([[1, 3], [2, 4], [1, 2, 3, 4]]);
+    const merged = await cli(['eval', '--gt', GT, '--results', join(dir, 'e0.json'), join(dir, 'e1.json'), '--out', join(dir, 'emerged.json'), '--json', join(dir, 'em.json')]);
+    const one = await cli(['eval', '--gt', GT, '--results', join(dir, 'efull.json'), '--json', join(dir, 'ef.json')]);
+    expect([merged.code, one.code]).toEqual([0, 0]);
+    expect(JSON.parse(readFileSync(join(dir, 'emerged.json'), 'utf8'))).toEqual(JSON.parse(readFileSync(join(dir, 'efull.json'), 'utf8')));
+    const stats = (f: string) => JSON.parse(readFileSync(join(dir, f), 'utf8')).bbox.stats;
+    expect(stats('em.json')).toEqual(stats('ef.json'));
+    const bad = await cli(['eval', '--gt', GT, '--results', join(dir, 'efull.json'), '--shard', '0/2']);
+    expect([bad.code, bad.stderr.trim()]).toEqual([2, 'fasternet: --shard needs --model (it splits the images a model runs on)']);
   }, 300_000);
 });
