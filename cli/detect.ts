@@ -27,7 +27,7 @@ import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
 import { decodeImage } from '../image/decode.ts';
 import { annotate } from '../api/annotate.ts';
 import { InterruptedError, UserError, invalidParameterError } from '../core/errors.ts';
-import { STDOUT, checkOutputFile, messages, writeOutput } from './output.ts';
+import { STDOUT, checkOutputFile, messages, writeOutput } from '../core/output.ts';
 import { parseShard, positiveInt, shardOf } from '../core/options.ts';
 import { expandInputs, gtImageIds, openDetectStream, sha256File, type DetectStreamLine } from './detect_inputs.ts';
 

@@ -17,7 +17,7 @@ import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '
 import { InterruptedError, UserError } from '../core/errors.ts';
 import { parseShard, parseThreads, positiveInt } from '../core/options.ts';
 import { mergeResultFiles } from '../eval/merge.ts';
-import { STDOUT, checkOutputFile, writeOutput } from './output.ts';
+import { STDOUT, checkOutputFile, writeOutput } from '../core/output.ts';
 
 export interface EvalCliOptions {
   gt: string;

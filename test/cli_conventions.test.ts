@@ -1,5 +1,5 @@
 /**
- * Conventions every command shares (cli/main.ts, cli/output.ts), checked on the bundled model: `--json -` puts
+ * Conventions every command shares (cli/main.ts, core/output.ts), checked on the bundled model: `--json -` puts
  * the data alone on stdout and the messages on stderr, `--quiet`, one `detect --score-thr` (0.5) for what is
  * counted and written, `--classes` and `--max-det` agreeing with the library's options, exit codes 0/1/2/130
  * (2 with one line and nothing written for bad option values), `--version` from package.json.
