@@ -73,6 +73,31 @@ describe('detect over folders, shards and streams', () => {
     expect(readdirSync(dir).sort()).toEqual(['empty', 'imgs']);
   }, 120_000);
 
+  it('Ctrl-C during detect --jsonl: exit 130, the finished images kept, --resume completes', async () => {
+    const stream = join(dir, 'int.jsonl');
+    const args = ['detect', imgs, '--jsonl', stream, '--json', join(dir, 'int.json')];
+    const child = spawn(process.execPath, [...MAIN, ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => {
+      stdout += b.toString();
+      if (stdout.includes('instances') && !child.killed) child.kill('SIGINT');
+    });
+    child.stderr.on('data', (b: Buffer) => { stderr += b.toString(); });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code).toBe(130);
+    expect(stderr).toContain(`fasternet: interrupted; rerun the same command with --resume to continue (${stream} keeps the finished images)`);
+    expect(existsSync(join(dir, 'int.json'))).toBe(false);
+    const kept = readFileSync(stream, 'utf8').trim().split('\n').length - 1;
+    expect(kept).toBeGreaterThanOrEqual(1);
+    const r = await cli([...args, '--resume']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toHaveLength(6 - kept);
+    expect(readFileSync(stream, 'utf8').trim().split('\n')).toHaveLength(7);
+    rmSync(stream);
+    rmSync(join(dir, 'int.json'));
+  }, 120_000);
+
   it('3 shards in 3 processes (one killed and resumed) merge into exactly the unsharded run', async () => {
     const common = [imgs, '--gt', GT, '--score-thr', '0.05'];
     const full = await cli(['detect', ...common, '--json', join(dir, 'full.json'), '--quiet']);
