@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { shardOf, type Shard } from '../core/options.ts';
 import { detectInProcess } from './detect.ts';
 import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
 import { readJsonFile, type CocoDataset, type CocoImage, type CocoResult } from '../eval/index.ts';
@@ -23,6 +24,8 @@ export interface RunModelOptions {
   out: string;
   /** Only the first N images by id. */
   limit?: number;
+  /** Only this shard's images: every count-th of the (limited) id-sorted list from the index-th. */
+  shard?: Shard;
   /** Continue the stream of an interrupted run with the same settings. */
   resume?: boolean;
   scoreThreshold?: number;
@@ -60,6 +63,8 @@ interface StreamHeader {
   images: string;
   limit: number | null;
   score_thr: number | null;
+  /** "I/N"; absent when the run is not sharded (streams written before --shard existed have no such key). */
+  shard?: string;
 }
 
 interface ImageLine {
@@ -86,11 +91,11 @@ function sha256File(path: string, what: string): string {
   }
 }
 
-/** The GT's images sorted by id (the first `limit` of them) and the GT restricted to those images. */
-export function selectImages(gt: CocoDataset, limit?: number): { images: CocoImage[]; dataset: CocoDataset } {
+/** The GT's images sorted by id (the first `limit` of them, then the shard's) and the GT restricted to those images. */
+export function selectImages(gt: CocoDataset, limit?: number, shard?: Shard): { images: CocoImage[]; dataset: CocoDataset } {
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UserError(`--limit must be a positive integer, got ${limit}`);
-  const images = [...gt.images].sort((a, b) => a.id - b.id).slice(0, limit ?? Infinity);
-  if (limit === undefined) return { images, dataset: gt };
+  const images = shardOf([...gt.images].sort((a, b) => a.id - b.id).slice(0, limit ?? Infinity), shard);
+  if (limit === undefined && shard === undefined) return { images, dataset: gt };
   const keep = new Set(images.map((im) => im.id));
   // Same stats as pycocotools with params.imgIds = these ids: GT and detections off them are not looked at.
   return { images, dataset: { ...gt, images, annotations: gt.annotations.filter((a) => keep.has(a.image_id)) } };
@@ -135,7 +140,7 @@ function readStream(path: string): { header: StreamHeader; lines: ImageLine[]; g
 export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDataset): Promise<RunModelOutcome> {
   const dataset = gtData ?? (readJsonFile(o.gt, 'GT annotations') as CocoDataset);
   if (!Array.isArray(dataset?.images)) throw new UserError(`${o.gt} has no "images" list`);
-  const { images } = selectImages(dataset, o.limit);
+  const { images } = selectImages(dataset, o.limit, o.shard);
   const files = images.map((im) => {
     if (typeof im.file_name !== 'string') throw new UserError(`image ${im.id} in ${o.gt} has no file_name`);
     return join(o.images, im.file_name);
@@ -154,6 +159,7 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
     images: resolve(o.images),
     limit: o.limit ?? null,
     score_thr: o.scoreThreshold ?? null,
+    ...(o.shard ? { shard: `${o.shard.index}/${o.shard.count}` } : {}),
   };
   const streamPath = streamPathFor(o.out);
   const byId = new Map<number, ImageLine>();

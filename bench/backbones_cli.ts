@@ -3,9 +3,9 @@
  * registerBackboneBench(bench). Logic lives in bench/backbones.ts.
  */
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { UserError } from '../core/errors.ts';
+import { STDOUT, checkOutputFile, writeOutput } from '../core/output.ts';
 import { packageRoot } from '../core/package.ts';
 import {
   ARCHS, TABLE1_OPS, TABLE1_SHAPES, avx2PeakGflops, avx512PeakGflops, benchBackbones, benchOp, startTorch, vnniPeakGops, type BenchRow, type OpBenchRow,
@@ -32,14 +32,11 @@ function parseThreads(s: string): number[] {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 const pad = (s: string | number, n: number) => String(s).padStart(n);
+/** The table's lines: on stdout, or on stderr when --json - puts the JSON there. */
+const lineTo = (json: string | undefined) => (line: string): void => void (json === STDOUT ? process.stderr : process.stdout).write(`${line}\n`);
 
 async function writeJson(path: string | undefined, rows: unknown): Promise<void> {
-  if (!path) return;
-  try {
-    await writeFile(path, `${JSON.stringify(rows, null, 1)}\n`);
-  } catch (err) {
-    throw new UserError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  if (path) writeOutput('--json', path, `${JSON.stringify(rows, null, 1)}\n`);
 }
 
 function peakLine(threads: number[], int8 = false): string {
@@ -67,8 +64,10 @@ export function registerBackboneBench(bench: Command): void {
     .option('--pconv <impl>', 'FasterNet PConv form: split_cat (default), slice_cat, group_identity', 'split_cat')
     .option('--layout <l>', 'FasterNet graph form: auto (default: per variant), nchw (official structure), nhwc (1x1 convs as MatMul), two_stream (no Split/Concat)', 'auto')
     .option('--int8', 'also time each backbone quantized to int8 (QDQ, ORT integer kernels); GOP/s against the VNNI peak')
-    .option('--json <file>', 'write the rows as JSON')
+    .option('--json <file>', 'write the rows as JSON (- for stdout)')
     .action(async (o: { arch?: string[]; size?: string[]; threads: string; iters?: string; officialRepo?: string; torch: boolean; json?: string; pconv: string; layout: string; int8?: boolean }) => {
+      checkOutputFile('--json', o.json);
+      const say = lineTo(o.json);
       if (!['split_cat', 'slice_cat', 'group_identity'].includes(o.pconv)) throw new UserError(`--pconv must be split_cat, slice_cat or group_identity, got ${o.pconv}`);
       if (!['auto', 'nchw', 'nhwc', 'two_stream'].includes(o.layout)) throw new UserError(`--layout must be auto, nchw, nhwc or two_stream, got ${o.layout}`);
       const archs = (o.arch ?? ARCHS).map(archName);
@@ -77,10 +76,10 @@ export function registerBackboneBench(bench: Command): void {
       const repo = o.officialRepo ?? process.env.FASTERNET_OFFICIAL_REPO;
       const torch = o.torch ? startTorch({ officialRepo: repo, root }) : undefined;
       const rows: BenchRow[] = [];
-      console.log(peakLine(threads, o.int8));
-      console.log('runs interleave run by run across architectures and PyTorch; "min" is the least disturbed run');
+      say(peakLine(threads, o.int8));
+      say('runs interleave run by run across architectures and PyTorch; "min" is the least disturbed run');
       const archW = o.int8 ? 16 : 13;
-      console.log(`${'arch'.padEnd(archW)} ${'input'.padStart(9)} thr ${pad('params', 8)} ${pad('GMACs', 8)} ${pad('ms med', 9)} ${pad('ms min', 9)} ${pad('GFLOP/s', 8)} ${pad('torch med', 9)} ${pad('torch min', 9)} ${pad('speedup', 7)}`);
+      say(`${'arch'.padEnd(archW)} ${'input'.padStart(9)} thr ${pad('params', 8)} ${pad('GMACs', 8)} ${pad('ms med', 9)} ${pad('ms min', 9)} ${pad('GFLOP/s', 8)} ${pad('torch med', 9)} ${pad('torch min', 9)} ${pad('speedup', 7)}`);
       try {
         for (const size of sizes) {
           const big = size[0] * size[1] > 224 * 224 * 4;
@@ -93,7 +92,7 @@ export function registerBackboneBench(bench: Command): void {
             for (const r of res) {
               rows.push(r);
               const tm = r.torch_ms_median, tn = r.torch_ms_min;
-              console.log(`${(r.precision === 'int8' ? `${r.arch} int8` : r.arch).padEnd(archW)} ${pad(`${size[0]}x${size[1]}`, 9)} ${pad(r.threads, 3)} ${pad((r.params / 1e6).toFixed(2) + 'M', 8)} `
+              say(`${(r.precision === 'int8' ? `${r.arch} int8` : r.arch).padEnd(archW)} ${pad(`${size[0]}x${size[1]}`, 9)} ${pad(r.threads, 3)} ${pad((r.params / 1e6).toFixed(2) + 'M', 8)} `
                 + `${pad((r.macs / 1e9).toFixed(2), 8)} ${pad(r.ms_median.toFixed(2), 9)} ${pad(r.ms_min.toFixed(2), 9)} ${pad(r.gflops.toFixed(1), 8)} `
                 + `${pad(tm ? tm.toFixed(2) : '-', 9)} ${pad(tn ? tn.toFixed(2) : '-', 9)} ${pad(tm ? (tm / r.ms_median).toFixed(2) + 'x' : '-', 7)}`);
             }
@@ -113,7 +112,7 @@ export function registerBackboneBench(bench: Command): void {
         // Ratios > 1 mean FasterNet-S is faster; median and best-of-N (best is the least disturbed by other load).
         if (res) parts.push(`vs resnet50 ${(res.ms_median / r.ms_median).toFixed(2)}x (median), ${(res.ms_min / r.ms_min).toFixed(2)}x (best);`);
         if (r.torch_ms_median && r.torch_ms_min) parts.push(`vs official PyTorch (${r.torch_runtime}) ${(r.torch_ms_median / r.ms_median).toFixed(2)}x (median), ${(r.torch_ms_min / r.ms_min).toFixed(2)}x (best)`);
-        if (parts.length > 1) console.log(parts.join(' '));
+        if (parts.length > 1) say(parts.join(' '));
       }
       await writeJson(o.json, rows);
     });
@@ -123,11 +122,13 @@ export function registerBackboneBench(bench: Command): void {
     .option('--threads <list>', 'ORT intra-op thread counts, comma separated', '1')
     .option('--iters <n>', 'timed runs per measurement (median reported)', '30')
     .option('--int8', 'also time each stack quantized to int8 (QLinearConv); GOP/s against the VNNI peak')
-    .option('--json <file>', 'write the rows as JSON')
+    .option('--json <file>', 'write the rows as JSON (- for stdout)')
     .action(async (o: { threads: string; iters: string; json?: string; int8?: boolean }) => {
+      checkOutputFile('--json', o.json);
+      const say = lineTo(o.json);
       const threads = parseThreads(o.threads);
-      console.log(peakLine(threads, o.int8));
-      console.log(`${'op'.padEnd(12)} ${pad('shape', 12)} thr ${pad('MFLOPs', 9)} ${pad('ms med', 8)} ${pad('ms min', 8)} ${pad('GFLOP/s', 8)}${o.int8 ? ' (GOP/s for int8)' : ''}`);
+      say(peakLine(threads, o.int8));
+      say(`${'op'.padEnd(12)} ${pad('shape', 12)} thr ${pad('MFLOPs', 9)} ${pad('ms med', 8)} ${pad('ms min', 8)} ${pad('GFLOP/s', 8)}${o.int8 ? ' (GOP/s for int8)' : ''}`);
       const rows: OpBenchRow[] = [];
       for (const t of threads) {
         for (const shape of TABLE1_SHAPES) {
@@ -135,7 +136,7 @@ export function registerBackboneBench(bench: Command): void {
             for (const int8 of o.int8 ? [false, true] : [false]) {
               const r = await benchOp(op, shape, t, { iters: Number(o.iters), int8 });
               rows.push(r);
-              console.log(`${(int8 ? `${op} int8` : op).padEnd(12)} ${pad(shape.join('x'), 12)} ${pad(t, 3)} ${pad((r.flops / 1e6).toFixed(1), 9)} ${pad(r.ms_median.toFixed(3), 8)} ${pad(r.ms_min.toFixed(3), 8)} ${pad(r.gflops.toFixed(1), 8)}`);
+              say(`${(int8 ? `${op} int8` : op).padEnd(12)} ${pad(shape.join('x'), 12)} ${pad(t, 3)} ${pad((r.flops / 1e6).toFixed(1), 9)} ${pad(r.ms_median.toFixed(3), 8)} ${pad(r.ms_min.toFixed(3), 8)} ${pad(r.gflops.toFixed(1), 8)}`);
             }
           }
         }

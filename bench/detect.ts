@@ -10,7 +10,7 @@
  */
 import type { Command } from 'commander';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +19,7 @@ import { encodeCropped } from '../api/detect.ts';
 import { loadDetector, releaseDetector, runDetector } from '../heads/mask_rcnn.ts';
 import { UserError } from '../core/errors.ts';
 import { positiveInt } from '../core/options.ts';
+import { STDOUT, checkOutputFile, writeOutput } from '../core/output.ts';
 import { siblingModule } from '../core/worker.ts';
 import { packageFile } from '../core/package.ts';
 import { benchCommand } from './command.ts';
@@ -133,11 +134,11 @@ export async function benchTorchDetect(image: string, o: { runs: number; threads
   }
 }
 
-function printBench(r: DetectBench): void {
-  process.stdout.write(`${r.arch} (${r.flavor}) on ${r.image} ${r.imageSize[1]}x${r.imageSize[0]} -> input ${r.inputSize[1]}x${r.inputSize[0]}, `
+function printBench(r: DetectBench, say: (text: string) => void): void {
+  say(`${r.arch} (${r.flavor}) on ${r.image} ${r.imageSize[1]}x${r.imageSize[0]} -> input ${r.inputSize[1]}x${r.inputSize[0]}, `
     + `${r.threads} threads, ${r.detections} detections\n`);
-  process.stdout.write(`  total median ${r.ms_median.toFixed(1)} ms (min ${r.ms_min.toFixed(1)}), peak RSS ${r.peak_rss_mb.toFixed(0)} MB\n`);
-  for (const [k, v] of Object.entries(r.stages)) process.stdout.write(`  ${k.padEnd(18)} ${v.toFixed(1).padStart(9)} ms\n`);
+  say(`  total median ${r.ms_median.toFixed(1)} ms (min ${r.ms_min.toFixed(1)}), peak RSS ${r.peak_rss_mb.toFixed(0)} MB\n`);
+  for (const [k, v] of Object.entries(r.stages)) say(`  ${k.padEnd(18)} ${v.toFixed(1).padStart(9)} ms\n`);
 }
 
 export function register(program: Command): void {
@@ -148,45 +149,42 @@ export function register(program: Command): void {
     .option('--runs <n>', 'timed runs after one warm-up', '5')
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
     .option('--score-thr <t>', 'box score threshold (default: the model\'s; 0 makes every image give 100 detections)')
-    .option('--json <file>', 'write {"ms_median", "stages": {name: ms}, "peak_rss_mb", ...} here')
+    .option('--json <file>', 'write {"ms_median", "stages": {name: ms}, "peak_rss_mb", ...} here (- for stdout)')
     .option('--compare <file>', 'a second detector (e.g. the ResNet50 model) timed in the same run; prints the ratio')
     .option('--no-torch', 'skip torchvision maskrcnn_resnet50_fpn (timed by default where /usr/bin/python3 has torch)')
     .action(async (opts: { model: string; image: string; runs: string; threads: string; scoreThr?: string; json?: string; compare?: string; torch: boolean }) => {
+      checkOutputFile('--json', opts.json);
+      // With --json - the JSON alone goes to stdout, the report to stderr.
+      const say = (text: string): void => void (opts.json === STDOUT ? process.stderr : process.stdout).write(text);
       const thr = opts.scoreThr === undefined ? undefined : Number(opts.scoreThr);
       if (thr !== undefined && !(thr >= 0 && thr <= 1)) throw new UserError(`--score-thr must be in [0, 1], got ${opts.scoreThr}`);
       const o = { runs: positiveInt('--runs', opts.runs), threads: positiveInt('--threads', opts.threads), scoreThreshold: thr };
       const alone = !opts.compare && !opts.torch;
       const r: DetectBench & { compare?: DetectBench; torch?: TorchDetectBench | null; ratios?: Record<string, number> } = alone
         ? await benchDetect(opts.model, opts.image, o) : await benchDetectChild(opts.model, opts.image, o);
-      printBench(r);
+      printBench(r, say);
       const ratios: Record<string, number> = {};
       if (opts.compare) {
         r.compare = await benchDetectChild(opts.compare, opts.image, o);
-        printBench(r.compare);
+        printBench(r.compare, say);
         ratios[`${r.compare.arch}_ms / ${r.arch}_ms`] = r.compare.ms_median / r.ms_median;
       }
       if (opts.torch) {
         r.torch = await benchTorchDetect(opts.image, o);
         if (r.torch) {
-          process.stdout.write(`${r.torch.framework}, ${r.torch.threads} threads, ${r.torch.detections} detections\n`);
-          process.stdout.write(`  total median ${r.torch.ms_median.toFixed(1)} ms (min ${r.torch.ms_min.toFixed(1)}), peak RSS ${r.torch.peak_rss_mb.toFixed(0)} MB\n`);
+          say(`${r.torch.framework}, ${r.torch.threads} threads, ${r.torch.detections} detections\n`);
+          say(`  total median ${r.torch.ms_median.toFixed(1)} ms (min ${r.torch.ms_min.toFixed(1)}), peak RSS ${r.torch.peak_rss_mb.toFixed(0)} MB\n`);
           ratios[`torchvision_ms / ${r.arch}_ms`] = r.torch.ms_median / r.ms_median;
           if (r.compare) ratios[`torchvision_ms / ${r.compare.arch}_ms`] = r.torch.ms_median / r.compare.ms_median;
         } else {
-          process.stdout.write('torchvision: not available (/usr/bin/python3 with torch and torchvision), skipped\n');
+          say('torchvision: not available (/usr/bin/python3 with torch and torchvision), skipped\n');
         }
       }
       if (Object.keys(ratios).length) {
         r.ratios = ratios;
-        process.stdout.write('ratios (median, same run; > 1 means the right-hand model is faster):\n');
-        for (const [k, v] of Object.entries(ratios)) process.stdout.write(`  ${k.padEnd(36)} ${v.toFixed(2)}x\n`);
+        say('ratios (median, same run; > 1 means the right-hand model is faster):\n');
+        for (const [k, v] of Object.entries(ratios)) say(`  ${k.padEnd(36)} ${v.toFixed(2)}x\n`);
       }
-      if (opts.json) {
-        try {
-          await writeFile(opts.json, `${JSON.stringify(r, null, 1)}\n`);
-        } catch (err) {
-          throw new UserError(`cannot write ${opts.json}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-        }
-      }
+      if (opts.json) writeOutput('--json', opts.json, `${JSON.stringify(r, null, 1)}\n`);
     });
 }

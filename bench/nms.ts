@@ -19,6 +19,7 @@ import { mulberry32 } from '../core/random.ts';
 import { batchedNms, nms, nmsMmcv } from '../postprocess/nms.ts';
 import { UserError } from '../core/errors.ts';
 import { positiveInt } from '../core/options.ts';
+import { STDOUT, checkOutputFile, writeOutput } from '../core/output.ts';
 import { benchCommand } from './command.ts';
 
 export interface NmsCase {
@@ -191,6 +192,8 @@ export interface BenchNmsOptions {
   python?: string;
   /** Print the table (default true). */
   print?: boolean;
+  /** Where the table goes (default stdout; stderr when the JSON goes to stdout). */
+  stream?: NodeJS.WritableStream;
 }
 
 /** Runs every case for both flavors (and torchvision where available); returns the JSON rows. */
@@ -198,11 +201,12 @@ export function runBenchNms(o: BenchNmsOptions = {}): NmsBenchRow[] {
   const n = o.boxes ?? 5000;
   const runs = o.runs ?? 50;
   const print = o.print ?? true;
+  const stream = o.stream ?? process.stdout;
   const cases = nmsCases(n, o.seed ?? 1);
   const torch = (o.torch ?? true) ? benchTorchNms(cases, runs, o.python) : null;
   const rows: NmsBenchRow[] = [];
   const out = (s: string): void => {
-    if (print) process.stdout.write(s);
+    if (print) stream.write(s);
   };
   out(`NMS on ${n} boxes, ${runs} runs per case, single thread${torch ? ', torchvision.ops (torch.set_num_threads(1)) on the same boxes' : ''}\n`);
   out(`${'case'.padEnd(12)} ${'flavor'.padEnd(12)} ${'boxes'.padStart(6)} ${'kept'.padStart(6)} ${'median ms'.padStart(10)} ${'min ms'.padStart(8)}${torch ? `${'torch ms'.padStart(10)}  torch/ours` : ''}\n`);
@@ -239,18 +243,14 @@ export function register(program: Command): void {
     .option('--runs <n>', 'timed runs per case (after a warm-up)', '50')
     .option('--seed <n>', 'generator seed', '1')
     .option('--no-torch', 'skip torchvision.ops (timed by default where /usr/bin/python3 has torch)')
-    .option('--json <file>', 'write [{"case", "boxes", "flavor", "ms_median", "ms_min", "kept", "torch_ms_median"?}] here')
+    .option('--json <file>', 'write [{"case", "boxes", "flavor", "ms_median", "ms_min", "kept", "torch_ms_median"?}] here (- for stdout)')
     .action((opts: { boxes: string; runs: string; seed: string; torch: boolean; json?: string }) => {
+      checkOutputFile('--json', opts.json);
       const rows = runBenchNms({
         boxes: positiveInt('--boxes', opts.boxes), runs: positiveInt('--runs', opts.runs), seed: positiveInt('--seed', opts.seed), torch: opts.torch,
+        stream: opts.json === STDOUT ? process.stderr : process.stdout,
       });
       if (rows.some((r) => r.matches_torch === false)) process.exitCode = 1;
-      if (opts.json) {
-        try {
-          writeFileSync(opts.json, `${JSON.stringify(rows, null, 1)}\n`);
-        } catch (err) {
-          throw new UserError(`cannot write ${opts.json}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-        }
-      }
+      if (opts.json) writeOutput('--json', opts.json, `${JSON.stringify(rows, null, 1)}\n`);
     });
 }

@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { classifyImages } from '../api/classify.ts';
-import { STDOUT, checkOutputFile, messages, writeOutput } from './output.ts';
+import { STDOUT, checkOutputFile, messages, writeOutput } from '../core/output.ts';
 import { MAX_THREADS, positiveInt } from '../core/options.ts';
 
 export function register(program: Command): void {

@@ -27,12 +27,14 @@ import { formatFixed3, STAT_NAMES, type StatName } from '../eval/summary.ts';
 import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
 import { InterruptedError, UserError } from '../core/errors.ts';
-import { parseThreads, positiveInt } from '../core/options.ts';
-import { STDOUT, checkOutputFile, writeOutput } from './output.ts';
+import { parseShard, parseThreads, positiveInt } from '../core/options.ts';
+import { mergeResultFiles } from '../eval/merge.ts';
+import { STDOUT, checkOutputFile, writeOutput } from '../core/output.ts';
 
 export interface EvalCliOptions {
   gt: string;
-  results?: string;
+  /** One results file, or a sharded run's files (merged: eval/merge.ts). */
+  results?: string | string[];
   /** Default: bbox, or bbox,segm with --model. */
   iouType?: string;
   baseline?: string;
@@ -41,6 +43,8 @@ export interface EvalCliOptions {
   baselineModel?: string;
   out?: string;
   limit?: string;
+  /** With --model: "I/N" (I may be auto), only that shard of the images. */
+  shard?: string;
   resume?: boolean;
   scoreThr?: string;
   detectThreads?: string;
@@ -115,7 +119,7 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
   try {
     const r = await runModelOverImages({
       gt: opts.gt, images: opts.images, model, out, resume: opts.resume, scoreThreshold,
-      limit: positiveInt('--limit', opts.limit), threads: positiveInt('--detect-threads', opts.detectThreads),
+      limit: positiveInt('--limit', opts.limit), shard: parseShard(opts.shard), threads: positiveInt('--detect-threads', opts.detectThreads),
       onProgress: (d, t, s) => progress.update(d, t, s),
       shouldStop: () => interrupted || (opts.shouldStop?.() ?? false),
     }, dataset);
@@ -123,11 +127,23 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
     if (!r.complete) {
       throw new InterruptedError(`interrupted after ${r.done}/${r.total} images; rerun the same command with --resume to continue (${r.streamPath} keeps the finished ones)`);
     }
-    return { input: out, name: out, gt: selectImages(dataset, positiveInt('--limit', opts.limit)).dataset, latency: r.latency };
+    return { input: out, name: out, gt: selectImages(dataset, positiveInt('--limit', opts.limit), parseShard(opts.shard)).dataset, latency: r.latency };
   } finally {
     progress.stop();
     process.off('SIGINT', onSigint);
   }
+}
+
+/** Shards' results merged (overlaps refused); GT images in none of them are reported on stderr. */
+function mergedSource(opts: EvalCliOptions, files: string[]): Source {
+  const dataset = readJsonFile(opts.gt, 'GT annotations') as CocoDataset;
+  if (!Array.isArray(dataset?.images)) throw new UserError(`--gt ${opts.gt} has no "images" list`);
+  const { results, missing } = mergeResultFiles(files, dataset.images.map((im) => im.id));
+  if (missing.length) {
+    process.stderr.write(`fasternet eval: ${missing.length} of ${dataset.images.length} GT images have no entry in any --results file (ids ${missing.slice(0, 10).join(', ')}${missing.length > 10 ? ', ...' : ''}): a shard not run, or images without detections\n`);
+  }
+  if (opts.out) writeOutput('--out', opts.out, `${JSON.stringify(results)}\n`);
+  return { input: results, name: `${files.length} merged results files`, gt: dataset };
 }
 
 /** The detections to evaluate, and a name for them in reports. */
@@ -137,6 +153,8 @@ async function resultsSource(opts: EvalCliOptions): Promise<Source> {
     const dataset = readJsonFile(opts.gt, 'GT annotations') as CocoDataset;
     return modelSource(opts, opts.model, opts.out ?? defaultOutPath(opts.model), dataset);
   }
+  if (Array.isArray(opts.results) && opts.results.length === 1) return { input: opts.results[0], name: opts.results[0] };
+  if (Array.isArray(opts.results)) return mergedSource(opts, opts.results);
   if (opts.results) return { input: opts.results, name: opts.results };
   throw new UserError('eval needs --results DT.json (a COCO results file) or --images DIR --model M.onnx');
 }
@@ -269,7 +287,7 @@ export function register(program: Command): void {
     .command('eval')
     .description('COCO evaluation of detection results, same numbers as pycocotools COCOeval')
     .requiredOption('--gt <file>', 'COCO instances annotations (JSON)')
-    .option('--results <file>', 'detections in the COCO results format (JSON array)')
+    .option('--results <files...>', 'detections in the COCO results format (JSON array); several: the shards of one run, merged (overlaps refused)')
     .option('--iou-type <types>', 'bbox, segm, or both as bbox,segm (default bbox; bbox,segm with --model)')
     .option('--baseline <file>', 'a second results file (e.g. the ResNet50 baseline) shown side by side')
     .option('--report <dir>', 'write an HTML report into DIR: stats, PR curves, error analysis, per-category table, gallery (with --images)')
@@ -280,13 +298,16 @@ export function register(program: Command): void {
     .option('--images <dir>', 'image folder of the GT\'s file_name entries (with --model)')
     .option('--model <file>', 'run this detector (fasternet convert --flavor torchvision|mmdet) over --images and evaluate it')
     .option('--baseline-model <file>', 'also run this detector on the same images and show it side by side')
-    .option('--out <file>', 'with --model: the COCO results file to write (default <model>_results.json); streamed to <out>l')
+    .option('--out <file>', 'with --model: the COCO results file to write (default <model>_results.json), streamed to <out>l; with several --results: the merged file')
     .option('--limit <n>', 'with --model: only the first N images by id')
+    .option('--shard <I/N>', 'with --model: only every N-th image by id from the I-th (0-based; I = auto reads JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID); merge with --results A B C')
     .option('--resume', 'with --model: continue an interrupted run from its <out>l stream')
     .option('--score-thr <t>', 'with --model: minimum detection score (default: the model\'s 0.05)')
     .option('--detect-threads <n>', 'with --model: ONNX Runtime intra-op threads (default 2)')
     .option('--quiet', 'no progress bar')
     .action(async (opts: EvalCliOptions) => {
+      if (opts.shard !== undefined && !opts.model) throw new UserError('--shard needs --model (it splits the images a model runs on)');
+      parseShard(opts.shard);
       checkOutputFile('--json', opts.json);
       checkOutputFile('--out', opts.out);
       if (opts.out === STDOUT) throw new UserError('--out - is not possible: a --model run streams to <out>l as it goes; name a file');
