@@ -141,6 +141,34 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
   const dataset = gtData ?? (readJsonFile(o.gt, 'GT annotations') as CocoDataset);
   if (!Array.isArray(dataset?.images)) throw new UserError(`${o.gt} has no "images" list`);
   const { images } = selectImages(dataset, o.limit, o.shard);
+  const files = imageFiles(images, o);
+  const streamPath = streamPathFor(o.out);
+  const byId = new Map<number, ImageLine>();
+  const fd = openStream(streamPath, streamHeader(o), o.resume, byId);
+  const total = images.length;
+  const skipped = images.filter((im) => byId.has(im.id)).length;
+  let done = skipped;
+  let complete = true;
+  try {
+    o.onProgress?.(done, total, skipped);
+    const todo = images.map((im, k) => ({ im, file: files[k] })).filter(({ im }) => !byId.has(im.id));
+    const progress = (): void => {
+      done++;
+      o.onProgress?.(done, total, skipped);
+    };
+    if (todo.length) complete = await runImages(todo, o, fd, byId, progress);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  const ordered = images.map((im) => byId.get(im.id)).filter((l): l is ImageLine => l !== undefined);
+  const results = ordered.flatMap((l) => l.results);
+  if (complete) writeResults(o.out, results);
+  return { complete, done, total, streamPath, results, latency: warmLatency(ordered) };
+}
+
+/** The image files of the GT's images in --images, all checked to exist before any work. */
+function imageFiles(images: CocoImage[], o: RunModelOptions): string[] {
   const files = images.map((im) => {
     if (typeof im.file_name !== 'string') throw new UserError(`image ${im.id} in ${o.gt} has no file_name`);
     return join(o.images, im.file_name);
@@ -149,8 +177,11 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
   if (missing.length) {
     throw new UserError(`image ${missing[0]} not found${missing.length > 1 ? ` (and ${missing.length - 1} more of ${files.length})` : ''}; check --images`);
   }
+  return files;
+}
 
-  const header: StreamHeader = {
+function streamHeader(o: RunModelOptions): StreamHeader {
+  return {
     fasternet_eval_stream: 1,
     model: resolve(o.model),
     model_sha256: sha256File(o.model, 'model'),
@@ -161,75 +192,69 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
     score_thr: o.scoreThreshold ?? null,
     ...(o.shard ? { shard: `${o.shard.index}/${o.shard.count}` } : {}),
   };
-  const streamPath = streamPathFor(o.out);
-  const byId = new Map<number, ImageLine>();
-  let fd: number;
-  if (existsSync(streamPath) && statSync(streamPath).size > 0) {
-    if (!o.resume) throw new UserError(`${streamPath} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
-    const prev = readStream(streamPath);
-    const why = sameHeader(prev.header, header);
-    if (why) throw new UserError(`cannot --resume ${streamPath}: it was made with other settings (${why}); delete it to start over`);
-    for (const l of prev.lines) byId.set(l.image_id, l);
-    fd = openSync(streamPath, 'r+');
-    ftruncateSync(fd, prev.goodBytes);
-    closeSync(fd);
-    fd = openSync(streamPath, 'a');
-  } else {
-    fd = openSync(streamPath, 'w');
+}
+
+/**
+ * Opens the stream for appending: a new one starts with the header; an earlier one is continued only with
+ * `resume` and the same settings, its complete image lines going into `byId` and a torn tail cut off.
+ */
+function openStream(streamPath: string, header: StreamHeader, resume: boolean | undefined, byId: Map<number, ImageLine>): number {
+  if (!(existsSync(streamPath) && statSync(streamPath).size > 0)) {
+    const fd = openSync(streamPath, 'w');
     writeSync(fd, `${JSON.stringify(header)}\n`);
+    return fd;
   }
+  if (!resume) throw new UserError(`${streamPath} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
+  const prev = readStream(streamPath);
+  const why = sameHeader(prev.header, header);
+  if (why) throw new UserError(`cannot --resume ${streamPath}: it was made with other settings (${why}); delete it to start over`);
+  for (const l of prev.lines) byId.set(l.image_id, l);
+  const fd = openSync(streamPath, 'r+');
+  ftruncateSync(fd, prev.goodBytes);
+  closeSync(fd);
+  return openSync(streamPath, 'a');
+}
 
-  const total = images.length;
-  const skipped = images.filter((im) => byId.has(im.id)).length;
-  let done = skipped;
-  let complete = true;
+/** Detects on each image and appends its line to the stream; returns false when shouldStop ended the run. */
+async function runImages(
+  todo: { im: CocoImage; file: string }[], o: RunModelOptions, fd: number, byId: Map<number, ImageLine>, progress: () => void,
+): Promise<boolean> {
+  const det = await loadDetector(o.model, { threads: o.threads });
   try {
-    o.onProgress?.(done, total, skipped);
-    const todo = images.map((im, k) => ({ im, file: files[k] })).filter(({ im }) => !byId.has(im.id));
-    if (todo.length) {
-      const det = await loadDetector(o.model, { threads: o.threads });
-      try {
-        let warm = false;
-        for (const { im, file } of todo) {
-          if (o.shouldStop?.()) {
-            complete = false;
-            break;
-          }
-          const t0 = performance.now();
-          const r = await detectInProcess(file, { model: det, scoreThreshold: o.scoreThreshold });
-          const ms = performance.now() - t0;
-          const line: ImageLine = {
-            image_id: im.id,
-            ms,
-            warm,
-            results: r.detections.map((d) => ({ image_id: im.id, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask })),
-          };
-          // One write per image: a kill leaves at worst a torn last line, which a resume drops.
-          writeSync(fd, `${JSON.stringify(line)}\n`);
-          byId.set(im.id, line);
-          warm = true;
-          done++;
-          o.onProgress?.(done, total, skipped);
-        }
-      } finally {
-        await releaseDetector(det);
-      }
+    let warm = false;
+    for (const { im, file } of todo) {
+      if (o.shouldStop?.()) return false;
+      const t0 = performance.now();
+      const r = await detectInProcess(file, { model: det, scoreThreshold: o.scoreThreshold });
+      const ms = performance.now() - t0;
+      const line: ImageLine = {
+        image_id: im.id,
+        ms,
+        warm,
+        results: r.detections.map((d) => ({ image_id: im.id, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask })),
+      };
+      // One write per image: a kill leaves at worst a torn last line, which a resume drops.
+      writeSync(fd, `${JSON.stringify(line)}\n`);
+      byId.set(im.id, line);
+      warm = true;
+      progress();
     }
-    fsyncSync(fd);
+    return true;
   } finally {
-    closeSync(fd);
+    await releaseDetector(det);
   }
+}
 
-  const ordered = images.map((im) => byId.get(im.id)).filter((l): l is ImageLine => l !== undefined);
-  const results = ordered.flatMap((l) => l.results);
-  const warmMs = ordered.filter((l) => l.warm).map((l) => l.ms);
-  const latency = { meanMs: warmMs.length ? warmMs.reduce((a, b) => a + b, 0) / warmMs.length : NaN, images: warmMs.length };
-  if (complete) {
-    try {
-      writeFileSync(o.out, JSON.stringify(results));
-    } catch (err) {
-      throw new UserError(`cannot write ${o.out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
+/** Mean ms of the images run warm (the first image each process runs is warm-up and left out). */
+function warmLatency(lines: ImageLine[]): Latency {
+  const warmMs = lines.filter((l) => l.warm).map((l) => l.ms);
+  return { meanMs: warmMs.length ? warmMs.reduce((a, b) => a + b, 0) / warmMs.length : NaN, images: warmMs.length };
+}
+
+function writeResults(out: string, results: CocoResult[]): void {
+  try {
+    writeFileSync(out, JSON.stringify(results));
+  } catch (err) {
+    throw new UserError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
   }
-  return { complete, done, total, streamPath, results, latency };
 }

@@ -141,18 +141,19 @@ function mlpBlock(g: Graph, x: string, sd: StateDict, key: string, dim: number, 
   const mixed = partialConv(g, x, sd, `${key}.spatial_mixing.partial_conv3`, dim, cfg.nDiv, o.pconv ?? 'split_cat');
   let h = convBn(g, mixed, sd, `${key}.mlp.0`, `${key}.mlp.1`, { bnEps: o.bnEps });
   h = activation(g, h, cfg.act, `${key}.mlp.2`);
+  h = conv(g, h, mlp3Weight(sd, key), undefined, { name: `${key}.mlp.3` });
+  return add(g, x, h, `${key}.add`);
+}
+
+/** A block's mlp.3 weight; forward_layer_scale (shortcut + layer_scale * mlp(x)) folds its per-channel scale in. */
+function mlp3Weight(sd: StateDict, key: string): FloatTensor {
   const w3 = param(sd, `${key}.mlp.3.weight`);
   const ls = sd.get(`${key}.layer_scale`);
-  if (ls) {
-    // forward_layer_scale: shortcut + layer_scale * mlp(x); the per-channel scale folds into mlp.3.
-    const per = w3.data.length / w3.shape[0];
-    const w = new Float32Array(w3.data);
-    for (let c = 0; c < w3.shape[0]; c++) for (let k = 0; k < per; k++) w[c * per + k] *= (ls.data as Float32Array)[c];
-    h = conv(g, h, { shape: w3.shape, data: w }, undefined, { name: `${key}.mlp.3` });
-  } else {
-    h = conv(g, h, w3, undefined, { name: `${key}.mlp.3` });
-  }
-  return add(g, x, h, `${key}.add`);
+  if (!ls) return w3;
+  const per = w3.data.length / w3.shape[0];
+  const w = new Float32Array(w3.data);
+  for (let c = 0; c < w3.shape[0]; c++) for (let k = 0; k < per; k++) w[c * per + k] *= (ls.data as Float32Array)[c];
+  return { shape: w3.shape, data: w };
 }
 
 /** Rows [o0, o1) and input channels [i0, i1) of a conv weight [Cout, Cin, kh, kw] (and the bias rows). */
@@ -200,14 +201,7 @@ function trunkTwoStream(g: Graph, sd: StateDict, o: FasterNetOptions, cfg: Faste
       const w0 = foldedConv(sd, `${key}.mlp.0`, `${key}.mlp.1`, o.bnEps);
       let h = convSum(g, [[b, cp, dim], [a1, 0, cp]], w0.weight, w0.bias, 0, 2 * dim, { name: `${key}.mlp.0` });
       h = activation(g, h, cfg.act, `${key}.mlp.2`);
-      let w3 = param(sd, `${key}.mlp.3.weight`);
-      const ls = sd.get(`${key}.layer_scale`);
-      if (ls) {
-        const per = w3.data.length / w3.shape[0];
-        const d = new Float32Array(w3.data);
-        for (let c = 0; c < w3.shape[0]; c++) for (let k = 0; k < per; k++) d[c * per + k] *= (ls.data as Float32Array)[c];
-        w3 = { shape: w3.shape, data: d };
-      }
+      const w3 = mlp3Weight(sd, key);
       const ha = conv(g, h, subConv(w3, undefined, 0, cp, 0, 2 * dim).weight, undefined, { name: `${key}.mlp.3.a` });
       const hb = conv(g, h, subConv(w3, undefined, cp, dim, 0, 2 * dim).weight, undefined, { name: `${key}.mlp.3.b` });
       a = add(g, a, ha, `${key}.add.a`);
@@ -240,14 +234,8 @@ function mlpBlockNhwc(g: Graph, x: string, sd: StateDict, key: string, dim: numb
   const f = foldBatchNorm(w0, undefined, batchNormParams(sd, `${key}.mlp.1`, o.bnEps));
   let h = matmulLinear(g, mixed, { shape: f.weight.shape.slice(0, 2), data: f.weight.data }, f.bias, `${key}.mlp.0`);
   h = activation(g, h, cfg.act, `${key}.mlp.2`);
-  const w3 = param(sd, `${key}.mlp.3.weight`);
-  const ls = sd.get(`${key}.layer_scale`);
-  const w3d = new Float32Array(w3.data);
-  if (ls) {
-    const per = w3.data.length / w3.shape[0];
-    for (let c = 0; c < w3.shape[0]; c++) for (let k = 0; k < per; k++) w3d[c * per + k] *= (ls.data as Float32Array)[c];
-  }
-  h = matmulLinear(g, h, { shape: w3.shape.slice(0, 2), data: w3d }, undefined, `${key}.mlp.3`);
+  const w3 = mlp3Weight(sd, key);
+  h = matmulLinear(g, h, { shape: w3.shape.slice(0, 2), data: w3.data }, undefined, `${key}.mlp.3`);
   return add(g, x, h, `${key}.add`);
 }
 

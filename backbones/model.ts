@@ -44,12 +44,17 @@ export interface GraphInputOptions {
   bnEps?: number;
 }
 
-/** Classifier graph: input -> logits. */
-export function classifierGraph(sd: StateDict, o: GraphInputOptions = {}): { graph: Graph; arch: string; numClasses: number } {
+/** The graph with its input, for the architecture `o.arch` names or the checkpoint's own. */
+function startGraph(sd: StateDict, o: GraphInputOptions): { g: Graph; arch: string; common: { input: string; prefix?: string; bnEps?: number } } {
   const arch = o.arch ? archName(o.arch) : detectArch(sd, o.prefix);
   const g = createGraph(arch);
   const input = addInput(g, o.inputName ?? 'input', o.dims ?? ['N', 3, 'H', 'W']);
-  const common = { input, prefix: o.prefix, bnEps: o.bnEps };
+  return { g, arch, common: { input, prefix: o.prefix, bnEps: o.bnEps } };
+}
+
+/** Classifier graph: input -> logits. */
+export function classifierGraph(sd: StateDict, o: GraphInputOptions = {}): { graph: Graph; arch: string; numClasses: number } {
+  const { g, arch, common } = startGraph(sd, o);
   const logits = arch === 'resnet50'
     ? resnet50Logits(g, sd, { ...common, style: o.style })
     : fasternetLogits(g, sd, { ...common, variant: arch, pconv: o.pconv, layout: o.layout });
@@ -60,10 +65,7 @@ export function classifierGraph(sd: StateDict, o: GraphInputOptions = {}): { gra
 
 /** Backbone-only graph: input -> feature maps (FasterNet norm0..norm6, ResNet50 C2..C5). */
 export function featuresGraph(sd: StateDict, o: GraphInputOptions = {}): { graph: Graph; arch: string; features: BackboneFeatures } {
-  const arch = o.arch ? archName(o.arch) : detectArch(sd, o.prefix);
-  const g = createGraph(arch);
-  const input = addInput(g, o.inputName ?? 'input', o.dims ?? ['N', 3, 'H', 'W']);
-  const common = { input, prefix: o.prefix, bnEps: o.bnEps };
+  const { g, arch, common } = startGraph(sd, o);
   const f = arch === 'resnet50'
     ? resnet50Features(g, sd, { ...common, style: o.style })
     : fasternetFeatures(g, sd, { ...common, variant: arch, pconv: o.pconv, layout: o.layout });

@@ -108,15 +108,13 @@ interface Ctx {
   gBox: Float64Array;
 }
 
-/** IoU matrix [D][G] of unit u: detections in score order, GTs in file order (COCOeval.computeIoU). */
-function unitIous(c: Ctx, u: number): Float64Array {
+/**
+ * IoU matrix [D][G] of a unit (image im; its GTs at gOrder[g0 ..], its kept detections at catDt[d0 ..]):
+ * detections in score order, GTs in file order (COCOeval.computeIoU).
+ */
+function unitIous(c: Ctx, im: number, g0: number, G: number, d0: number, D: number): Float64Array {
   const { gt, dt, gOrder, catDt, crowd } = c;
   const ga = gt.anns;
-  const im = c.unitIm[u];
-  const g0 = c.unitG0[u];
-  const G = c.unitNG[u];
-  const d0 = c.unitD0[u];
-  const D = c.unitND[u];
   for (let g = 0; g < G; g++) crowd[g] = ga.iscrowd[gOrder[g0 + g]];
   if (c.segm) {
     const dR: RLE[] = new Array(D);
@@ -233,7 +231,7 @@ function evaluateUnit(c: Ctx, u: number): void {
   const d0 = c.unitD0[u];
   const D = c.unitND[u];
   let ious: Float64Array | null = null;
-  if (D > 0 && G > 0) ious = unitIous(c, u);
+  if (D > 0 && G > 0) ious = unitIous(c, c.unitIm[u], g0, G, d0, D);
   else if (!dt.boxBranch) {
     // areas from masks are known only once decoded (the box branch has them all)
     for (let j = 0; j < D; j++) if (Number.isNaN(dt.area[catDt[d0 + j]])) resolveDt(gt, dt, catDt[d0 + j], false);

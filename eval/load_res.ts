@@ -33,7 +33,7 @@ import {
   type JsonSource,
 } from './coco.ts';
 import type { IouType } from './params.ts';
-import { readResultsFast, type RawResults, type RleBytes } from './results_reader.ts';
+import { rawColumns, readResultsFast, type RawResults, type RleBytes } from './results_reader.ts';
 
 /**
  * One entry of a COCO results file, as fasternet writes it (api/run_model.ts; `fasternet detect --json`
@@ -91,14 +91,7 @@ export function loadRes(gt: CocoGt, source: JsonSource<CocoResult[] | unknown>, 
 export function rawFromParsed(data: unknown, name: string): RawResults {
   if (!Array.isArray(data)) throw new UserError(`${name}: results must be a JSON array of detections`);
   const n = data.length;
-  const imageId = new Float64Array(n);
-  const categoryId = new Float64Array(n);
-  const score = new Float64Array(n);
-  const bbox = new Float64Array(4 * n);
-  const bboxKind = new Uint8Array(n);
-  const segmKind = new Uint8Array(n);
-  const segmH = new Float64Array(n);
-  const segmW = new Float64Array(n);
+  const { imageId, categoryId, score, bbox, bboxKind, segmKind, segmH, segmW } = rawColumns(n);
   const segm: Array<CocoSegmentation | undefined> = new Array(n);
   for (let i = 0; i < n; i++) {
     const r = data[i];

@@ -34,6 +34,20 @@ export interface RawResults {
   bytes?: RleBytes;
 }
 
+/** Zeroed columns of RawResults for n detections. */
+export function rawColumns(n: number): Omit<RawResults, 'n' | 'segmAt' | 'bytes'> {
+  return {
+    imageId: new Float64Array(n),
+    categoryId: new Float64Array(n),
+    score: new Float64Array(n),
+    bbox: new Float64Array(4 * n),
+    bboxKind: new Uint8Array(n),
+    segmKind: new Uint8Array(n),
+    segmH: new Float64Array(n),
+    segmW: new Float64Array(n),
+  };
+}
+
 /** Segmentations left in the file's bytes: RLE counts strings, or whole values (polygons) to JSON.parse. */
 export interface RleBytes {
   buf: Uint8Array;
@@ -90,6 +104,12 @@ const K_SIZE = 5;
 const K_COUNTS = 6;
 const K_OTHER = -1;
 
+/**
+ * The scanner, one function on purpose (~390 lines, the hot loop of loading a results file): its helpers are
+ * closures sharing one read position `p` and the column arrays (the hottest copy `p` into a local);
+ * module-level functions would pass a cursor object through every call of a loop that runs per byte. The
+ * "comma or closing bracket" steps after each member and element are repeated inline for the same reason.
+ */
 function scan(buf: Buffer): RawResults {
   const len = buf.length;
   let p = 0;
@@ -302,14 +322,7 @@ function scan(buf: Buffer): RawResults {
 
   // Column storage grows by doubling.
   let cap = 1024;
-  let imageId = new Float64Array(cap);
-  let categoryId = new Float64Array(cap);
-  let score = new Float64Array(cap);
-  let bbox = new Float64Array(4 * cap);
-  let bboxKind = new Uint8Array(cap);
-  let segmKind = new Uint8Array(cap);
-  let segmH = new Float64Array(cap);
-  let segmW = new Float64Array(cap);
+  let { imageId, categoryId, score, bbox, bboxKind, segmKind, segmH, segmW } = rawColumns(cap);
   // RLE counts byte range (start, end, escaped) or, for other segmentations, the value's byte range.
   let segStart = new Int32Array(cap);
   let segEnd = new Int32Array(cap);

@@ -6,7 +6,6 @@
 import { readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { resizeLinearCv2 } from '../image/resize_cv2.ts';
 import type { ImageU8 } from '../core/tensor.ts';
@@ -14,6 +13,7 @@ import { mmdetPreprocess, mmdetTransformConfig, boxesToNetwork, boxesToOriginal 
 import { convertMmdetMaskRcnn, mmdetMetaFrom, COCO_CATEGORY_IDS, COCO_CLASSES } from '../convert/mmdet.ts';
 import { FLAVORS } from '../convert/index.ts';
 import type { DetectorConfig } from '../heads/config.ts';
+import { f32, readPng } from './helpers/fixture_io.ts';
 import { seededStateDict, seededTensor, type SeededSpec } from './helpers/seeded_weights.ts';
 import type { StateDict } from '../core/tensor.ts';
 import { mapRoiLevelsMmdet } from '../heads/roi_align.ts';
@@ -52,23 +52,9 @@ interface Fixture {
 }
 
 const load = (arch: string): Fixture => JSON.parse(readFileSync(join(DIR, `${arch}.json`), 'utf8'));
-const f32 = (b64: string): Float32Array => {
-  const buf = Buffer.from(b64, 'base64');
-  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-};
 
 /** The PNG as cv2.imread(IMREAD_COLOR) returns it (BGR). */
-function readBgr(name: string): ImageU8 {
-  const png = PNG.sync.read(readFileSync(join(DIR, name)));
-  const n = png.width * png.height;
-  const data = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) {
-    data[3 * i] = png.data[4 * i + 2];
-    data[3 * i + 1] = png.data[4 * i + 1];
-    data[3 * i + 2] = png.data[4 * i];
-  }
-  return { data, width: png.width, height: png.height, channels: 3 };
-}
+const readBgr = (name: string): ImageU8 => readPng(join(DIR, name), 'bgr');
 
 function stateDictOf(fx: Fixture): StateDict {
   const sd = seededStateDict(fx.specs.filter((s) => s.dtype !== 'int64'), fx.seed);

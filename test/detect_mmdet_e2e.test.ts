@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PNG } from 'pngjs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { resizeLinearCv2 } from '../image/resize_cv2.ts';
 import type { ImageU8 } from '../core/tensor.ts';
@@ -15,6 +14,7 @@ import { convertMmdetDetector, COCO_CLASSES } from '../convert/mmdet.ts';
 import { loadDetector, releaseDetector, runDetector, type Detector, type Intermediates } from '../heads/mask_rcnn.ts';
 import { encode, iou as rleIou, rleFrString, type RLE } from '../postprocess/mask.ts';
 import { toFullMask } from '../postprocess/paste_masks.ts';
+import { f32, readPng } from './helpers/fixture_io.ts';
 import { seededStateDict, type SeededSpec } from './helpers/seeded_weights.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures', 'detect_mmdet');
@@ -36,18 +36,8 @@ interface Fixture {
   cases: Case[];
 }
 
-const f32 = (b64: string): Float32Array => {
-  const buf = Buffer.from(b64, 'base64');
-  return new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
-};
 
-function readRgb(name: string): ImageU8 {
-  const png = PNG.sync.read(readFileSync(join(DIR, name)));
-  const n = png.width * png.height;
-  const data = new Uint8Array(n * 3);
-  for (let i = 0; i < n; i++) for (let c = 0; c < 3; c++) data[3 * i + c] = png.data[4 * i + c];
-  return { data, width: png.width, height: png.height, channels: 3 };
-}
+const readRgb = (name: string): ImageU8 => readPng(join(DIR, name), 'rgb');
 
 function boxIou(a: ArrayLike<number>, b: ArrayLike<number>): number {
   const iw = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));

@@ -12,6 +12,7 @@
  */
 import type { FloatTensor, StateDict } from '../../core/tensor.ts';
 import { numel } from '../../core/tensor.ts';
+import { fnv1a32 } from '../../backbones/synthetic.ts';
 
 export interface SeededSpec {
   name: string;
@@ -20,14 +21,8 @@ export interface SeededSpec {
   offset: number;
 }
 
-export function fnv1a32(text: string): number {
-  let h = 0x811c9dc5;
-  for (const byte of new TextEncoder().encode(text)) {
-    h ^= byte;
-    h = Math.imul(h, 0x01000193) >>> 0;
-  }
-  return h >>> 0;
-}
+// The same FNV-1a that keys the backbones' synthetic weights.
+export { fnv1a32 };
 
 export function mix32(x: number): number {
   x = (x ^ (x >>> 16)) >>> 0;
