@@ -8,7 +8,8 @@
  * run. When all images are done, --out is written as a standard COCO results JSON array (image id order).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { checkWritable, ioError, writeFileAtomicSync } from '../core/fs.ts';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { detectInProcess } from './detect.ts';
@@ -41,6 +42,8 @@ export interface RunModelOptions {
   onProgress?: (done: number, total: number, skipped: number) => void;
   /** Checked between images: when it returns true the run stops, keeping what is on disk. */
   shouldStop?: () => boolean;
+  /** Called once per image that fails (one line naming it); without it the first failure ends the run. */
+  onError?: (file: string, message: string) => void;
 }
 
 export interface Latency {
@@ -55,6 +58,8 @@ export interface RunModelOutcome {
   complete: boolean;
   done: number;
   total: number;
+  /** Images that failed (reported through onError; they have no detections and are not in the stream). */
+  failed: number;
   streamPath: string;
   results: ModelResult[];
   latency: Latency;
@@ -105,6 +110,11 @@ export function selectImages(gt: CocoDataset, limit?: number): { images: CocoIma
   return { images, dataset: { ...gt, images, annotations: gt.annotations.filter((a) => keep.has(a.image_id)) } };
 }
 
+function isImageLine(v: unknown): v is ImageLine {
+  const l = v as ImageLine;
+  return typeof l === 'object' && l !== null && Number.isInteger(l.image_id) && typeof l.ms === 'number' && typeof l.warm === 'boolean' && Array.isArray(l.results);
+}
+
 function sameHeader(a: StreamHeader, b: StreamHeader): string | undefined {
   for (const k of Object.keys(b) as Array<keyof StreamHeader>) {
     if (a[k] !== b[k]) return `${k} was ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`;
@@ -132,11 +142,12 @@ function readStream(path: string): { header: StreamHeader; lines: ImageLine[]; g
       break; // a torn line followed by a newline can only be the last thing written; drop it and what follows
     }
     if (!header) header = v as StreamHeader;
-    else lines.push(v as ImageLine);
+    else if (isImageLine(v)) lines.push(v);
+    else throw new UserError(`${path}: line ${lines.length + 2} is not an image record (${JSON.stringify(v)?.slice(0, 40)}); delete the stream to start over`);
     start = nl + 1;
     goodBytes = start;
   }
-  if (!header || header.fasternet_eval_stream !== 1) throw new UserError(`${path} is not a fasternet eval stream; delete it or use another --out`);
+  if (!header || typeof header !== 'object' || header.fasternet_eval_stream !== 1) throw new UserError(`${path} is not a fasternet eval stream; delete it or use another --out`);
   return { header, lines, goodBytes };
 }
 
@@ -165,26 +176,40 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
     score_thr: o.scoreThreshold ?? null,
   };
   const streamPath = streamPathFor(o.out);
+  const resumeHint = 'fix that, then rerun the same command with --resume to continue';
+  checkWritable(o.out, '--out');
   const byId = new Map<number, ImageLine>();
   let fd: number;
-  if (existsSync(streamPath) && statSync(streamPath).size > 0) {
-    if (!o.resume) throw new UserError(`${streamPath} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
-    const prev = readStream(streamPath);
-    const why = sameHeader(prev.header, header);
-    if (why) throw new UserError(`cannot --resume ${streamPath}: it was made with other settings (${why}); delete it to start over`);
-    for (const l of prev.lines) byId.set(l.image_id, l);
-    fd = openSync(streamPath, 'r+');
-    ftruncateSync(fd, prev.goodBytes);
-    closeSync(fd);
-    fd = openSync(streamPath, 'a');
-  } else {
-    fd = openSync(streamPath, 'w');
-    writeSync(fd, `${JSON.stringify(header)}\n`);
+  try {
+    if (existsSync(streamPath) && statSync(streamPath).size > 0) {
+      if (!o.resume) throw new UserError(`${streamPath} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
+      const prev = readStream(streamPath);
+      const why = sameHeader(prev.header, header);
+      if (why) throw new UserError(`cannot --resume ${streamPath}: it was made with other settings (${why}); delete it to start over`);
+      for (const l of prev.lines) byId.set(l.image_id, l);
+      fd = openSync(streamPath, 'r+');
+      ftruncateSync(fd, prev.goodBytes);
+      closeSync(fd);
+      fd = openSync(streamPath, 'a');
+    } else {
+      fd = openSync(streamPath, 'w');
+      writeSync(fd, `${JSON.stringify(header)}\n`);
+    }
+  } catch (err) {
+    throw ioError(streamPath, err, resumeHint);
   }
+  const writeLine = (text: string): void => {
+    try {
+      writeSync(fd, text);
+    } catch (err) {
+      throw ioError(streamPath, err, resumeHint);
+    }
+  };
 
   const total = images.length;
   const skipped = images.filter((im) => byId.has(im.id)).length;
   let done = skipped;
+  let failed = 0;
   let complete = true;
   try {
     o.onProgress?.(done, total, skipped);
@@ -199,7 +224,19 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
             break;
           }
           const t0 = performance.now();
-          const r = await detectInProcess(file, { model: det, scoreThreshold: o.scoreThreshold });
+          let r;
+          try {
+            r = await detectInProcess(file, { model: det, scoreThreshold: o.scoreThreshold });
+          } catch (err) {
+            // One input's failure is its own: reported, left out of the stream (a --resume retries it), the run goes on.
+            if (!o.onError) throw err;
+            const msg = err instanceof UserError ? err.message : `failed: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+            o.onError(file, msg.includes(file) ? msg : `${file}: ${msg}`);
+            failed++;
+            done++;
+            o.onProgress?.(done, total, skipped);
+            continue;
+          }
           const ms = performance.now() - t0;
           const line: ImageLine = {
             image_id: im.id,
@@ -208,7 +245,7 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
             results: r.detections.map((d) => ({ image_id: im.id, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask })),
           };
           // One write per image: a kill leaves at worst a torn last line, which a resume drops.
-          writeSync(fd, `${JSON.stringify(line)}\n`);
+          writeLine(`${JSON.stringify(line)}\n`);
           byId.set(im.id, line);
           warm = true;
           done++;
@@ -218,7 +255,11 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
         await releaseDetector(det);
       }
     }
-    fsyncSync(fd);
+    try {
+      fsyncSync(fd);
+    } catch (err) {
+      throw ioError(streamPath, err, resumeHint);
+    }
   } finally {
     closeSync(fd);
   }
@@ -227,12 +268,6 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
   const results = ordered.flatMap((l) => l.results);
   const warmMs = ordered.filter((l) => l.warm).map((l) => l.ms);
   const latency = { meanMs: warmMs.length ? warmMs.reduce((a, b) => a + b, 0) / warmMs.length : NaN, images: warmMs.length };
-  if (complete) {
-    try {
-      writeFileSync(o.out, JSON.stringify(results));
-    } catch (err) {
-      throw new UserError(`cannot write ${o.out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-    }
-  }
-  return { complete, done, total, streamPath, results, latency };
+  if (complete) writeFileAtomicSync(o.out, JSON.stringify(results), `the finished images are in ${streamPath}: ${resumeHint}`);
+  return { complete, done, total, failed, streamPath, results, latency };
 }

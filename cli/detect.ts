@@ -15,7 +15,7 @@
  * it on stderr; the other inputs are still processed and the command exits 1 at the end.
  */
 import type { Command } from 'commander';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { detectInProcess, resolveModel } from '../api/detect.ts';
 import { loadDetector, releaseDetector } from '../heads/mask_rcnn.ts';
@@ -23,6 +23,7 @@ import { decodeImage } from '../image/decode.ts';
 import { annotate } from '../api/annotate.ts';
 import { UserError } from '../core/errors.ts';
 import { MAX_THREADS, positiveInt } from '../core/options.ts';
+import { checkWritable, checkWritableFolder, writeFileAtomic } from '../core/fs.ts';
 
 export interface CocoResult {
   file: string;
@@ -69,7 +70,6 @@ async function checkFile(file: string): Promise<void> {
 
 /** Runs the model over `files`; bad inputs go to onError (or throw when there is none) and are skipped. */
 export async function detectFiles(modelPath: string | undefined, files: string[], o: DetectFilesOptions = {}): Promise<{ results: CocoResult[]; failed: number }> {
-  const det = await loadDetector(resolveModel(modelPath), { threads: o.threads });
   const out: CocoResult[] = [];
   const taken = new Set<string>();
   let failed = 0;
@@ -79,7 +79,9 @@ export async function detectFiles(modelPath: string | undefined, files: string[]
     } catch (err) {
       throw new UserError(`cannot create --out folder ${o.outDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
+    checkWritableFolder(o.outDir);
   }
+  const det = await loadDetector(resolveModel(modelPath), { threads: o.threads });
   try {
     for (const file of files) {
       try {
@@ -93,18 +95,16 @@ export async function detectFiles(modelPath: string | undefined, files: string[]
         if (o.outDir) {
           const { path, format } = annotatedName(file, o.outDir, taken);
           const bytes = await annotate(img, r, { scoreThreshold: o.showThreshold, format });
-          try {
-            await writeFile(path, bytes);
-          } catch (err) {
-            throw new UserError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-          }
+          await writeFileAtomic(path, bytes);
           written = path;
         }
         o.onImage?.(file, r.detections.length, written);
       } catch (err) {
-        if (!(err instanceof UserError) || !o.onError) throw err;
+        if (!o.onError) throw err;
+        // Any failure of one input (a bad file, or an error inside ONNX Runtime) is that input's alone.
+        const msg = err instanceof UserError ? err.message : `failed: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
         failed++;
-        o.onError(file, err.message.includes(file) ? err.message : `${file}: ${err.message}`);
+        o.onError(file, msg.includes(file) ? msg : `${file}: ${msg}`);
       }
     }
   } finally {
@@ -131,6 +131,7 @@ export function register(program: Command): void {
     .option('--threads <n>', 'ONNX Runtime intra-op threads', '2')
     .action(async (images: string[], opts: { model?: string; out?: string; json?: string; scoreThr?: string; showThr: string; threads: string }) => {
       const threads = positiveInt('--threads', opts.threads, MAX_THREADS);
+      if (opts.json) checkWritable(opts.json, '--json');
       const { results, failed } = await detectFiles(opts.model, images, {
         scoreThreshold: opts.scoreThr === undefined ? undefined : number01('--score-thr', opts.scoreThr),
         showThreshold: number01('--show-thr', opts.showThr),
@@ -139,13 +140,7 @@ export function register(program: Command): void {
         onImage: (file, n, annotated) => process.stdout.write(`${file}: ${n} instances${annotated ? ` -> ${annotated}` : ''}\n`),
         onError: (_file, message) => process.stderr.write(`fasternet detect: ${message}\n`),
       });
-      if (opts.json) {
-        try {
-          await writeFile(opts.json, JSON.stringify(results));
-        } catch (err) {
-          throw new UserError(`cannot write ${opts.json}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-        }
-      }
+      if (opts.json) await writeFileAtomic(opts.json, JSON.stringify(results));
       if (failed > 0) {
         process.stderr.write(`fasternet detect: ${failed} of ${images.length} inputs failed\n`);
         process.exitCode = 1;

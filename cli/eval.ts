@@ -9,14 +9,14 @@
  * Where the detections come from is resolved in `resultsSource`: today a results file; running a model
  * over an image folder (--images DIR --model M.onnx) plugs in there and feeds the same evaluation.
  */
-import { writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { comparisonLines, statDifferences } from '../eval/compare.ts';
 import { evaluateAllAsync, loadGt, parseIouTypes, readJsonFile, type CocoDataset, type EvalResult, type IouType, type ResultsInput } from '../eval/index.ts';
 import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
 import { UserError } from '../core/errors.ts';
-import { parseThreads, positiveInt } from '../core/options.ts';
+import { MAX_THREADS, parseThreads, positiveInt } from '../core/options.ts';
+import { checkWritable, writeFileAtomicSync } from '../core/fs.ts';
 
 export interface EvalCliOptions {
   gt: string;
@@ -86,11 +86,17 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
   try {
     const r = await runModelOverImages({
       gt: opts.gt, images: opts.images, model, out, resume: opts.resume, scoreThreshold,
-      limit: positiveInt('--limit', opts.limit), threads: positiveInt('--detect-threads', opts.detectThreads),
+      limit: positiveInt('--limit', opts.limit), threads: positiveInt('--detect-threads', opts.detectThreads, MAX_THREADS),
       onProgress: (d, t, s) => progress.update(d, t, s),
       shouldStop: () => interrupted || (opts.shouldStop?.() ?? false),
+      onError: (_file, message) => process.stderr.write(`fasternet eval: ${message}\n`),
     }, dataset);
     progress.stop();
+    if (r.failed > 0) {
+      // Exit 1 ("some inputs failed"); the failed images count as images without detections.
+      process.stderr.write(`fasternet eval: ${r.failed} of ${r.total} images failed; they are evaluated as images without detections\n`);
+      process.exitCode = 1;
+    }
     if (!r.complete) {
       throw new UserError(`interrupted after ${r.done}/${r.total} images; rerun the same command with --resume to continue (${r.streamPath} keeps the finished ones)`);
     }
@@ -143,6 +149,7 @@ function perCategoryLines(r: EvalResult): string[] {
 export async function runEval(opts: EvalCliOptions, print: (line: string) => void = console.log): Promise<EvalJson> {
   const types = parseIouTypes(opts.iouType ?? (opts.model ? 'bbox,segm' : 'bbox'));
   const threads = parseThreads(opts.threads);
+  if (opts.json) checkWritable(opts.json, '--json');
   const source = await resultsSource(opts);
   const baseSource = await baselineSource(opts, source.gt);
   const gt = loadGt(source.gt ?? opts.gt, { iouTypes: types });
@@ -187,13 +194,7 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
     }
   }
   if (base) json.baseline = baseJson;
-  if (opts.json) {
-    try {
-      writeFileSync(opts.json, `${JSON.stringify(json, null, 1)}\n`);
-    } catch (err) {
-      throw new UserError(`cannot write --json ${opts.json}: ${(err as Error).message}`);
-    }
-  }
+  if (opts.json) writeFileAtomicSync(opts.json, `${JSON.stringify(json, null, 1)}\n`);
   return json;
 }
 
