@@ -61,6 +61,21 @@ export interface CocoGt {
   anns: GtAnnotations;
   /** The iou types whose fields were checked on load; evaluating another type needs a reload. */
   iouTypes: IouType[];
+  /** The GT file (or 'GT'), for messages raised during evaluation. */
+  name?: string;
+}
+
+/**
+ * Where a warning goes: a mistake pycocotools evaluates anyway (masks whose size is not their image's) is
+ * computed the same way and reported once, as one line.
+ */
+export type WarnFn = (message: string) => void;
+export const stderrWarning: WarnFn = (m) => process.stderr.write(`warning: ${m}\n`);
+
+/** RLE masks of another size than their image: one warning per file naming the first and the count. */
+export function maskSizeWarning(file: string, what: string, first: string, count: number, warn: WarnFn): void {
+  if (count === 0) return;
+  warn(`${file}: ${first}${count > 1 ? ` (and ${count - 1} more ${what})` : ''}; evaluated as pycocotools does (mask IoU with a mask of another size is -1: no match)`);
 }
 
 export interface GtAnnotations {
@@ -221,6 +236,8 @@ export interface LoadGtOptions {
   iouTypes?: readonly IouType[];
   /** Name used in error messages (the file path when loading from one). */
   name?: string;
+  /** Where warnings go (default: one line on stderr). */
+  warn?: WarnFn;
 }
 
 /** Loads (path) or indexes (parsed object) a COCO instances GT. */
@@ -243,14 +260,20 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
   const imageIndex = indexOf(imageIds);
   const heights = new Float64Array(imageIds.length).fill(NaN);
   const widths = new Float64Array(imageIds.length).fill(NaN);
+  const seenImage = new Set<number>();
   for (let i = 0; i < images.length; i++) {
-    // Later duplicates overwrite earlier ones, as in COCO.createIndex.
+    // Later duplicates overwrite earlier ones, as in COCO.createIndex; a duplicate that disagrees on the
+    // size is a GT mistake that would otherwise surface as a results error.
     const im = images[i] as Record<string, unknown>;
     const k = imageIndex.get(imgIdList[i])!;
-    const h = im.height;
-    const w = im.width;
-    heights[k] = typeof h === 'number' ? h : NaN;
-    widths[k] = typeof w === 'number' ? w : NaN;
+    const h = typeof im.height === 'number' ? im.height : NaN;
+    const w = typeof im.width === 'number' ? im.width : NaN;
+    if (seenImage.has(k) && !(Object.is(heights[k], h) && Object.is(widths[k], w))) {
+      throw new UserError(`${name}: images[${i}]: duplicate image id ${imgIdList[i]} with another size (${h}x${w}, an earlier entry says ${heights[k]}x${widths[k]})`);
+    }
+    seenImage.add(k);
+    heights[k] = h;
+    widths[k] = w;
   }
 
   const categories = arrayField(data, 'categories', name);
@@ -276,6 +299,8 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
   const bbox = new Float64Array(4 * n0).fill(NaN);
   const segm: Array<CocoSegmentation | undefined> = [];
   const seenIds = new Set<number>();
+  let offSize = 0;
+  let firstOffSize = '';
   let n = 0;
   for (let i = 0; i < n0; i++) {
     const a = annotations[i];
@@ -289,8 +314,10 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
     if (k === undefined || c === undefined) continue; // COCOeval only looks at GT images and categories
     const crowd = a.iscrowd;
     if (crowd === undefined) throw new UserError(`${where}: missing required field "iscrowd"`);
-    if (typeof crowd !== 'boolean' && !(typeof crowd === 'number' && Number.isFinite(crowd))) {
-      throw new UserError(`${where}: "iscrowd" must be 0 or 1, got ${describe(crowd)}`);
+    // pycocotools reads iscrowd by truthiness (ignore flag) and int() (mask IoU): any integer >= 1 is a crowd
+    // in both. Negative or fractional values disagree between the two (or with numpy's uint8 cast): refused.
+    if (typeof crowd !== 'boolean' && !(typeof crowd === 'number' && Number.isInteger(crowd) && crowd >= 0)) {
+      throw new UserError(`${where}: "iscrowd" must be 0 (not a crowd) or a positive integer (a crowd, as pycocotools reads any non-zero value), got ${describe(crowd)}`);
     }
     img[n] = k;
     cat[n] = c;
@@ -303,14 +330,20 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
     }
     if (needSegm) {
       if (a.segmentation === undefined) throw new UserError(`${where}: missing required field "segmentation"`);
-      segm.push(checkSegmentation(a.segmentation, where));
-      if (Array.isArray(a.segmentation)) checkImageSize(heights[k], widths[k], imageIds[k], name);
+      const s = checkSegmentation(a.segmentation, where);
+      segm.push(s);
+      if (Array.isArray(s)) checkImageSize(heights[k], widths[k], imageIds[k], name);
+      else if (Number.isFinite(heights[k]) && (s.size[0] !== heights[k] || s.size[1] !== widths[k])) {
+        if (offSize++ === 0) firstOffSize = `annotations[${i}]: mask size ${s.size[0]}x${s.size[1]} differs from image ${imageIds[k]}'s ${heights[k]}x${widths[k]}`;
+      }
     } else {
       segm.push(undefined);
     }
     n++;
   }
+  maskSizeWarning(name, 'GT masks', firstOffSize, offSize, options.warn ?? stderrWarning);
   return {
+    name,
     imageIds,
     imageIndex,
     heights,

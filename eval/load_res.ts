@@ -24,15 +24,22 @@ import {
   bboxField,
   checkSegmentation,
   isRecord,
+  maskSizeWarning,
   numberField,
   parseJsonBytes,
   readFileBytes,
+  stderrWarning,
   type CocoGt,
+  type WarnFn,
   type CocoSegmentation,
   type JsonSource,
 } from './coco.ts';
 import type { IouType } from './params.ts';
-import { readResultsFast, type RawResults, type RleBytes } from './results_reader.ts';
+import { lastStop, readResultsFast, type RawResults, type RleBytes } from './results_reader.ts';
+import { constants as bufferConstants } from 'node:buffer';
+
+/** Longest string V8 builds: a results file longer than this cannot go through JSON.parse. */
+const MAX_STRING_LENGTH = bufferConstants.MAX_STRING_LENGTH;
 
 /** One entry of a results file (mmdetection and detectron2 write these). */
 export interface CocoResult {
@@ -60,11 +67,15 @@ export interface CocoDt {
   segmAt: (i: number) => CocoSegmentation | undefined;
   /** segmAt's data where it is the file's bytes (for worker threads). */
   bytes?: RleBytes;
+  /** The results file (or 'results'), for messages raised during evaluation. */
+  name?: string;
 }
 
 export interface LoadResOptions {
   iouTypes?: readonly IouType[];
   name?: string;
+  /** Where warnings go (default: one line on stderr). */
+  warn?: WarnFn;
 }
 
 /**
@@ -75,12 +86,30 @@ export function loadRes(gt: CocoGt, source: JsonSource<CocoResult[] | unknown>, 
   const name = options.name ?? (typeof source === 'string' ? source : 'results');
   let raw: RawResults;
   if (typeof source === 'string') {
-    const bytes = readFileBytes(source, 'results', true);
-    raw = readResultsFast(bytes) ?? rawFromParsed(parseJsonBytes(bytes, source, 'results'), name);
+    raw = resultsFromBytes(readFileBytes(source, 'results', true), source, name);
   } else {
     raw = rawFromParsed(source, name);
   }
-  return indexResults(gt, raw, name, options.iouTypes ?? ['bbox']);
+  return indexResults(gt, raw, name, options.iouTypes ?? ['bbox'], options.warn ?? stderrWarning);
+}
+
+/** A results file's bytes as columns: the byte-level reader, else JSON.parse (errors name `path`). */
+export function resultsFromBytes(bytes: Buffer, path: string, name = path): RawResults {
+  return readResultsFast(bytes) ?? rawFromParsed(parseResultsBytes(bytes, path), name);
+}
+
+/**
+ * JSON.parse for what the byte-level reader did not take. A file over V8's string limit (~512 MiB) cannot
+ * go through JSON.parse, so the entry the reader stopped in is named instead of "too large".
+ */
+function parseResultsBytes(bytes: Buffer, path: string): unknown {
+  if (bytes.length <= MAX_STRING_LENGTH) return parseJsonBytes(bytes, path, 'results');
+  const { entry, byte } = lastStop();
+  const at = bytes.subarray(byte, byte + 120).toString('utf8').replace(/\s+/g, ' ').trim();
+  const where = entry < 0 ? 'the start of the file' : `results[${entry}] (byte ${byte})`;
+  throw new UserError(
+    `${path}: ${where} is not a results entry this reader takes (each needs numeric image_id, category_id, score, a 4-number bbox and/or an RLE segmentation): ${at.slice(0, 100)}${at.length > 100 ? '...' : ''}`,
+  );
 }
 
 /** Columns from parsed results, checking each field's type. */
@@ -123,7 +152,9 @@ export function rawFromParsed(data: unknown, name: string): RawResults {
 }
 
 /** COCO.loadRes on columns: GT image/category indices, box areas, and loadRes's requirements per branch. */
-function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: readonly IouType[]): CocoDt {
+function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: readonly IouType[], warn: WarnFn): CocoDt {
+  let offSize = 0;
+  let firstOffSize = '';
   const n = raw.n;
   const boxBranch = n > 0 && raw.bboxKind[0] === 1;
   const needSegm = iouTypes.includes('segm');
@@ -173,7 +204,10 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
     if (sk === 2 && !boxBranch) {
       throw new UserError(`${name}: results[${i}]: mask results must be RLE {size, counts}, not polygons`);
     }
-    if (sk === 1 && (needSegm || !boxBranch)) checkRleSize(raw.segmH[i], raw.segmW[i], gt, k, `${name}: results[${i}]`);
+    if (sk === 1 && (needSegm || !boxBranch)) {
+      const off = rleSizeMismatch(raw.segmH[i], raw.segmW[i], gt, k, `results[${i}]`);
+      if (off && offSize++ === 0) firstOffSize = off;
+    }
     if (sk === 0 && !boxBranch) {
       throw new UserError(`${name}: results[${i}]: missing "segmentation" (results need a "bbox" or an RLE "segmentation")`);
     }
@@ -186,16 +220,21 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
       }
     }
   }
-  return { n, img, cat, score, boxBranch, bbox, area, segmAt: raw.segmAt, bytes: raw.bytes };
+  maskSizeWarning(name, 'result masks', firstOffSize, offSize, warn);
+  return { n, img, cat, score, boxBranch, bbox, area, segmAt: raw.segmAt, bytes: raw.bytes, name };
 }
 
-/** A mask of another size than its image would make IoUs meaningless (pycocotools does not check). */
-function checkRleSize(sh: number, sw: number, gt: CocoGt, k: number, where: string): void {
+/**
+ * A mask of another size than its image: pycocotools evaluates it (detectron2's own test uses 10x10 RLEs on
+ * 640x640 images, matching GT masks of the same size), so it is computed the same way, with a warning.
+ */
+function rleSizeMismatch(sh: number, sw: number, gt: CocoGt, k: number, where: string): string | undefined {
   const h = gt.heights[k];
   const w = gt.widths[k];
   if (Number.isFinite(h) && Number.isFinite(w) && (sh !== h || sw !== w)) {
-    throw new UserError(`${where}: mask size ${sh}x${sw} differs from image ${gt.imageIds[k]}'s ${h}x${w} (height x width)`);
+    return `${where}: mask size ${sh}x${sw} differs from image ${gt.imageIds[k]}'s ${h}x${w} (height x width)`;
   }
+  return undefined;
 }
 
 /** The box polygon loadRes gives a box-only result: [x1,y1, x1,y2, x2,y2, x2,y1]. */
@@ -229,7 +268,7 @@ export function dtRle(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: num
       rle = rleFrJsonBytes(b.buf, b.start[i], b.end[i], b.h[i], b.w[i]);
     }
   }
-  if (rle === null) rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], 'results', i, arena);
+  if (rle === null) rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], `${dt.name ?? 'results'}: results[${i}]`, arena);
   // (loadRes's box branch knows both for every result: no need to touch them, a cache miss each)
   if (!dt.boxBranch) {
     if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
@@ -251,14 +290,12 @@ export function toRle(
   s: CocoSegmentation,
   h: number,
   w: number,
-  what: 'results' | 'GT annotation',
-  index: number,
+  where: string,
   arena?: CountsArena,
 ): RLE {
   try {
     return annToRle(s, h, w, arena);
   } catch (err) {
-    const where = what === 'results' ? `results[${index}]` : `GT annotation ${index}`;
     throw new UserError(`${where}: bad "segmentation": ${(err as Error).message}`);
   }
 }

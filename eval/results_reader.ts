@@ -68,8 +68,17 @@ const SHORT_STRING = 24;
 class Fail extends Error {}
 const FAIL = new Fail();
 
+/** The entry the last scan stopped in (index and first byte): names the entry when no other parser can. */
+let stoppedAt = { entry: -1, byte: 0 };
+
+/** Where readResultsFast last gave up: the entry index (-1: before the first) and the byte it starts at. */
+export function lastStop(): { entry: number; byte: number } {
+  return stoppedAt;
+}
+
 /** Reads a results file's bytes into columns, or returns null where the generic path must decide. */
 export function readResultsFast(buf: Buffer): RawResults | null {
+  stoppedAt = { entry: -1, byte: 0 };
   try {
     return scan(buf);
   } catch (err) {
@@ -387,6 +396,8 @@ function scan(buf: Buffer): RawResults {
     for (;;) {
       growTo(n + 1);
       const i = n++;
+      stoppedAt.entry = i;
+      stoppedAt.byte = p;
       let seen = 0; // bits: image_id, category_id, score
       bboxKind[i] = 0;
       segmKind[i] = 0;

@@ -1,0 +1,138 @@
+/**
+ * The evaluator refuses only what pycocotools gives no well-defined answer for (issue 13, items 4 and 5):
+ * masks whose size is not their image's are evaluated as pycocotools does (mask IoU -1 across sizes) with one
+ * warning line, for GT and results alike; iscrowd read as pycocotools reads it (any positive integer is a
+ * crowd; negative or fractional refused with a true message); messages name the file; duplicate GT image ids
+ * of different sizes are blamed on the GT; a huge PNG is over the pixel limit; a results file too large for
+ * JSON.parse names its bad entry. Inputs are generated here.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { constants as bufferConstants } from 'node:buffer';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { evaluate, loadGt, loadRes } from '../eval/index.ts';
+import { resultsFromBytes } from '../eval/load_res.ts';
+import { decodeImage } from '../image/decode.ts';
+import { encode, toCocoRle } from '../postprocess/mask.ts';
+import { UserError } from '../core/errors.ts';
+import { hugePngHeader } from './helpers/hostile.ts';
+
+/** A 10x10 square mask [y0, y1) x [x0, x1) as COCO RLE. */
+function square(y0: number, y1: number, x0: number, x1: number, h = 10, w = 10) {
+  const m = new Uint8Array(h * w);
+  for (let y = y0; y < y1; y++) for (let x = x0; x < x1; x++) m[y * w + x] = 1;
+  return toCocoRle(encode(m, h, w));
+}
+
+/** detectron2's COCO-metric test layout: 10x10 RLE GT and results, images declared `size`x`size`. */
+function tenByTen(size: number) {
+  const gt = {
+    images: [0, 1].map((id) => ({ id, width: size, height: size })),
+    categories: [{ id: 1, name: 'a' }, { id: 2, name: 'b' }],
+    annotations: [
+      { id: 1, image_id: 0, category_id: 1, segmentation: square(0, 5, 0, 5), area: 25, bbox: [0, 0, 5, 5], iscrowd: 0 },
+      { id: 2, image_id: 0, category_id: 2, segmentation: square(4, 10, 2, 9), area: 42, bbox: [2, 4, 7, 6], iscrowd: 0 },
+      { id: 3, image_id: 1, category_id: 1, segmentation: square(1, 8, 1, 8), area: 49, bbox: [1, 1, 7, 7], iscrowd: 0 },
+    ],
+  };
+  const res = [
+    { image_id: 0, category_id: 1, segmentation: square(0, 5, 0, 4), score: 0.9 },
+    { image_id: 0, category_id: 2, segmentation: square(5, 10, 2, 9), score: 0.8 },
+    { image_id: 1, category_id: 1, segmentation: square(2, 8, 1, 8), score: 0.7 },
+    { image_id: 1, category_id: 2, segmentation: square(0, 3, 0, 3), score: 0.6 },
+  ];
+  return { gt, res };
+}
+
+describe('evaluator: what pycocotools evaluates is evaluated', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'fuzz-eval-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('10x10 masks on 640x640 images: the same stats as on 10x10 images, one warning line per file', () => {
+    const warnings: string[] = [];
+    const warn = (m: string) => warnings.push(m);
+    const small = tenByTen(10);
+    const want = evaluate(loadGt(small.gt, { iouTypes: ['segm'], warn }), small.res, { iouType: 'segm' });
+    expect(warnings).toEqual([]);
+    expect(want.stats[0]).toBeGreaterThan(0.1);
+    const big = tenByTen(640);
+    const gtPath = join(dir, 'gt.json');
+    const resPath = join(dir, 'res.json');
+    writeFileSync(gtPath, JSON.stringify(big.gt));
+    writeFileSync(resPath, JSON.stringify(big.res));
+    const gt = loadGt(gtPath, { iouTypes: ['segm'], warn });
+    const dt = loadRes(gt, resPath, { iouTypes: ['segm'], warn });
+    expect(dt.n).toBe(4);
+    expect(warnings).toEqual([
+      `${gtPath}: annotations[0]: mask size 10x10 differs from image 0's 640x640 (and 2 more GT masks); evaluated as pycocotools does (mask IoU with a mask of another size is -1: no match)`,
+      `${resPath}: results[0]: mask size 10x10 differs from image 0's 640x640 (height x width) (and 3 more result masks); evaluated as pycocotools does (mask IoU with a mask of another size is -1: no match)`,
+    ]);
+    expect(evaluate(gt, resPath, { iouType: 'segm' }).stats).toEqual(want.stats);
+  });
+
+  it('results masks of another size than the GT masks match nothing, as in pycocotools (IoU -1)', () => {
+    const { gt, res } = tenByTen(10);
+    const off = res.map((r) => ({ ...r, segmentation: { ...square(0, 5, 0, 5, 20, 20) } }));
+    const r = evaluate(loadGt(gt, { iouTypes: ['segm'], warn: () => undefined }), off, { iouType: 'segm' });
+    expect(r.stats[0]).toBe(0);
+  });
+
+  const crowdGt = (iscrowd: number | boolean) => ({
+    images: [{ id: 1, width: 20, height: 20 }],
+    categories: [{ id: 1, name: 'a' }],
+    annotations: [
+      { id: 1, image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], area: 100, iscrowd: 0 },
+      { id: 2, image_id: 1, category_id: 1, bbox: [10, 10, 10, 10], area: 100, iscrowd },
+    ],
+  });
+  const crowdRes = [
+    { image_id: 1, category_id: 1, bbox: [0, 0, 10, 10], score: 0.9 },
+    { image_id: 1, category_id: 1, bbox: [10, 10, 5, 5], score: 0.8 },
+  ];
+
+  it('iscrowd 2 is a crowd (pycocotools reads truthiness); -1 and 0.5 are refused with a true message', () => {
+    expect(evaluate(crowdGt(2), crowdRes, { iouType: 'bbox' }).stats).toEqual(evaluate(crowdGt(1), crowdRes, { iouType: 'bbox' }).stats);
+    expect(evaluate(crowdGt(true), crowdRes, { iouType: 'bbox' }).stats).toEqual(evaluate(crowdGt(1), crowdRes, { iouType: 'bbox' }).stats);
+    for (const bad of [-1, 0.5]) {
+      expect(() => loadGt(crowdGt(bad), { name: 'gt.json' })).toThrow(new UserError(
+        `gt.json: annotations[1]: "iscrowd" must be 0 (not a crowd) or a positive integer (a crowd, as pycocotools reads any non-zero value), got ${bad}`,
+      ));
+    }
+  });
+
+  it('duplicate GT image ids of different sizes are blamed on the GT; identical duplicates pass', () => {
+    const gt = (h2: number) => ({
+      images: [{ id: 7, width: 10, height: 10 }, { id: 7, width: 10, height: h2 }],
+      categories: [{ id: 1, name: 'a' }],
+      annotations: [],
+    });
+    expect(() => loadGt(gt(10), { name: 'gt.json' })).not.toThrow();
+    expect(() => loadGt(gt(12), { name: 'gt.json' })).toThrow(new UserError('gt.json: images[1]: duplicate image id 7 with another size (12x10, an earlier entry says 10x10)'));
+  });
+
+  it('errors raised during evaluation name the file', () => {
+    const { gt, res } = tenByTen(10);
+    gt.annotations[0].segmentation = { size: [10, 10], counts: '\u0000bad' } as never;
+    const path = join(dir, 'badgt.json');
+    writeFileSync(path, JSON.stringify(gt));
+    expect(() => evaluate(path, res, { iouType: 'segm' })).toThrow(new RegExp(`^${path.replace(/[.]/g, '\\.')}: annotation id 1: bad "segmentation"`));
+  });
+
+  it('a 20000x20000 PNG is over the pixel limit, not "not decodable"', async () => {
+    await expect(decodeImage(hugePngHeader(20000, 20000))).rejects.toThrow(new UserError(
+      'image is 20000x20000 = 400000000 pixels, over the limit of 89478485 (possible decompression bomb)',
+    ));
+  });
+
+  it('a results file too large for JSON.parse names its bad entry, not "too large"', () => {
+    const head = Buffer.from('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}, {"image_id": "one", "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}');
+    // Zero-filled and untouched past the head: no memory is committed for the rest.
+    const bytes = Buffer.alloc(bufferConstants.MAX_STRING_LENGTH + 1);
+    head.copy(bytes);
+    expect(() => resultsFromBytes(bytes, 'big.json')).toThrow(/^big\.json: results\[1\] \(byte 71\) is not a results entry this reader takes .*: \{"image_id": "one"/);
+  });
+});
