@@ -63,6 +63,16 @@ export interface CocoGt {
   iouTypes: IouType[];
   /** The GT file (or 'GT'), for messages raised during evaluation. */
   name?: string;
+  /**
+   * Where the GT's image ids are strings (pycocotools evaluates those when used consistently): the ids in
+   * sorted order; imageIds then holds their ranks 0..n-1, which keep pycocotools' sorted(imgIds) order.
+   */
+  imageIdStrings?: string[];
+}
+
+/** The id of GT image k as the files write it. */
+export function imageIdLabel(gt: Pick<CocoGt, 'imageIds' | 'imageIdStrings'>, k: number): string {
+  return gt.imageIdStrings ? JSON.stringify(gt.imageIdStrings[k]) : String(gt.imageIds[k]);
 }
 
 /**
@@ -251,13 +261,34 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
 
   const images = arrayField(data, 'images', name);
   const imgIdList: number[] = new Array(images.length);
-  for (let i = 0; i < images.length; i++) {
-    const im = images[i];
-    if (!isRecord(im)) throw new UserError(`${name}: images[${i}] must be an object`);
-    imgIdList[i] = numberField(im, 'id', `${name}: images[${i}]`);
+  // String image ids (all of them, or none: pycocotools' sorted() cannot order a mix) become their ranks.
+  const stringIds = images.length > 0 && isRecord(images[0]) && typeof images[0].id === 'string';
+  let imageIdStrings: string[] | undefined;
+  let rankOf: Map<string, number> | undefined;
+  if (stringIds) {
+    const strs = images.map((im, i) => {
+      if (!isRecord(im)) throw new UserError(`${name}: images[${i}] must be an object`);
+      if (typeof im.id !== 'string') throw new UserError(`${name}: images[${i}]: "id" must be a string like images[0]'s (pycocotools cannot sort a mix), got ${describe(im.id)}`);
+      return im.id;
+    });
+    imageIdStrings = [...new Set(strs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    rankOf = new Map(imageIdStrings.map((s, r) => [s, r]));
+    strs.forEach((s, i) => (imgIdList[i] = rankOf!.get(s)!));
+  } else {
+    for (let i = 0; i < images.length; i++) {
+      const im = images[i];
+      if (!isRecord(im)) throw new UserError(`${name}: images[${i}] must be an object`);
+      imgIdList[i] = numberField(im, 'id', `${name}: images[${i}]`);
+    }
   }
   const imageIds = sortedUnique(imgIdList);
   const imageIndex = indexOf(imageIds);
+  const annImage = (a: Record<string, unknown>, where: string): number | undefined => {
+    if (!rankOf) return imageIndex.get(numberField(a, 'image_id', where));
+    if (typeof a.image_id !== 'string') throw new UserError(`${where}: "image_id" must be a string like the GT's image ids, got ${describe(a.image_id)}`);
+    const r = rankOf.get(a.image_id);
+    return r === undefined ? undefined : imageIndex.get(r);
+  };
   const heights = new Float64Array(imageIds.length).fill(NaN);
   const widths = new Float64Array(imageIds.length).fill(NaN);
   const seenImage = new Set<number>();
@@ -269,7 +300,7 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
     const h = typeof im.height === 'number' ? im.height : NaN;
     const w = typeof im.width === 'number' ? im.width : NaN;
     if (seenImage.has(k) && !(Object.is(heights[k], h) && Object.is(widths[k], w))) {
-      throw new UserError(`${name}: images[${i}]: duplicate image id ${imgIdList[i]} with another size (${h}x${w}, an earlier entry says ${heights[k]}x${widths[k]})`);
+      throw new UserError(`${name}: images[${i}]: duplicate image id ${stringIds ? JSON.stringify((im as { id: string }).id) : imgIdList[i]} with another size (${h}x${w}, an earlier entry says ${heights[k]}x${widths[k]})`);
     }
     seenImage.add(k);
     heights[k] = h;
@@ -309,7 +340,7 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
     const annId = numberField(a, 'id', where);
     if (seenIds.has(annId)) throw new UserError(`${where}: duplicate annotation id ${annId}`);
     seenIds.add(annId);
-    const k = imageIndex.get(numberField(a, 'image_id', where));
+    const k = annImage(a, where);
     const c = categoryIndex.get(numberField(a, 'category_id', where));
     if (k === undefined || c === undefined) continue; // COCOeval only looks at GT images and categories
     const crowd = a.iscrowd;
@@ -334,7 +365,7 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
       segm.push(s);
       if (Array.isArray(s)) checkImageSize(heights[k], widths[k], imageIds[k], name);
       else if (Number.isFinite(heights[k]) && (s.size[0] !== heights[k] || s.size[1] !== widths[k])) {
-        if (offSize++ === 0) firstOffSize = `annotations[${i}]: mask size ${s.size[0]}x${s.size[1]} differs from image ${imageIds[k]}'s ${heights[k]}x${widths[k]}`;
+        if (offSize++ === 0) firstOffSize = `annotations[${i}]: mask size ${s.size[0]}x${s.size[1]} differs from image ${stringIds ? JSON.stringify(imageIdStrings![imageIds[k]]) : imageIds[k]}'s ${heights[k]}x${widths[k]}`;
       }
     } else {
       segm.push(undefined);
@@ -344,6 +375,7 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
   maskSizeWarning(name, 'GT masks', firstOffSize, offSize, options.warn ?? stderrWarning);
   return {
     name,
+    ...(imageIdStrings ? { imageIdStrings } : {}),
     imageIds,
     imageIndex,
     heights,

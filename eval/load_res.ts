@@ -23,6 +23,7 @@ export type { CountsArena } from '../postprocess/mask.ts';
 import {
   bboxField,
   checkSegmentation,
+  imageIdLabel,
   isRecord,
   maskSizeWarning,
   numberField,
@@ -125,11 +126,17 @@ export function rawFromParsed(data: unknown, name: string): RawResults {
   const segmH = new Float64Array(n);
   const segmW = new Float64Array(n);
   const segm: Array<CocoSegmentation | undefined> = new Array(n);
+  const imageIdStr: Array<string | undefined> = new Array(n);
+  let anyStr = false;
   for (let i = 0; i < n; i++) {
     const r = data[i];
     const where = `${name}: results[${i}]`;
     if (!isRecord(r)) throw new UserError(`${where} must be an object`);
-    imageId[i] = numberField(r, 'image_id', where);
+    if (typeof r.image_id === 'string') {
+      imageIdStr[i] = r.image_id;
+      imageId[i] = NaN;
+      anyStr = true;
+    } else imageId[i] = numberField(r, 'image_id', where);
     categoryId[i] = numberField(r, 'category_id', where);
     score[i] = numberField(r, 'score', where);
     if (Array.isArray(r.bbox) && r.bbox.length === 0) bboxKind[i] = 2;
@@ -148,7 +155,7 @@ export function rawFromParsed(data: unknown, name: string): RawResults {
       }
     }
   }
-  return { n, imageId, categoryId, score, bbox, bboxKind, segmKind, segmH, segmW, segmAt: (i) => segm[i] };
+  return { n, imageId, ...(anyStr ? { imageIdStr } : {}), categoryId, score, bbox, bboxKind, segmKind, segmH, segmW, segmAt: (i) => segm[i] };
 }
 
 /** COCO.loadRes on columns: GT image/category indices, box areas, and loadRes's requirements per branch. */
@@ -166,14 +173,18 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
   // Detectors write an image's results together, so most lookups repeat the previous one.
   let lastImageId = NaN;
   let lastK: number | undefined;
+  // String image ids are looked up by their rank in the GT's sorted ids (coco.ts), numbers as they are.
+  const rankOf = gt.imageIdStrings ? new Map(gt.imageIdStrings.map((s, r) => [s, r])) : undefined;
   for (let i = 0; i < n; i++) {
-    const imageId = raw.imageId[i];
+    const str = raw.imageIdStr?.[i];
+    const imageId = rankOf ? (str === undefined ? NaN : (rankOf.get(str) ?? NaN)) : str === undefined ? raw.imageId[i] : NaN;
     const k = imageId === lastImageId ? lastK : gt.imageIndex.get(imageId);
     lastImageId = imageId;
     lastK = k;
     if (k === undefined) {
+      const shown = str === undefined ? String(raw.imageId[i]) : JSON.stringify(str);
       throw new UserError(
-        `${name}: results[${i}]: image_id ${imageId} is not in the GT (results do not correspond to the GT set)`,
+        `${name}: results[${i}]: image_id ${shown} is not in the GT (results do not correspond to the GT set)`,
       );
     }
     const c = gt.categoryIndex.get(raw.categoryId[i]);
@@ -232,7 +243,7 @@ function rleSizeMismatch(sh: number, sw: number, gt: CocoGt, k: number, where: s
   const h = gt.heights[k];
   const w = gt.widths[k];
   if (Number.isFinite(h) && Number.isFinite(w) && (sh !== h || sw !== w)) {
-    return `${where}: mask size ${sh}x${sw} differs from image ${gt.imageIds[k]}'s ${h}x${w} (height x width)`;
+    return `${where}: mask size ${sh}x${sw} differs from image ${imageIdLabel(gt, k)}'s ${h}x${w} (height x width)`;
   }
   return undefined;
 }

@@ -17,7 +17,10 @@ import type { CocoSegmentation } from './coco.ts';
 /** Detections as columns; `segmAt(i)` materialises a segmentation when it is needed. */
 export interface RawResults {
   n: number;
+  /** Numeric image ids (NaN where the id is a string: see imageIdStr). */
   imageId: Float64Array;
+  /** String image ids by position, where the file uses them (GTs whose image ids are strings). */
+  imageIdStr?: Array<string | undefined>;
   categoryId: Float64Array;
   score: Float64Array;
   /** x, y, w, h where bboxKind is 1. */

@@ -114,6 +114,21 @@ describe('evaluator: what pycocotools evaluates is evaluated', () => {
     expect(() => loadGt(gt(12), { name: 'gt.json' })).toThrow(new UserError('gt.json: images[1]: duplicate image id 7 with another size (12x10, an earlier entry says 10x10)'));
   });
 
+  it('string image ids used consistently evaluate as their numeric twins (same sorted order); a mix is refused', () => {
+    const { gt, res } = tenByTen(10);
+    const ids = ['img_a', 'img_b']; // sorted as 0, 1 are
+    const sGt = { ...gt, images: gt.images.map((im) => ({ ...im, id: ids[im.id] })), annotations: gt.annotations.map((a) => ({ ...a, image_id: ids[a.image_id] })) };
+    const sRes = res.map((r) => ({ ...r, image_id: ids[r.image_id] }));
+    const want = evaluate(gt, res, { iouType: 'segm' }).stats;
+    expect(evaluate(sGt as never, sRes, { iouType: 'segm' }).stats).toEqual(want);
+    const path = join(dir, 'sres.json');
+    writeFileSync(path, JSON.stringify(sRes));
+    expect(evaluate(sGt as never, path, { iouType: 'segm' }).stats).toEqual(want);
+    expect(() => evaluate(sGt as never, res, { iouType: 'segm' })).toThrow(/^results: results\[0\]: image_id 0 is not in the GT/);
+    const mixed = { ...sGt, images: [sGt.images[0], { ...sGt.images[1], id: 5 }] };
+    expect(() => loadGt(mixed as never, { name: 'gt.json' })).toThrow(new UserError(`gt.json: images[1]: "id" must be a string like images[0]'s (pycocotools cannot sort a mix), got 5`));
+  });
+
   it('errors raised during evaluation name the file', () => {
     const { gt, res } = tenByTen(10);
     gt.annotations[0].segmentation = { size: [10, 10], counts: '\u0000bad' } as never;
