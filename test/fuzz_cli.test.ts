@@ -147,4 +147,69 @@ describe('fasternet detect and convert: isolation, writability, atomic outputs',
     }
     expect(existsSync(onnx) && existsSync(json)).toBe(true);
   }, 90_000);
+
+  describe('eval --model: streams and final files', () => {
+    let gt: string;
+    let imgs: string;
+    beforeAll(async () => {
+      imgs = join(dir, 'evalimgs');
+      mkdirSync(imgs, { recursive: true });
+      const images = [];
+      for (let i = 1; i <= 3; i++) {
+        await sharp({ create: { width: 48 + 8 * i, height: 40, channels: 3, background: { r: 30 * i, g: 90, b: 10 } } }).png().toFile(join(imgs, `${i}.png`));
+        images.push({ id: i, file_name: `${i}.png`, width: 48 + 8 * i, height: 40 });
+      }
+      await sharp({ create: { width: 1000, height: 3, channels: 3, background: { r: 9, g: 9, b: 9 } } }).png().toFile(join(imgs, '4.png'));
+      images.push({ id: 4, file_name: '4.png', width: 1000, height: 3 });
+      gt = join(dir, 'evalgt.json');
+      writeFileSync(gt, JSON.stringify({
+        images, categories: Array.from({ length: 10 }, (_, i) => ({ id: i + 1, name: `c${i + 1}` })),
+        annotations: [{ id: 1, image_id: 1, category_id: 1, bbox: [2, 2, 20, 20], area: 400, iscrowd: 0, segmentation: [[2, 2, 22, 2, 22, 22, 2, 22]] }],
+      }));
+    });
+
+    it('an image the framework cannot resize fails alone (one line, exit 1); the others are evaluated', async () => {
+      const out = join(dir, 'ev1.json');
+      const r = await cliWithRss(['eval', '--gt', gt, '--images', imgs, '--model', MODEL, '--out', out, '--iou-type', 'bbox']);
+      expect(r.code).toBe(1);
+      const err = lines(r.stderr).filter((l) => l.startsWith('fasternet'));
+      expect(err).toEqual([
+        `fasternet eval: ${join(imgs, '4.png')}: image 1000x3 resizes to 256x0 under min_size 256 / max_size 256 (too elongated; torchvision fails on it too)`,
+        'fasternet eval: 1 of 4 images failed; they are evaluated as images without detections',
+      ]);
+      expect(Array.isArray(JSON.parse(readFileSync(out, 'utf8')))).toBe(true);
+      expect(r.stdout).toMatch(/Average Precision/);
+    }, 60_000);
+
+    it('a stream line that is not an image record is refused on --resume in one line', async () => {
+      const out = join(dir, 'ev2.json');
+      await cliWithRss(['eval', '--gt', gt, '--images', imgs, '--model', MODEL, '--out', out, '--iou-type', 'bbox', '--limit', '2']);
+      const stream = `${out}l`;
+      const text = readFileSync(stream, 'utf8').split('\n');
+      text.splice(1, 0, 'null');
+      writeFileSync(stream, text.join('\n'));
+      const r = await cliWithRss(['eval', '--gt', gt, '--images', imgs, '--model', MODEL, '--out', out, '--iou-type', 'bbox', '--limit', '2', '--resume']);
+      expect(r.code).toBe(2);
+      expect(lines(r.stderr)).toEqual([`fasternet: ${stream}: line 2 is not an image record (null); delete the stream to start over`]);
+    }, 60_000);
+
+    it('--out on a read-only file system fails before any image, naming the path', async (ctx) => {
+      if (!ro) ctx.skip();
+      const out = join(ro!, 'ev.json');
+      const r = await cliWithRss(['eval', '--gt', gt, '--images', imgs, '--model', MODEL, '--out', out, '--iou-type', 'bbox']);
+      expect(r.code).toBe(2);
+      expect(lines(r.stderr)).toEqual([`fasternet: cannot write ${out}: EROFS (read-only file system)`]);
+    }, 60_000);
+
+    it('kill -9 during eval --out leaves the old file or a whole new one', async () => {
+      const out = join(dir, 'ev3.json');
+      for (const ms of [2000, 3500]) {
+        writeFileSync(out, 'OLD');
+        rmSync(`${out}l`, { force: true });
+        await killAfter(['eval', '--gt', gt, '--images', imgs, '--model', MODEL, '--out', out, '--iou-type', 'bbox', '--limit', '3'], ms);
+        const now = readFileSync(out, 'utf8');
+        if (now !== 'OLD') expect(Array.isArray(JSON.parse(now))).toBe(true);
+      }
+    }, 60_000);
+  });
 });
