@@ -4,8 +4,9 @@
  * What pycocotools does and we keep: image and category ids are the keys of `images` / `categories`
  * (duplicates collapse, the last image entry wins), evaluation runs over all GT images and categories in
  * ascending id order, and annotations naming an image or category absent from those lists are left out.
- * Where pycocotools would crash or silently compute nonsense (missing fields, a non-numeric id, duplicate
- * annotation ids, whose `loadAnns` would return the last one twice) we throw a one-line UserError instead.
+ * Where pycocotools would crash or silently compute nonsense (missing fields, ids that are neither all
+ * numbers nor all strings, duplicate annotation ids, whose `loadAnns` would return the last one twice) we
+ * throw a one-line UserError instead (README "Trust and limits" lists every difference).
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
