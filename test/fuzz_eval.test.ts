@@ -151,3 +151,60 @@ describe('evaluator: what pycocotools evaluates is evaluated', () => {
     expect(() => resultsFromBytes(bytes, 'big.json')).toThrow(/^big\.json: results\[1\] \(byte 71\) is not a results entry this reader takes .*: \{"image_id": "one"/);
   });
 });
+
+describe('generated damage to GT and results: a number or one UserError line, never anything else', () => {
+  const VALUES: unknown[] = [null, 'x', -1, 0.5, 1e308, [], {}, [1, 2], true, '', 2 ** 53, -0];
+  /** Every path (array index / key) to a value inside `v`, depth-first. */
+  function paths(v: unknown, at: Array<string | number> = [], out: Array<Array<string | number>> = []): Array<Array<string | number>> {
+    if (v !== null && typeof v === 'object') {
+      for (const [k, x] of Object.entries(v)) {
+        const p = [...at, Array.isArray(v) ? Number(k) : k];
+        out.push(p);
+        paths(x, p, out);
+      }
+    }
+    return out;
+  }
+  function mutate<T>(v: T, path: Array<string | number>, how: number): T {
+    const copy = structuredClone(v) as Record<string | number, unknown>;
+    let o = copy as Record<string | number, unknown>;
+    for (const k of path.slice(0, -1)) o = o[k] as Record<string | number, unknown>;
+    const last = path[path.length - 1];
+    if (how === VALUES.length) delete o[last];
+    else o[last] = structuredClone(VALUES[how]);
+    return copy as T;
+  }
+
+  it('every field of a segm GT and results, each replaced by hostile values or deleted', () => {
+    const { gt, res } = tenByTen(10);
+    let seed = 99;
+    const rnd = (n: number) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+      return seed % n;
+    };
+    let refused = 0;
+    let computed = 0;
+    const gtPaths = paths(gt);
+    const resPaths = paths(res);
+    for (let trial = 0; trial < 400; trial++) {
+      const onGt = trial % 2 === 0;
+      const ps = onGt ? gtPaths : resPaths;
+      const path = ps[rnd(ps.length)];
+      const how = rnd(VALUES.length + 1);
+      const g = onGt ? mutate(gt, path, how) : gt;
+      const r = onGt ? res : mutate(res, path, how);
+      try {
+        const out = evaluate(loadGt(g as never, { name: 'gt.json', iouTypes: ['segm'], warn: () => undefined }), r as never, { iouType: 'segm' });
+        expect(out.stats).toHaveLength(12);
+        computed++;
+      } catch (e) {
+        if (!(e instanceof UserError)) throw new Error(`trial ${trial} (${onGt ? 'gt' : 'results'} ${path.join('.')} <- ${how}): ${String(e)}`);
+        expect(e.message).not.toContain('\n');
+        expect(e.message).toMatch(/^(gt\.json|results|[a-z]+(\.[a-zA-Z]+)* must be )/);
+        refused++;
+      }
+    }
+    expect(refused).toBeGreaterThan(100);
+    expect(computed).toBeGreaterThan(20);
+  });
+});
