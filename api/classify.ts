@@ -38,7 +38,8 @@ export function topkSoftmax(logits: Float32Array, k: number): Array<{ index: num
 }
 
 export async function classifyImages(
-  modelPath: string, files: string[], o: { topk?: number; threads?: number; autoOrient?: boolean } = {},
+  modelPath: string, files: string[],
+  o: { topk?: number; threads?: number; autoOrient?: boolean; onError?: (file: string, message: string) => void } = {},
 ): Promise<ClassifyResult[]> {
   let bytes: Uint8Array;
   try {
@@ -55,13 +56,20 @@ export async function classifyImages(
   const results: ClassifyResult[] = [];
   try {
     for (const file of files) {
-      const img = await decodeImage(file, { autoOrient: o.autoOrient });
-      const x = centerCropTransform(img, pre);
-      const out = await runSession(session, { [meta.input]: { shape: [1, ...x.shape], data: x.data } }, [meta.outputs[0]]);
-      const logits = out[meta.outputs[0]].data;
-      const names = logits.length === 1000 ? imagenetClassNames() : undefined;
-      const top = topkSoftmax(logits, o.topk ?? 5).map((t) => (names ? { index: t.index, name: names[t.index], score: t.score } : t));
-      results.push({ file, top });
+      try {
+        const img = await decodeImage(file, { autoOrient: o.autoOrient });
+        const x = centerCropTransform(img, pre);
+        const out = await runSession(session, { [meta.input]: { shape: [1, ...x.shape], data: x.data } }, [meta.outputs[0]]);
+        const logits = out[meta.outputs[0]].data;
+        const names = logits.length === 1000 ? imagenetClassNames() : undefined;
+        const top = topkSoftmax(logits, o.topk ?? 5).map((t) => (names ? { index: t.index, name: names[t.index], score: t.score } : t));
+        results.push({ file, top });
+      } catch (err) {
+        // With onError, one input's failure is reported (one line) and the batch goes on.
+        if (!o.onError) throw err;
+        const msg = err instanceof UserError ? err.message : `failed: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+        o.onError(file, msg.includes(file) ? msg : `${file}: ${msg}`);
+      }
     }
   } finally {
     await session.release();

@@ -8,7 +8,8 @@
  * run. When all images are done, --out is written as a standard COCO results JSON array (image id order).
  */
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
+import { checkWritable, ioError, writeFileAtomicSync } from '../core/fs.ts';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { shardOf, type Shard } from '../core/options.ts';
@@ -35,6 +36,8 @@ export interface RunModelOptions {
   onProgress?: (done: number, total: number, skipped: number) => void;
   /** Checked between images: when it returns true the run stops, keeping what is on disk. */
   shouldStop?: () => boolean;
+  /** Called once per image that fails (one line naming it); without it the first failure ends the run. */
+  onError?: (file: string, message: string) => void;
 }
 
 export interface Latency {
@@ -49,6 +52,8 @@ export interface RunModelOutcome {
   complete: boolean;
   done: number;
   total: number;
+  /** Images that failed (reported through onError; they have no detections and are not in the stream). */
+  failed: number;
   streamPath: string;
   results: CocoResult[];
   latency: Latency;
@@ -101,6 +106,11 @@ export function selectImages(gt: CocoDataset, limit?: number, shard?: Shard): { 
   return { images, dataset: { ...gt, images, annotations: gt.annotations.filter((a) => keep.has(a.image_id)) } };
 }
 
+function isImageLine(v: unknown): v is ImageLine {
+  const l = v as ImageLine;
+  return typeof l === 'object' && l !== null && Number.isInteger(l.image_id) && typeof l.ms === 'number' && typeof l.warm === 'boolean' && Array.isArray(l.results);
+}
+
 function sameHeader(a: StreamHeader, b: StreamHeader): string | undefined {
   for (const k of Object.keys(b) as Array<keyof StreamHeader>) {
     if (a[k] !== b[k]) return `${k} was ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`;
@@ -128,11 +138,12 @@ function readStream(path: string): { header: StreamHeader; lines: ImageLine[]; g
       break; // a torn line followed by a newline can only be the last thing written; drop it and what follows
     }
     if (!header) header = v as StreamHeader;
-    else lines.push(v as ImageLine);
+    else if (isImageLine(v)) lines.push(v);
+    else throw new UserError(`${path}: line ${lines.length + 2} is not an image record (${JSON.stringify(v)?.slice(0, 40)}); delete the stream to start over`);
     start = nl + 1;
     goodBytes = start;
   }
-  if (!header || header.fasternet_eval_stream !== 1) throw new UserError(`${path} is not a fasternet eval stream; delete it or use another --out`);
+  if (!header || typeof header !== 'object' || header.fasternet_eval_stream !== 1) throw new UserError(`${path} is not a fasternet eval stream; delete it or use another --out`);
   return { header, lines, goodBytes };
 }
 
@@ -143,28 +154,42 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
   const { images } = selectImages(dataset, o.limit, o.shard);
   const files = imageFiles(images, o);
   const streamPath = streamPathFor(o.out);
+  checkWritable(o.out, '--out');
   const byId = new Map<number, ImageLine>();
-  const fd = openStream(streamPath, streamHeader(o), o.resume, byId);
+  const fd = ioGuard(streamPath, () => openStream(streamPath, streamHeader(o), o.resume, byId));
   const total = images.length;
   const skipped = images.filter((im) => byId.has(im.id)).length;
   let done = skipped;
   let complete = true;
+  let failed = 0;
   try {
     o.onProgress?.(done, total, skipped);
     const todo = images.map((im, k) => ({ im, file: files[k] })).filter(({ im }) => !byId.has(im.id));
-    const progress = (): void => {
+    const progress = (ok: boolean): void => {
+      if (!ok) failed++;
       done++;
       o.onProgress?.(done, total, skipped);
     };
-    if (todo.length) complete = await runImages(todo, o, fd, byId, progress);
-    fsyncSync(fd);
+    if (todo.length) complete = await runImages(todo, o, fd, streamPath, byId, progress);
+    ioGuard(streamPath, () => fsyncSync(fd));
   } finally {
     closeSync(fd);
   }
   const ordered = images.map((im) => byId.get(im.id)).filter((l): l is ImageLine => l !== undefined);
   const results = ordered.flatMap((l) => l.results);
-  if (complete) writeResults(o.out, results);
-  return { complete, done, total, streamPath, results, latency: warmLatency(ordered) };
+  if (complete) writeFileAtomicSync(o.out, JSON.stringify(results), `the finished images are in ${streamPath}: ${RESUME_HINT}`);
+  return { complete, done, total, failed, streamPath, results, latency: warmLatency(ordered) };
+}
+
+const RESUME_HINT = 'fix that, then rerun the same command with --resume to continue';
+
+/** Runs `f`; an I/O error on the stream becomes one line naming it, with how to resume. */
+function ioGuard<T>(streamPath: string, f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw ioError(streamPath, err, RESUME_HINT);
+  }
 }
 
 /** The image files of the GT's images in --images, all checked to exist before any work. */
@@ -215,9 +240,14 @@ function openStream(streamPath: string, header: StreamHeader, resume: boolean | 
   return openSync(streamPath, 'a');
 }
 
-/** Detects on each image and appends its line to the stream; returns false when shouldStop ended the run. */
+/**
+ * Detects on each image and appends its line to the stream; returns false when shouldStop ended the run. With
+ * onError, one image's failure is its own: reported, left out of the stream (a --resume retries it), the run
+ * goes on.
+ */
 async function runImages(
-  todo: { im: CocoImage; file: string }[], o: RunModelOptions, fd: number, byId: Map<number, ImageLine>, progress: () => void,
+  todo: { im: CocoImage; file: string }[], o: RunModelOptions, fd: number, streamPath: string, byId: Map<number, ImageLine>,
+  progress: (ok: boolean) => void,
 ): Promise<boolean> {
   const det = await loadDetector(o.model, { threads: o.threads });
   try {
@@ -225,7 +255,16 @@ async function runImages(
     for (const { im, file } of todo) {
       if (o.shouldStop?.()) return false;
       const t0 = performance.now();
-      const r = await detectInProcess(file, { model: det, scoreThreshold: o.scoreThreshold });
+      let r;
+      try {
+        r = await detectInProcess(file, { model: det, scoreThreshold: o.scoreThreshold });
+      } catch (err) {
+        if (!o.onError) throw err;
+        const msg = err instanceof UserError ? err.message : `failed: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
+        o.onError(file, msg.includes(file) ? msg : `${file}: ${msg}`);
+        progress(false);
+        continue;
+      }
       const ms = performance.now() - t0;
       const line: ImageLine = {
         image_id: im.id,
@@ -234,10 +273,10 @@ async function runImages(
         results: r.detections.map((d) => ({ image_id: im.id, category_id: d.categoryId, bbox: d.bbox, score: d.score, segmentation: d.mask })),
       };
       // One write per image: a kill leaves at worst a torn last line, which a resume drops.
-      writeSync(fd, `${JSON.stringify(line)}\n`);
+      ioGuard(streamPath, () => writeSync(fd, `${JSON.stringify(line)}\n`));
       byId.set(im.id, line);
       warm = true;
-      progress();
+      progress(true);
     }
     return true;
   } finally {
@@ -251,10 +290,3 @@ function warmLatency(lines: ImageLine[]): Latency {
   return { meanMs: warmMs.length ? warmMs.reduce((a, b) => a + b, 0) / warmMs.length : NaN, images: warmMs.length };
 }
 
-function writeResults(out: string, results: CocoResult[]): void {
-  try {
-    writeFileSync(out, JSON.stringify(results));
-  } catch (err) {
-    throw new UserError(`cannot write ${out}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
-}

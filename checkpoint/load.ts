@@ -115,7 +115,9 @@ function selectTensors(root: PyValue, fileSize: number): Selected {
     throw new UserError(`no tensors found in the checkpoint${wrapper ? `'s '${wrapper}'` : ''} (top-level keys: ${keys.join(', ') || 'none'})`);
   }
   // Expanded (stride-0) views can ask for far more memory than the file holds: cap what they may build.
-  const budget = Math.max(4 * fileSize, 256 * 2 ** 20);
+  // 4x covers float16 / int8 storages widened to 32 bits; 64 MiB lets small files use views freely while
+  // keeping what convert then builds from a file under 10 MB far below 1 GB.
+  const budget = Math.max(4 * fileSize, 64 * 2 ** 20);
   let total = 0;
   for (const [name, ref] of refs) {
     let n = 1;

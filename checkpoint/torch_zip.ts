@@ -51,11 +51,11 @@ const MAX_ENTRIES = 10_000_000;
 
 /**
  * Bytes all deflated storage records together may inflate to: real weights barely compress, so a file that
- * would inflate past 16 times its size (or 256 MiB for small files) is hostile or not a state dict. This
- * bounds the memory a small file can claim (a 10 MB file stays well under 1 GB of resident memory).
+ * would inflate past 16 times its size (or 64 MiB for small files) is hostile or not a state dict. This
+ * bounds the memory a small file can claim (a 10 MB file stays well under 1 GB of resident memory in convert).
  */
 export function inflateBudget(fileSize: number): number {
-  return Math.max(16 * fileSize, 256 * 2 ** 20);
+  return Math.max(16 * fileSize, 64 * 2 ** 20);
 }
 
 function zipError(err: unknown): never {

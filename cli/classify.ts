@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { classifyImages } from '../api/classify.ts';
 import { STDOUT, checkOutputFile, messages, writeOutput } from '../core/output.ts';
 import { MAX_THREADS, positiveInt } from '../core/options.ts';
+import { checkWritable, writeFileAtomic } from '../core/fs.ts';
 
 export function register(program: Command): void {
   program.command('classify')
@@ -21,11 +22,22 @@ export function register(program: Command): void {
       const topk = positiveInt('--topk', opts.topk);
       const threads = positiveInt('--threads', opts.threads, MAX_THREADS);
       checkOutputFile('--json', opts.json);
-      const results = await classifyImages(opts.model, images, { topk, threads, autoOrient: opts.autoOrient });
       const say = messages({ quiet: opts.quiet, dataOnStdout: opts.json === STDOUT });
+      let failed = 0;
+      const results = await classifyImages(opts.model, images, {
+        topk, threads, autoOrient: opts.autoOrient,
+        onError: (_file, message) => {
+          failed++;
+          process.stderr.write(`fasternet classify: ${message}\n`);
+        },
+      });
       for (const r of results) {
         say(`${r.file}: ${r.top.map((t) => `${t.name ?? t.index} [${t.index}] (${t.score.toFixed(4)})`).join(', ')}`);
       }
       if (opts.json) writeOutput('--json', opts.json, `${JSON.stringify(results, null, 1)}\n`);
+      if (failed > 0) {
+        process.stderr.write(`fasternet classify: ${failed} of ${images.length} inputs failed\n`);
+        process.exitCode = 1;
+      }
     });
 }

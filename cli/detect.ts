@@ -19,7 +19,7 @@
  * it on stderr; the other inputs are still processed and the command exits 1 at the end.
  */
 import type { Command } from 'commander';
-import { mkdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, stat } from 'node:fs/promises';
 import { closeSync, writeSync } from 'node:fs';
 import { basename, extname, join, resolve } from 'node:path';
 import { detectInProcess, resolveModel } from '../api/detect.ts';
@@ -30,6 +30,7 @@ import { InterruptedError, UserError, invalidParameterError } from '../core/erro
 import { STDOUT, checkOutputFile, messages, writeOutput } from '../core/output.ts';
 import { MAX_THREADS, parseShard, positiveInt, shardOf } from '../core/options.ts';
 import { expandInputs, gtImageIds, openDetectStream, sha256File, type DetectStreamLine } from './detect_inputs.ts';
+import { checkWritableFolder, writeFileAtomic } from '../core/fs.ts';
 
 /** A COCO results entry: `file` names the input; with --gt it is `image_id` instead, as `eval --results` reads. */
 export interface CocoResult {
@@ -97,6 +98,7 @@ export async function detectFiles(modelPath: string | undefined, files: string[]
     } catch (err) {
       throw new UserError(`cannot create --out folder ${o.outDir}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
     }
+    checkWritableFolder(o.outDir);
   }
   const todo = files.filter((f) => !o.done?.has(f));
   const det = todo.length ? await loadDetector(resolveModel(modelPath), { threads: o.threads }) : undefined;
@@ -123,20 +125,18 @@ export async function detectFiles(modelPath: string | undefined, files: string[]
         if (o.outDir) {
           const { path, format } = annotatedName(file, o.outDir, taken);
           const bytes = await annotate(img, r, { scoreThreshold: o.scoreThreshold ?? 0, format });
-          try {
-            await writeFile(path, bytes);
-          } catch (err) {
-            throw new UserError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-          }
+          await writeFileAtomic(path, bytes);
           written = path;
         }
         out.push(...entries);
         o.onResults?.(file, entries);
         o.onImage?.(file, r.detections.length, written);
       } catch (err) {
-        if (!(err instanceof UserError) || !o.onError) throw err;
+        if (!o.onError) throw err;
+        // Any failure of one input (a bad file, or an error inside ONNX Runtime) is that input's alone.
+        const msg = err instanceof UserError ? err.message : `failed: ${String((err as Error)?.message ?? err).split('\n')[0]}`;
         failed++;
-        o.onError(file, err.message.includes(file) ? err.message : `${file}: ${err.message}`);
+        o.onError(file, msg.includes(file) ? msg : `${file}: ${msg}`);
       }
     }
   } finally {

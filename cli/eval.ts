@@ -27,7 +27,7 @@ import { formatFixed3, STAT_NAMES, type StatName } from '../eval/summary.ts';
 import { imageProgress } from './progress.ts';
 import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
 import { InterruptedError, UserError } from '../core/errors.ts';
-import { parseShard, parseThreads, positiveInt } from '../core/options.ts';
+import { MAX_THREADS, parseShard, parseThreads, positiveInt } from '../core/options.ts';
 import { mergeResultFiles } from '../eval/merge.ts';
 import { STDOUT, checkOutputFile, writeOutput } from '../core/output.ts';
 
@@ -119,11 +119,17 @@ async function modelSource(opts: EvalCliOptions, model: string, out: string, dat
   try {
     const r = await runModelOverImages({
       gt: opts.gt, images: opts.images, model, out, resume: opts.resume, scoreThreshold,
-      limit: positiveInt('--limit', opts.limit), shard: parseShard(opts.shard), threads: positiveInt('--detect-threads', opts.detectThreads),
+      limit: positiveInt('--limit', opts.limit), shard: parseShard(opts.shard), threads: positiveInt('--detect-threads', opts.detectThreads, MAX_THREADS),
       onProgress: (d, t, s) => progress.update(d, t, s),
       shouldStop: () => interrupted || (opts.shouldStop?.() ?? false),
+      onError: (_file, message) => process.stderr.write(`fasternet eval: ${message}\n`),
     }, dataset);
     progress.stop();
+    if (r.failed > 0) {
+      // Exit 1 ("some inputs failed"); the failed images count as images without detections.
+      process.stderr.write(`fasternet eval: ${r.failed} of ${r.total} images failed; they are evaluated as images without detections\n`);
+      process.exitCode = 1;
+    }
     if (!r.complete) {
       throw new InterruptedError(`interrupted after ${r.done}/${r.total} images; rerun the same command with --resume to continue (${r.streamPath} keeps the finished ones)`);
     }
@@ -210,6 +216,7 @@ export function perCategoryLines(r: EvalResult, b?: EvalResult, names: [string, 
 export async function runEval(opts: EvalCliOptions, print: (line: string) => void = console.log): Promise<EvalJson> {
   const types = parseIouTypes(opts.iouType ?? (opts.model ? 'bbox,segm' : 'bbox'));
   const threads = parseThreads(opts.threads);
+  checkOutputFile('--json', opts.json);
   const source = await resultsSource(opts);
   const baseSource = await baselineSource(opts, source.gt);
   // The report's gallery needs the GT's file names and outlines: parse the file once, here.

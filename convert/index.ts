@@ -3,7 +3,6 @@
  * runtime/metadata.ts), BatchNorms folded into convs. Flavors: 'imagenet' (FasterNet T0..L or torchvision
  * ResNet50 classifier), 'torchvision' and 'mmdet' Mask R-CNN (detection.ts, mmdet.ts).
  */
-import { writeFile } from 'node:fs/promises';
 import { loadCheckpoint, stripPrefix } from '../checkpoint/load.ts';
 import { checkStateDict, prefixed } from './check.ts';
 import type { StateDict } from '../core/tensor.ts';
@@ -16,6 +15,7 @@ import { applyDetectorOverrides, halfDetectorModel, torchvisionDetectorWeights, 
 import { mmdetDetectorWeights, mmdetMetaFrom } from './mmdet.ts';
 import { buildDetectorModel } from '../heads/mask_rcnn.ts';
 import { halfInitializers } from '../runtime/graph.ts';
+import { checkWritable, writeFileAtomic } from '../core/fs.ts';
 
 export interface ConvertOptions {
   arch?: string;
@@ -69,6 +69,7 @@ export const FLAVORS: Record<string, FlavorConverter> = {
 export async function convertCheckpoint(ckptPath: string, flavor: string, outPath: string, o: ConvertOptions = {}): Promise<ModelMetadata> {
   const convert = FLAVORS[flavor];
   if (!convert) throw new UserError(`unknown flavor ${flavor} (expected one of ${Object.keys(FLAVORS).join(', ')})`);
+  checkWritable(outPath, '--out');
   const ckpt = await loadCheckpoint(ckptPath);
   const ov = o.overrides ?? {};
   if (flavor === 'imagenet' && (ov.minSize !== undefined || ov.maxSize !== undefined || ov.classes)) {
@@ -78,10 +79,6 @@ export async function convertCheckpoint(ckptPath: string, flavor: string, outPat
   const { meta } = converted;
   let bytes = converted.bytes;
   if (o.half) bytes = flavor === 'imagenet' ? halfInitializers(bytes).bytes : halfDetectorModel(bytes);
-  try {
-    await writeFile(outPath, bytes);
-  } catch (err) {
-    throw new UserError(`cannot write ${outPath}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  await writeFileAtomic(outPath, bytes);
   return meta;
 }

@@ -3,9 +3,10 @@
  * data can be piped), and a file's folder is checked before any work starts, so that a typo fails at once with
  * nothing written rather than after an hour of inference.
  */
-import { statSync, writeFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { UserError } from '../core/errors.ts';
+import { UserError } from './errors.ts';
+import { checkWritable, writeFileAtomicSync } from './fs.ts';
 
 /** `-`: write to stdout. */
 export const STDOUT = '-';
@@ -30,19 +31,18 @@ export function checkOutputFile(option: string, path: string | undefined, create
   } catch (err) {
     if (err instanceof UserError) throw err;
   }
+  // The folder exists: now try it for real (a read-only mount or a full quota fails here, before any work).
+  checkWritable(path, option);
 }
 
-/** Writes `text` to the file `path`, or to stdout for `-`; a failure is a UserError naming the option. */
+/** Writes `text` to the file `path`, or to stdout for `-`; a failure is a UserError naming the path. */
 export function writeOutput(option: string, path: string, text: string): void {
   if (path === STDOUT) {
     process.stdout.write(text);
     return;
   }
-  try {
-    writeFileSync(path, text);
-  } catch (err) {
-    throw new UserError(`cannot write ${option} ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
-  }
+  // Atomic (temp file, fsync, rename): a kill or a full disk leaves the old file or none, never a torn one.
+  writeFileAtomicSync(path, text);
 }
 
 /** Where a command's progress lines go: stderr when stdout carries data (`-`), nowhere with --quiet. */

@@ -52,7 +52,7 @@ function confusedGt(gt: EvalGt, k: number, others: Uint8Array): EvalGt {
  */
 function rasterisedGt<G extends EvalGt>(gt: G): G {
   const a = gt.anns;
-  const rle = a.segm.map((s, i) => toRle(s!, gt.heights[a.img[i]], gt.widths[a.img[i]], 'GT annotation', a.id[i]));
+  const rle = a.segm.map((s, i) => toRle(s!, gt.heights[a.img[i]], gt.widths[a.img[i]], `${gt.name ?? 'GT'}: annotation id ${a.id[i]}`));
   return { ...gt, anns: { ...a, rle } };
 }
 

@@ -4,8 +4,9 @@
  * What pycocotools does and we keep: image and category ids are the keys of `images` / `categories`
  * (duplicates collapse, the last image entry wins), evaluation runs over all GT images and categories in
  * ascending id order, and annotations naming an image or category absent from those lists are left out.
- * Where pycocotools would crash or silently compute nonsense (missing fields, a non-numeric id, duplicate
- * annotation ids, whose `loadAnns` would return the last one twice) we throw a one-line UserError instead.
+ * Where pycocotools would crash or silently compute nonsense (missing fields, ids that are neither all
+ * numbers nor all strings, duplicate annotation ids, whose `loadAnns` would return the last one twice) we
+ * throw a one-line UserError instead (README "Trust and limits" lists every difference).
  */
 import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { UserError } from '../core/errors.ts';
@@ -64,6 +65,31 @@ export interface CocoGt {
   anns: GtAnnotations;
   /** The iou types whose fields were checked on load; evaluating another type needs a reload. */
   iouTypes: IouType[];
+  /** The GT file (or 'GT'), for messages raised during evaluation. */
+  name?: string;
+  /**
+   * Where the GT's image ids are strings (pycocotools evaluates those when used consistently): the ids in
+   * sorted order; imageIds then holds their ranks 0..n-1, which keep pycocotools' sorted(imgIds) order.
+   */
+  imageIdStrings?: string[];
+}
+
+/** The id of GT image k as the files write it. */
+export function imageIdLabel(gt: Pick<CocoGt, 'imageIds' | 'imageIdStrings'>, k: number): string {
+  return gt.imageIdStrings ? JSON.stringify(gt.imageIdStrings[k]) : String(gt.imageIds[k]);
+}
+
+/**
+ * Where a warning goes: a mistake pycocotools evaluates anyway (masks whose size is not their image's) is
+ * computed the same way and reported once, as one line.
+ */
+export type WarnFn = (message: string) => void;
+export const stderrWarning: WarnFn = (m) => process.stderr.write(`warning: ${m}\n`);
+
+/** RLE masks of another size than their image: one warning per file naming the first and the count. */
+export function maskSizeWarning(file: string, what: string, first: string, count: number, warn: WarnFn): void {
+  if (count === 0) return;
+  warn(`${file}: ${first}${count > 1 ? ` (and ${count - 1} more ${what})` : ''}; evaluated as pycocotools does (mask IoU with a mask of another size is -1: no match)`);
 }
 
 export interface GtAnnotations {
@@ -226,6 +252,8 @@ export interface LoadGtOptions {
   iouTypes?: readonly IouType[];
   /** Name used in error messages (the file path when loading from one). */
   name?: string;
+  /** Where warnings go (default: one line on stderr). */
+  warn?: WarnFn;
 }
 
 /** Loads (path) or indexes (parsed object) a COCO instances GT. */
@@ -236,34 +264,65 @@ export function loadGt(source: JsonSource<CocoDataset | unknown>, options: LoadG
   const iouTypes = [...(options.iouTypes ?? ['bbox'])];
   const images = indexImages(arrayField(data, 'images', name), name);
   const categories = indexCategories(arrayField(data, 'categories', name), name);
-  const anns = readAnnotations(arrayField(data, 'annotations', name), name, images, categories, iouTypes);
-  return { ...images, ...categories, iouTypes, anns };
+  const anns = readAnnotations(arrayField(data, 'annotations', name), name, images, categories, iouTypes, options.warn ?? stderrWarning);
+  const { imageOf: _, ...imageColumns } = images;
+  return { name, ...imageColumns, ...categories, iouTypes, anns };
 }
 
-type GtImages = Pick<CocoGt, 'imageIds' | 'imageIndex' | 'heights' | 'widths'>;
+type GtImages = Pick<CocoGt, 'imageIds' | 'imageIndex' | 'heights' | 'widths' | 'imageIdStrings'> & {
+  /** An annotation's image index, or undefined for an image not in the GT. */
+  imageOf: (a: Record<string, unknown>, where: string) => number | undefined;
+};
 type GtCategories = Pick<CocoGt, 'categoryIds' | 'categoryIndex' | 'categoryNames' | 'categorySupercategories'>;
 
 function indexImages(images: unknown[], name: string): GtImages {
   const imgIdList: number[] = new Array(images.length);
-  for (let i = 0; i < images.length; i++) {
-    const im = images[i];
-    if (!isRecord(im)) throw new UserError(`${name}: images[${i}] must be an object`);
-    imgIdList[i] = numberField(im, 'id', `${name}: images[${i}]`);
+  // String image ids (all of them, or none: pycocotools' sorted() cannot order a mix) become their ranks.
+  const stringIds = images.length > 0 && isRecord(images[0]) && typeof images[0].id === 'string';
+  let imageIdStrings: string[] | undefined;
+  let rankOf: Map<string, number> | undefined;
+  if (stringIds) {
+    const strs = images.map((im, i) => {
+      if (!isRecord(im)) throw new UserError(`${name}: images[${i}] must be an object`);
+      if (typeof im.id !== 'string') throw new UserError(`${name}: images[${i}]: "id" must be a string like images[0]'s (pycocotools cannot sort a mix), got ${describe(im.id)}`);
+      return im.id;
+    });
+    imageIdStrings = [...new Set(strs)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+    rankOf = new Map(imageIdStrings.map((s, r) => [s, r]));
+    strs.forEach((s, i) => (imgIdList[i] = rankOf!.get(s)!));
+  } else {
+    for (let i = 0; i < images.length; i++) {
+      const im = images[i];
+      if (!isRecord(im)) throw new UserError(`${name}: images[${i}] must be an object`);
+      imgIdList[i] = numberField(im, 'id', `${name}: images[${i}]`);
+    }
   }
   const imageIds = sortedUnique(imgIdList);
   const imageIndex = indexOf(imageIds);
+  const imageOf = (a: Record<string, unknown>, where: string): number | undefined => {
+    if (!rankOf) return imageIndex.get(numberField(a, 'image_id', where));
+    if (typeof a.image_id !== 'string') throw new UserError(`${where}: "image_id" must be a string like the GT's image ids, got ${describe(a.image_id)}`);
+    const r = rankOf.get(a.image_id);
+    return r === undefined ? undefined : imageIndex.get(r);
+  };
   const heights = new Float64Array(imageIds.length).fill(NaN);
   const widths = new Float64Array(imageIds.length).fill(NaN);
+  const seenImage = new Set<number>();
   for (let i = 0; i < images.length; i++) {
-    // Later duplicates overwrite earlier ones, as in COCO.createIndex.
+    // Later duplicates overwrite earlier ones, as in COCO.createIndex; a duplicate that disagrees on the
+    // size is a GT mistake that would otherwise surface as a results error.
     const im = images[i] as Record<string, unknown>;
     const k = imageIndex.get(imgIdList[i])!;
-    const h = im.height;
-    const w = im.width;
-    heights[k] = typeof h === 'number' ? h : NaN;
-    widths[k] = typeof w === 'number' ? w : NaN;
+    const h = typeof im.height === 'number' ? im.height : NaN;
+    const w = typeof im.width === 'number' ? im.width : NaN;
+    if (seenImage.has(k) && !(Object.is(heights[k], h) && Object.is(widths[k], w))) {
+      throw new UserError(`${name}: images[${i}]: duplicate image id ${stringIds ? JSON.stringify((im as { id: string }).id) : imgIdList[i]} with another size (${h}x${w}, an earlier entry says ${heights[k]}x${widths[k]})`);
+    }
+    seenImage.add(k);
+    heights[k] = h;
+    widths[k] = w;
   }
-  return { imageIds, imageIndex, heights, widths };
+  return { imageIds, imageIndex, heights, widths, ...(imageIdStrings ? { imageIdStrings } : {}), imageOf };
 }
 
 function indexCategories(categories: unknown[], name: string): GtCategories {
@@ -291,6 +350,7 @@ function readAnnotations(
   images: GtImages,
   categories: GtCategories,
   iouTypes: readonly IouType[],
+  warn: WarnFn,
 ): GtAnnotations {
   const needBbox = iouTypes.includes('bbox');
   const needSegm = iouTypes.includes('segm');
@@ -300,6 +360,7 @@ function readAnnotations(
     area: new Float64Array(n0), bbox: new Float64Array(4 * n0).fill(NaN), segm: [],
   };
   const seenIds = new Set<number>();
+  const sizes = { off: 0, first: '' };
   for (let i = 0; i < n0; i++) {
     const a = annotations[i];
     const where = `${name}: annotations[${i}]`;
@@ -307,7 +368,7 @@ function readAnnotations(
     const annId = numberField(a, 'id', where);
     if (seenIds.has(annId)) throw new UserError(`${where}: duplicate annotation id ${annId}`);
     seenIds.add(annId);
-    const k = images.imageIndex.get(numberField(a, 'image_id', where));
+    const k = images.imageOf(a, where);
     const c = categories.categoryIndex.get(numberField(a, 'category_id', where));
     if (k === undefined || c === undefined) continue; // COCOeval only looks at GT images and categories
     const n = out.n++;
@@ -317,8 +378,9 @@ function readAnnotations(
     out.id[n] = annId;
     out.area[n] = numberField(a, 'area', where);
     if (needBbox) out.bbox.set(bboxField(requiredField(a, 'bbox', where), where), 4 * n);
-    out.segm.push(needSegm ? gtSegmentation(a, where, images, k, name) : undefined);
+    out.segm.push(needSegm ? gtSegmentation(a, where, images, k, name, sizes, i) : undefined);
   }
+  maskSizeWarning(name, 'GT masks', sizes.first, sizes.off, warn);
   const n = out.n;
   return {
     n, img: out.img.slice(0, n), cat: out.cat.slice(0, n), id: out.id.slice(0, n), iscrowd: out.iscrowd.slice(0, n),
@@ -331,19 +393,31 @@ function requiredField(a: Record<string, unknown>, key: string, where: string): 
   return a[key];
 }
 
-/** `iscrowd` as pycocotools reads it (any truthy number or boolean is a crowd). */
+/**
+ * `iscrowd` as pycocotools reads it: by truthiness (ignore flag) and int() (mask IoU), so any integer >= 1 is a
+ * crowd in both. Negative or fractional values disagree between the two (or with numpy's uint8 cast): refused.
+ */
 function crowdField(a: Record<string, unknown>, where: string): number {
   const crowd = requiredField(a, 'iscrowd', where);
-  if (typeof crowd !== 'boolean' && !(typeof crowd === 'number' && Number.isFinite(crowd))) {
-    throw new UserError(`${where}: "iscrowd" must be 0 or 1, got ${describe(crowd)}`);
+  if (typeof crowd !== 'boolean' && !(typeof crowd === 'number' && Number.isInteger(crowd) && crowd >= 0)) {
+    throw new UserError(`${where}: "iscrowd" must be 0 (not a crowd) or a positive integer (a crowd, as pycocotools reads any non-zero value), got ${describe(crowd)}`);
   }
   return crowd ? 1 : 0;
 }
 
-/** A GT annotation's segmentation, checked; polygons also need their image's size. */
-function gtSegmentation(a: Record<string, unknown>, where: string, images: GtImages, k: number, name: string): CocoSegmentation {
+/**
+ * A GT annotation's segmentation, checked; polygons also need their image's size. RLEs of another size than
+ * their image are counted in `sizes` (pycocotools evaluates them: one warning per file, not a refusal).
+ */
+function gtSegmentation(
+  a: Record<string, unknown>, where: string, images: GtImages, k: number, name: string, sizes: { off: number; first: string }, i: number,
+): CocoSegmentation {
   const segm = checkSegmentation(requiredField(a, 'segmentation', where), where);
-  if (Array.isArray(segm)) checkImageSize(images.heights[k], images.widths[k], images.imageIds[k], name);
+  const [h, w] = [images.heights[k], images.widths[k]];
+  if (Array.isArray(segm)) checkImageSize(h, w, images.imageIds[k], name);
+  else if (Number.isFinite(h) && (segm.size[0] !== h || segm.size[1] !== w) && sizes.off++ === 0) {
+    sizes.first = `annotations[${i}]: mask size ${segm.size[0]}x${segm.size[1]} differs from image ${imageIdLabel(images, k)}'s ${h}x${w}`;
+  }
   return segm;
 }
 

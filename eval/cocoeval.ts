@@ -123,7 +123,7 @@ function unitIous(c: Ctx, im: number, g0: number, G: number, d0: number, D: numb
     const gR: RLE[] = new Array(G);
     for (let g = 0; g < G; g++) {
       const a = gOrder[g0 + g];
-      gR[g] = ga.rle?.[a] ?? toRle(ga.segm[a]!, gt.heights[im], gt.widths[im], 'GT annotation', ga.id[a], c.arena);
+      gR[g] = ga.rle?.[a] ?? toRle(ga.segm[a]!, gt.heights[im], gt.widths[im], `${gt.name ?? 'GT'}: annotation id ${ga.id[a]}`, c.arena);
     }
     return maskIou(dR, gR, crowd.subarray(0, G), c.iouOut);
   }
@@ -408,7 +408,7 @@ export interface Accumulated {
 }
 
 /** The GT fields evaluation reads (a CocoGt has them; worker threads get just these). */
-export type EvalGt = Pick<CocoGt, 'imageIds' | 'heights' | 'widths' | 'categoryIds' | 'anns' | 'iouTypes'>;
+export type EvalGt = Pick<CocoGt, 'imageIds' | 'heights' | 'widths' | 'categoryIds' | 'anns' | 'iouTypes' | 'name'>;
 
 /** Parameters with maxDets sorted, as COCOeval.evaluate does; checks what the outcome packing allows. */
 export function evalParams(params: EvalParams): EvalParams {

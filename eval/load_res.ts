@@ -24,16 +24,24 @@ export type { CountsArena } from '../postprocess/mask.ts';
 import {
   bboxField,
   checkSegmentation,
+  imageIdLabel,
   isRecord,
+  maskSizeWarning,
   numberField,
   parseJsonBytes,
   readFileBytes,
+  stderrWarning,
   type CocoGt,
+  type WarnFn,
   type CocoSegmentation,
   type JsonSource,
 } from './coco.ts';
 import type { IouType } from './params.ts';
-import { rawColumns, readResultsFast, type RawResults, type RleBytes } from './results_reader.ts';
+import { lastStop, rawColumns, readResultsFast, type RawResults, type RleBytes } from './results_reader.ts';
+import { constants as bufferConstants } from 'node:buffer';
+
+/** Longest string V8 builds: a results file longer than this cannot go through JSON.parse. */
+const MAX_STRING_LENGTH = bufferConstants.MAX_STRING_LENGTH;
 
 /**
  * One entry of a COCO results file, as fasternet writes it (api/run_model.ts; `fasternet detect --json`
@@ -64,11 +72,15 @@ export interface CocoDt {
   segmAt: (i: number) => CocoSegmentation | undefined;
   /** segmAt's data where it is the file's bytes (for worker threads). */
   bytes?: RleBytes;
+  /** The results file (or 'results'), for messages raised during evaluation. */
+  name?: string;
 }
 
 export interface LoadResOptions {
   iouTypes?: readonly IouType[];
   name?: string;
+  /** Where warnings go (default: one line on stderr). */
+  warn?: WarnFn;
 }
 
 /**
@@ -79,12 +91,30 @@ export function loadRes(gt: CocoGt, source: JsonSource<CocoResult[] | unknown>, 
   const name = options.name ?? (typeof source === 'string' ? source : 'results');
   let raw: RawResults;
   if (typeof source === 'string') {
-    const bytes = readFileBytes(source, 'results', true);
-    raw = readResultsFast(bytes) ?? rawFromParsed(parseJsonBytes(bytes, source, 'results'), name);
+    raw = resultsFromBytes(readFileBytes(source, 'results', true), source, name);
   } else {
     raw = rawFromParsed(source, name);
   }
-  return indexResults(gt, raw, name, options.iouTypes ?? ['bbox']);
+  return indexResults(gt, raw, name, options.iouTypes ?? ['bbox'], options.warn ?? stderrWarning);
+}
+
+/** A results file's bytes as columns: the byte-level reader, else JSON.parse (errors name `path`). */
+export function resultsFromBytes(bytes: Buffer, path: string, name = path): RawResults {
+  return readResultsFast(bytes) ?? rawFromParsed(parseResultsBytes(bytes, path), name);
+}
+
+/**
+ * JSON.parse for what the byte-level reader did not take. A file over V8's string limit (~512 MiB) cannot
+ * go through JSON.parse, so the entry the reader stopped in is named instead of "too large".
+ */
+function parseResultsBytes(bytes: Buffer, path: string): unknown {
+  if (bytes.length <= MAX_STRING_LENGTH) return parseJsonBytes(bytes, path, 'results');
+  const { entry, byte } = lastStop();
+  const at = bytes.subarray(byte, byte + 120).toString('utf8').replace(/\s+/g, ' ').trim();
+  const where = entry < 0 ? 'the start of the file' : `results[${entry}] (byte ${byte})`;
+  throw new UserError(
+    `${path}: ${where} is not a results entry this reader takes (each needs numeric image_id, category_id, score, a 4-number bbox and/or an RLE segmentation): ${at.slice(0, 100)}${at.length > 100 ? '...' : ''}`,
+  );
 }
 
 /** Columns from parsed results, checking each field's type. */
@@ -93,11 +123,17 @@ export function rawFromParsed(data: unknown, name: string): RawResults {
   const n = data.length;
   const { imageId, categoryId, score, bbox, bboxKind, segmKind, segmH, segmW } = rawColumns(n);
   const segm: Array<CocoSegmentation | undefined> = new Array(n);
+  const imageIdStr: Array<string | undefined> = new Array(n);
+  let anyStr = false;
   for (let i = 0; i < n; i++) {
     const r = data[i];
     const where = `${name}: results[${i}]`;
     if (!isRecord(r)) throw new UserError(`${where} must be an object`);
-    imageId[i] = numberField(r, 'image_id', where);
+    if (typeof r.image_id === 'string') {
+      imageIdStr[i] = r.image_id;
+      imageId[i] = NaN;
+      anyStr = true;
+    } else imageId[i] = numberField(r, 'image_id', where);
     categoryId[i] = numberField(r, 'category_id', where);
     score[i] = numberField(r, 'score', where);
     if (Array.isArray(r.bbox) && r.bbox.length === 0) bboxKind[i] = 2;
@@ -116,11 +152,13 @@ export function rawFromParsed(data: unknown, name: string): RawResults {
       }
     }
   }
-  return { n, imageId, categoryId, score, bbox, bboxKind, segmKind, segmH, segmW, segmAt: (i) => segm[i] };
+  return { n, imageId, ...(anyStr ? { imageIdStr } : {}), categoryId, score, bbox, bboxKind, segmKind, segmH, segmW, segmAt: (i) => segm[i] };
 }
 
 /** COCO.loadRes on columns: GT image/category indices, box areas, and loadRes's requirements per branch. */
-function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: readonly IouType[]): CocoDt {
+function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: readonly IouType[], warn: WarnFn): CocoDt {
+  let offSize = 0;
+  let firstOffSize = '';
   const n = raw.n;
   const boxBranch = n > 0 && raw.bboxKind[0] === 1;
   const needSegm = iouTypes.includes('segm');
@@ -132,14 +170,18 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
   // Detectors write an image's results together, so most lookups repeat the previous one.
   let lastImageId = NaN;
   let lastK: number | undefined;
+  // String image ids are looked up by their rank in the GT's sorted ids (coco.ts), numbers as they are.
+  const rankOf = gt.imageIdStrings ? new Map(gt.imageIdStrings.map((s, r) => [s, r])) : undefined;
   for (let i = 0; i < n; i++) {
-    const imageId = raw.imageId[i];
+    const str = raw.imageIdStr?.[i];
+    const imageId = rankOf ? (str === undefined ? NaN : (rankOf.get(str) ?? NaN)) : str === undefined ? raw.imageId[i] : NaN;
     const k = imageId === lastImageId ? lastK : gt.imageIndex.get(imageId);
     lastImageId = imageId;
     lastK = k;
     if (k === undefined) {
+      const shown = str === undefined ? String(raw.imageId[i]) : JSON.stringify(str);
       throw new UserError(
-        `${name}: results[${i}]: image_id ${imageId} is not in the GT (results do not correspond to the GT set)`,
+        `${name}: results[${i}]: image_id ${shown} is not in the GT (results do not correspond to the GT set)`,
       );
     }
     const c = gt.categoryIndex.get(raw.categoryId[i]);
@@ -170,7 +212,10 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
     if (sk === 2 && !boxBranch) {
       throw new UserError(`${name}: results[${i}]: mask results must be RLE {size, counts}, not polygons`);
     }
-    if (sk === 1 && (needSegm || !boxBranch)) checkRleSize(raw.segmH[i], raw.segmW[i], gt, k, `${name}: results[${i}]`);
+    if (sk === 1 && (needSegm || !boxBranch)) {
+      const off = rleSizeMismatch(raw.segmH[i], raw.segmW[i], gt, k, `results[${i}]`);
+      if (off && offSize++ === 0) firstOffSize = off;
+    }
     if (sk === 0 && !boxBranch) {
       throw new UserError(`${name}: results[${i}]: missing "segmentation" (results need a "bbox" or an RLE "segmentation")`);
     }
@@ -183,16 +228,21 @@ function indexResults(gt: CocoGt, raw: RawResults, name: string, iouTypes: reado
       }
     }
   }
-  return { n, img, cat, score, boxBranch, bbox, area, segmAt: raw.segmAt, bytes: raw.bytes };
+  maskSizeWarning(name, 'result masks', firstOffSize, offSize, warn);
+  return { n, img, cat, score, boxBranch, bbox, area, segmAt: raw.segmAt, bytes: raw.bytes, name };
 }
 
-/** A mask of another size than its image would make IoUs meaningless (pycocotools does not check). */
-function checkRleSize(sh: number, sw: number, gt: CocoGt, k: number, where: string): void {
+/**
+ * A mask of another size than its image: pycocotools evaluates it (detectron2's own test uses 10x10 RLEs on
+ * 640x640 images, matching GT masks of the same size), so it is computed the same way, with a warning.
+ */
+function rleSizeMismatch(sh: number, sw: number, gt: CocoGt, k: number, where: string): string | undefined {
   const h = gt.heights[k];
   const w = gt.widths[k];
   if (Number.isFinite(h) && Number.isFinite(w) && (sh !== h || sw !== w)) {
-    throw new UserError(`${where}: mask size ${sh}x${sw} differs from image ${gt.imageIds[k]}'s ${h}x${w} (height x width)`);
+    return `${where}: mask size ${sh}x${sw} differs from image ${imageIdLabel(gt, k)}'s ${h}x${w} (height x width)`;
   }
+  return undefined;
 }
 
 /** The box polygon loadRes gives a box-only result: [x1,y1, x1,y2, x2,y2, x2,y1]. */
@@ -226,7 +276,7 @@ export function dtRle(gt: Pick<CocoGt, 'heights' | 'widths'>, dt: CocoDt, i: num
       rle = rleFrJsonBytes(b.buf, b.start[i], b.end[i], b.h[i], b.w[i]);
     }
   }
-  if (rle === null) rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], 'results', i, arena);
+  if (rle === null) rle = toRle(dt.segmAt(i) ?? boxPolygon(dt.bbox, i), gt.heights[k], gt.widths[k], `${dt.name ?? 'results'}: results[${i}]`, arena);
   // (loadRes's box branch knows both for every result: no need to touch them, a cache miss each)
   if (!dt.boxBranch) {
     if (Number.isNaN(dt.area[i])) dt.area[i] = rleArea(rle);
@@ -248,14 +298,12 @@ export function toRle(
   s: CocoSegmentation,
   h: number,
   w: number,
-  what: 'results' | 'GT annotation',
-  index: number,
+  where: string,
   arena?: CountsArena,
 ): RLE {
   try {
     return annToRle(s, h, w, arena);
   } catch (err) {
-    const where = what === 'results' ? `results[${index}]` : `GT annotation ${index}`;
     throw new UserError(`${where}: bad "segmentation": ${(err as Error).message}`);
   }
 }

@@ -74,9 +74,10 @@ function jobFor(gt: EvalGt, dt: CocoDt, iouType: IouType, params: EvalParams, ca
       widths: gt.widths,
       categoryIds: gt.categoryIds,
       iouTypes: gt.iouTypes,
+      name: gt.name,
       anns: { n: ga.n, img: ga.img, cat: ga.cat, id: ga.id, iscrowd: ga.iscrowd, area: ga.area, bbox: ga.bbox, segm: gtSegm },
     },
-    dt: { n: dt.n, img: dt.img, cat: dt.cat, score: dt.score, boxBranch: dt.boxBranch, bbox: dt.bbox, area: dt.area },
+    dt: { n: dt.n, img: dt.img, cat: dt.cat, score: dt.score, boxBranch: dt.boxBranch, bbox: dt.bbox, area: dt.area, name: dt.name },
   };
   // Masks are read where loadRes takes areas or boxes from them, and for segm.
   const needMasks = segm || !dt.boxBranch;

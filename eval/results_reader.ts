@@ -17,7 +17,10 @@ import type { CocoSegmentation } from './coco.ts';
 /** Detections as columns; `segmAt(i)` materialises a segmentation when it is needed. */
 export interface RawResults {
   n: number;
+  /** Numeric image ids (NaN where the id is a string: see imageIdStr). */
   imageId: Float64Array;
+  /** String image ids by position, where the file uses them (GTs whose image ids are strings). */
+  imageIdStr?: Array<string | undefined>;
   categoryId: Float64Array;
   score: Float64Array;
   /** x, y, w, h where bboxKind is 1. */
@@ -82,8 +85,17 @@ const SHORT_STRING = 24;
 class Fail extends Error {}
 const FAIL = new Fail();
 
+/** The entry the last scan stopped in (index and first byte): names the entry when no other parser can. */
+let stoppedAt = { entry: -1, byte: 0 };
+
+/** Where readResultsFast last gave up: the entry index (-1: before the first) and the byte it starts at. */
+export function lastStop(): { entry: number; byte: number } {
+  return stoppedAt;
+}
+
 /** Reads a results file's bytes into columns, or returns null where the generic path must decide. */
 export function readResultsFast(buf: Buffer): RawResults | null {
+  stoppedAt = { entry: -1, byte: 0 };
   try {
     return scan(buf);
   } catch (err) {
@@ -400,6 +412,8 @@ function scan(buf: Buffer): RawResults {
     for (;;) {
       growTo(n + 1);
       const i = n++;
+      stoppedAt.entry = i;
+      stoppedAt.byte = p;
       let seen = 0; // bits: image_id, category_id, score
       bboxKind[i] = 0;
       segmKind[i] = 0;

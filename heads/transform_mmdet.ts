@@ -20,6 +20,7 @@
  * pasted; final boxes are divided by scale_factor (rescale=True), and mask RoIs are those boxes
  * multiplied back by scale_factor.
  */
+import { UserError } from '../core/errors.ts';
 import { floatTensor, type FloatTensor } from '../core/tensor.ts';
 import { rescaleSize, resizeLinearCv2 } from '../image/resize_cv2.ts';
 import type { ImageU8 } from '../core/tensor.ts';
@@ -79,9 +80,13 @@ export function mmdetPreprocess(
   cfg: MmdetTransformConfig,
   channelOrder: 'rgb' | 'bgr' = 'rgb',
 ): MmdetPreprocessed {
-  if (image.channels !== 3) throw new Error(`mmdet preprocessing needs a 3-channel image, got ${image.channels}`);
+  if (image.channels !== 3) throw new UserError(`mmdet preprocessing needs a 3-channel image, got ${image.channels}`);
   const { width: w, height: h } = image;
   const size = rescaleSize(w, h, cfg.imgScale);
+  if (size.width < 1 || size.height < 1) {
+    // mmcv's cv2.resize fails on a zero-size target too: the framework gives no answer for this image.
+    throw new UserError(`image ${w}x${h} resizes to ${size.width}x${size.height} under img_scale ${cfg.imgScale.join('x')} (too elongated; mmdetection fails on it too)`);
+  }
   const resized = resizeLinearCv2(image, size.width, size.height);
   const nw = resized.width;
   const nh = resized.height;

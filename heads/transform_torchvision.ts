@@ -10,6 +10,7 @@
  *   batch_images     zero padding (after normalization) to a multiple of 32
  *   postprocess      boxes * (original / resized) per axis in float32 (resize_boxes)
  */
+import { UserError } from '../core/errors.ts';
 import { floatTensor, type FloatTensor } from '../core/tensor.ts';
 import type { ImageU8 } from '../core/tensor.ts';
 import { resizeBilinearTorch } from '../image/resize_torch.ts';
@@ -39,7 +40,7 @@ export function torchvisionResizeSize(h: number, w: number, minSize = 800, maxSi
 
 /** Decoded RGB image -> padded, normalized, resized network input. */
 export function torchvisionPreprocess(img: ImageU8, p: TorchvisionPreprocess): TorchvisionPreprocessed {
-  if (img.channels !== 3) throw new Error(`torchvision preprocessing needs an RGB image, got ${img.channels} channels`);
+  if (img.channels !== 3) throw new UserError(`torchvision preprocessing needs an RGB image, got ${img.channels} channels`);
   const { width: w, height: h } = img;
   const plane = h * w;
   const norm = new Float32Array(3 * plane);
@@ -50,6 +51,10 @@ export function torchvisionPreprocess(img: ImageU8, p: TorchvisionPreprocess): T
     for (let i = 0; i < plane; i++) dst[i] = f32(f32(f32(img.data[i * 3 + c] / 255) - mean) / std);
   }
   const [nh, nw] = torchvisionResizeSize(h, w, p.minSize, p.maxSize);
+  if (nh < 1 || nw < 1) {
+    // torch's interpolate refuses a zero-size output too: the framework gives no answer for this image.
+    throw new UserError(`image ${w}x${h} resizes to ${nw}x${nh} under min_size ${p.minSize} / max_size ${p.maxSize} (too elongated; torchvision fails on it too)`);
+  }
   const div = p.sizeDivisible;
   const padH = Math.ceil(nh / div) * div;
   const padW = Math.ceil(nw / div) * div;

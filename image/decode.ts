@@ -55,7 +55,8 @@ export async function decodeImage(input: string | Uint8Array, o: DecodeOptions =
   const sharp = await loadSharp();
   let meta: Metadata;
   try {
-    meta = await sharp(bytes).metadata();
+    // Header only, no pixel limit here: an image over the limit is then refused as such below.
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch {
     throw new UserError(`${what} is not a decodable image`);
   }

@@ -9,6 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../core/errors.ts';
 import { loadCheckpoint, parseCheckpoint } from '../checkpoint/load.ts';
 import { cliWithRss, deflatedZeros, gigabyteViewsCheckpoint, stateDictPickle, writeZip } from './helpers/hostile.ts';
+import { deflateRawSync } from 'node:zlib';
+import { resnet50ParamSpecs } from '../backbones/resnet.ts';
+import { torchvisionHeadSpecs } from '../convert/detection.ts';
 
 const GB = 1e9;
 
@@ -42,7 +45,7 @@ describe('checkpoint reader budgets', () => {
 
   it('the in-memory reader, which can only inflate whole records, refuses before inflating', () => {
     expect(() => parseCheckpoint(bomb)).toThrow(UserError);
-    expect(() => parseCheckpoint(bomb)).toThrow(/deflated storage records would inflate past 268435456 bytes \(at data\/0\)/);
+    expect(() => parseCheckpoint(bomb)).toThrow(/deflated storage records would inflate past 67108864 bytes \(at data\/0\)/);
   });
 
   it('a view that reaches the end of a deflated gigabyte is refused by the total budget, before allocating', async () => {
@@ -54,13 +57,12 @@ describe('checkpoint reader budgets', () => {
       { name: 'archive/data/0', data: deflatedZeros(16), deflatedSize: numel * 4 },
     ]));
     await expect(loadCheckpoint(path)).rejects.toThrow(new UserError(
-      `${path}: deflated storage records would inflate past 268435456 bytes (at data/0); torch.save writes them uncompressed: re-save the checkpoint with torch.save`,
+      `${path}: deflated storage records would inflate past 67108864 bytes (at data/0); torch.save writes them uncompressed: re-save the checkpoint with torch.save`,
     ));
   });
 
   it('a view inside a deflated record is read exactly (prefix inflation keeps values)', async () => {
     const values = new Float32Array([1.5, -2, 3.25, 7, 8, 9]);
-    const { deflateRawSync } = await import('node:zlib');
     const pkl = stateDictPickle([
       { name: 'a', key: '0', numel: 6, offset: 1, shape: [2], stride: [2] },
       { name: 'b', key: '0', numel: 6, shape: [1], stride: [1] },
@@ -84,4 +86,26 @@ describe('checkpoint reader budgets', () => {
     expect(r.stderr).toMatch(/^fasternet: /);
     expect(r.maxRss).toBeLessThan(1 * GB);
   });
+
+  it('a full-size ResNet50 Mask R-CNN of deflated zeros (a few MB) is bounded: convert refuses under 1 GB of RSS', async () => {
+    const specs = [...resnet50ParamSpecs(0).filter((t) => !t.key.endsWith('num_batches_tracked')).map((t) => ({ ...t, key: `backbone.body.${t.key}` })),
+      ...torchvisionHeadSpecs([256, 512, 1024, 2048], 91, 256)];
+    const tensors = specs.map((t, i) => {
+      const numel = t.shape.reduce((a, b) => a * b, 1);
+      const stride = t.shape.map((_, d) => t.shape.slice(d + 1).reduce((a, b) => a * b, 1));
+      return { name: t.key, key: String(i), numel, shape: t.shape, stride };
+    });
+    const bytes = writeZip([
+      { name: 'archive/data.pkl', data: stateDictPickle(tensors) },
+      ...tensors.map((t) => ({ name: `archive/data/${t.key}`, data: deflateRawSync(Buffer.alloc(t.numel * 4)), deflatedSize: t.numel * 4 })),
+    ]);
+    expect(bytes.length).toBeLessThan(10e6);
+    const path = join(dir, 'zeros_r50.pth');
+    writeFileSync(path, bytes);
+    const r = await cliWithRss(['convert', path, '--flavor', 'torchvision', '--out', join(dir, 'z.onnx')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^fasternet: .*(deflated storage records would inflate past|takes the load past) \d+ bytes/);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.maxRss).toBeLessThan(1 * GB);
+  }, 60_000);
 });

@@ -13,6 +13,8 @@ import { evaluate, evaluateAll, evaluateAllAsync } from '../eval/index.ts';
 import { UserError } from '../core/errors.ts';
 import { parseThreads, positiveInt } from '../core/options.ts';
 import { tvStateDict } from './helpers/synthetic_detectors.ts';
+import { mmdetPreprocess, mmdetTransformConfig } from '../heads/transform_mmdet.ts';
+import { torchvisionPreprocess } from '../heads/transform_torchvision.ts';
 
 type Props = Record<string, string>;
 
@@ -138,5 +140,25 @@ describe('library options: invalidParameterError, never a TypeError', () => {
     expect(await refusal(() => evaluate(null as never, res, { iouType: 'bbox' }))).toBe('gt must be a GT file path, a parsed COCO dataset or a loadGt() result, got null');
     expect(await refusal(() => evaluate(gt, {} as never, { iouType: 'bbox' }))).toBe('results must be a results file path or an array of results, got an object (Object)');
     expect(await refusal(() => evaluateAllAsync(gt, res, ['bbox'], { threads: 100000 }))).toBe("options.threads must be an integer in [1, 256] or 'auto', got 100000");
+  });
+});
+
+describe('extreme aspect ratios: as the frameworks do, or that image alone refused', () => {
+  const img = (width: number, height: number) => ({ data: new Uint8Array(width * height * 3), width, height, channels: 3 });
+
+  it('mmdet: 1x5000 rescales to 1333x0 (mmcv int(x*f+0.5)), which cv2.resize refuses: a UserError naming the sizes', () => {
+    expect(() => mmdetPreprocess(img(5000, 1), mmdetTransformConfig('pytorch'))).toThrow(new UserError(
+      'image 5000x1 resizes to 1333x0 under img_scale 1333x800 (too elongated; mmdetection fails on it too)',
+    ));
+    // 3x1000 gives 1333x4: computed, padded to 1344x32 as mmdet pads.
+    expect(mmdetPreprocess(img(1000, 3), mmdetTransformConfig('pytorch')).input.shape).toEqual([1, 3, 32, 1344]);
+  });
+
+  it('torchvision: 3x1000 at the default 800/1333 is computed (floor(3*1.333) = 3 rows, 1333 columns); at 256/256 it would be 0 rows: refused', () => {
+    const p = { kind: 'torchvision_rcnn' as const, minSize: 800, maxSize: 1333, mean: [0.485, 0.456, 0.406] as [number, number, number], std: [0.229, 0.224, 0.225] as [number, number, number], sizeDivisible: 32 };
+    expect(torchvisionPreprocess(img(1000, 3), p).imageSize).toEqual([3, 1333]);
+    expect(() => torchvisionPreprocess(img(1000, 3), { ...p, minSize: 256, maxSize: 256 })).toThrow(
+      new UserError('image 1000x3 resizes to 256x0 under min_size 256 / max_size 256 (too elongated; torchvision fails on it too)'),
+    );
   });
 });

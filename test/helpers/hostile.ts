@@ -55,7 +55,7 @@ const CRC_TABLE = (() => {
   return t;
 })();
 
-function crc32(b: Uint8Array): number {
+export function crc32(b: Uint8Array): number {
   let c = 0xffffffff;
   for (const x of b) c = CRC_TABLE[(c ^ x) & 255] ^ (c >>> 8);
   return (c ^ 0xffffffff) >>> 0;
@@ -151,4 +151,22 @@ export function cliWithRss(args: string[], opts: { cwd?: string; timeoutMs?: num
       },
     );
   });
+}
+
+/** A PNG whose header claims width x height (no real pixel data): decoders must refuse it from the header. */
+export function hugePngHeader(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer): Buffer => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(body));
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr[8] = 8; // bit depth
+  ihdr[9] = 2; // RGB
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', Buffer.from([0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01])), chunk('IEND', Buffer.alloc(0))]);
 }
