@@ -99,7 +99,7 @@ describe('fasternet detect and convert: isolation, writability, atomic outputs',
     const r = await cliWithRss(['detect', join(dir, 'ok.png'), '--model', MODEL, '--json', join(dir, 'nope', 'r.json')]);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe('');
-    expect(lines(r.stderr)).toEqual([`fasternet: cannot write ${join(dir, 'nope', 'r.json')}: ENOENT (no such folder)`]);
+    expect(lines(r.stderr)).toEqual([`fasternet: --json ${join(dir, 'nope', 'r.json')}: folder ${join(dir, 'nope')} does not exist`]);
   });
 
   it('--json into a read-only file system fails at once (tmpfs mounted ro)', async (ctx) => {
