@@ -99,6 +99,11 @@ describe('quantization arithmetic', () => {
     expect(e.max).toBeGreaterThan(2.5);
     expect(e.max).toBeLessThan(8);
     expect(percentileRange(h, { min: 0, max: 40 }, 0.99999).max).toBeGreaterThan(30);
+    // ReLU outputs: a spike of exact zeros (any uint8 range with zero point 0 holds them) moves nothing.
+    const hz = emptyHistogram({ min: 0, max: 40 });
+    addToHistogram(hz, d);
+    addToHistogram(hz, new Float32Array(150_000));
+    expect(entropyRange(hz, { min: 0, max: 40 }).max).toBeCloseTo(e.max, 6);
     const u = emptyHistogram({ min: 0, max: 1 });
     addToHistogram(u, Float32Array.from({ length: 100_000 }, (_, i) => i / 100_000));
     expect(entropyRange(u, { min: 0, max: 1 }).max).toBeGreaterThan(0.95);
