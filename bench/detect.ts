@@ -17,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeImage } from '../image/decode.ts';
 import { encodeCropped } from '../api/detect.ts';
 import { loadDetector, releaseDetector, runDetector } from '../heads/mask_rcnn.ts';
+import { readMetadataProps } from '../runtime/metadata.ts';
 import { UserError } from '../core/errors.ts';
 import { positiveInt } from '../core/options.ts';
 import { STDOUT, checkOutputFile, writeOutput } from '../core/output.ts';
@@ -28,6 +29,8 @@ export interface DetectBench {
   model: string;
   arch: string;
   flavor: string;
+  /** 'int8' for models from `fasternet quantize`. */
+  precision: 'fp32' | 'int8';
   image: string;
   imageSize: [number, number];
   inputSize: [number, number];
@@ -40,6 +43,8 @@ export interface DetectBench {
   stages: Record<string, number>;
   peak_rss_mb: number;
 }
+
+const label = (r: DetectBench): string => (r.precision === 'int8' ? `${r.arch}_int8` : r.arch);
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -78,7 +83,8 @@ export async function benchDetect(
     const stages: Record<string, number> = {};
     for (const k of Object.keys(stageRuns[0])) stages[k] = median(stageRuns.map((s) => s[k]));
     return {
-      model: modelPath, arch: det.meta.arch, flavor: det.meta.flavor, image: imagePath, imageSize: [img.height, img.width],
+      model: modelPath, arch: det.meta.arch, flavor: det.meta.flavor,
+      precision: (await readMetadataProps(modelPath))['fasternet.quantized'] ? 'int8' : 'fp32', image: imagePath, imageSize: [img.height, img.width],
       inputSize, threads, runs, scoreThreshold: o.scoreThreshold, detections, ms_median: median(totals), ms_min: Math.min(...totals), stages,
       peak_rss_mb: process.resourceUsage().maxRSS / 1024,
     };
@@ -135,7 +141,7 @@ export async function benchTorchDetect(image: string, o: { runs: number; threads
 }
 
 function printBench(r: DetectBench, say: (text: string) => void): void {
-  say(`${r.arch} (${r.flavor}) on ${r.image} ${r.imageSize[1]}x${r.imageSize[0]} -> input ${r.inputSize[1]}x${r.inputSize[0]}, `
+  say(`${label(r)} (${r.flavor}) on ${r.image} ${r.imageSize[1]}x${r.imageSize[0]} -> input ${r.inputSize[1]}x${r.inputSize[0]}, `
     + `${r.threads} threads, ${r.detections} detections\n`);
   say(`  total median ${r.ms_median.toFixed(1)} ms (min ${r.ms_min.toFixed(1)}), peak RSS ${r.peak_rss_mb.toFixed(0)} MB\n`);
   for (const [k, v] of Object.entries(r.stages)) say(`  ${k.padEnd(18)} ${v.toFixed(1).padStart(9)} ms\n`);
@@ -167,15 +173,15 @@ export function register(program: Command): void {
       if (opts.compare) {
         r.compare = await benchDetectChild(opts.compare, opts.image, o);
         printBench(r.compare, say);
-        ratios[`${r.compare.arch}_ms / ${r.arch}_ms`] = r.compare.ms_median / r.ms_median;
+        ratios[`${label(r.compare)}_ms / ${label(r)}_ms`] = r.compare.ms_median / r.ms_median;
       }
       if (opts.torch) {
         r.torch = await benchTorchDetect(opts.image, o);
         if (r.torch) {
           say(`${r.torch.framework}, ${r.torch.threads} threads, ${r.torch.detections} detections\n`);
           say(`  total median ${r.torch.ms_median.toFixed(1)} ms (min ${r.torch.ms_min.toFixed(1)}), peak RSS ${r.torch.peak_rss_mb.toFixed(0)} MB\n`);
-          ratios[`torchvision_ms / ${r.arch}_ms`] = r.torch.ms_median / r.ms_median;
-          if (r.compare) ratios[`torchvision_ms / ${r.compare.arch}_ms`] = r.torch.ms_median / r.compare.ms_median;
+          ratios[`torchvision_ms / ${label(r)}_ms`] = r.torch.ms_median / r.ms_median;
+          if (r.compare) ratios[`torchvision_ms / ${label(r.compare)}_ms`] = r.torch.ms_median / r.compare.ms_median;
         } else {
           say('torchvision: not available (/usr/bin/python3 with torch and torchvision), skipped\n');
         }

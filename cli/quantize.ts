@@ -19,6 +19,8 @@ export interface QuantizeCliOptions {
   keepFp32?: string[];
   report?: string;
   threads?: string;
+  /** commander's --all-int8 */
+  allInt8?: boolean;
 }
 
 function parseMethod(v: string | undefined): CalibrationMethod {
@@ -57,7 +59,7 @@ export async function runQuantize(model: string, opts: QuantizeCliOptions, print
   let bar: ReturnType<typeof imageProgress> | undefined;
   let barPass = 0;
   const { bytes, report } = await quantizeModel(model, {
-    calibDir: opts.calib, calibImages, method, keepFp32, threads,
+    calibDir: opts.calib, calibImages, method, keepFp32, threads, keepSensitive: !opts.allInt8,
     progress: (pass, passes, done, total) => {
       if (pass !== barPass) {
         bar?.stop();
@@ -85,6 +87,7 @@ export function register(program: Command): void {
     .option('--calib-images <n>', `use the first N images of --calib, by name (default ${DEFAULT_CALIB_IMAGES})`)
     .option('--method <m>', `activation ranges: ${CALIBRATION_METHODS.join(' | ')} (default ${DEFAULT_METHOD})`)
     .option('--keep-fp32 <pattern...>', 'also keep layers whose node name matches these regular expressions in float32')
+    .option('--all-int8', 'also quantize the stem and the predictors (kept float32 by default: they cost the most accuracy)')
     .option('--report <file>', 'write what was quantized, each tensor range and the float32 layers as JSON')
     .option('--threads <n>', 'ORT threads (default 2)')
     .action((model: string, opts: QuantizeCliOptions) => runQuantize(model, opts));

@@ -117,7 +117,11 @@ export function entropyRange(h: Histogram, observed: Range): Range {
   const n = h.counts.length;
   const width = (h.hi - h.lo) / n;
   if (h.lo >= 0) {
-    const t = klThresholdBins(h.counts, 256) * width;
+    // The first bin is mostly exact zeros (ReLU outputs), which every uint8 range with zero point 0 holds
+    // exactly: left in, that spike dominates the divergence and pins the threshold to merge-ratio artifacts.
+    const p = h.counts.slice();
+    p[0] = 0;
+    const t = klThresholdBins(p, 256) * width;
     return { min: 0, max: Math.min(observed.max, t) };
   }
   // Fold the symmetric histogram into magnitudes.

@@ -17,10 +17,15 @@ import { UserError } from '../core/errors.ts';
 import { qdqProblems, activationParams, quantizeWeights, decodeModel, encodeModel } from '../runtime/quantize.ts';
 import { entropyRange, emptyHistogram, addToHistogram, percentileRange } from '../runtime/calibrate.ts';
 import { readModelParts } from '../runtime/metadata.ts';
-import { createSession } from '../runtime/session.ts';
+import { createSession, runSession } from '../runtime/session.ts';
 import { addInput, addOutput, createGraph, relu, serializeModel } from '../runtime/graph.ts';
 import { loadDetector, releaseDetector, runDetector, type RawDetections } from '../heads/mask_rcnn.ts';
-import { decodeImage } from '../image/decode.ts';
+import { centerCropTransform, decodeImage } from '../image/decode.ts';
+import { syntheticStateDict } from '../backbones/synthetic.ts';
+import { fasternetParamSpecs } from '../backbones/fasternet.ts';
+import { convertCheckpoint } from '../convert/index.ts';
+import { classifyImages } from '../api/classify.ts';
+import { imagenetPreprocess } from '../runtime/metadata.ts';
 
 const MODEL = 'models/fasternet_t0_canvases.onnx';
 const VAL = 'data/canvases_val/images';
@@ -94,6 +99,11 @@ describe('quantization arithmetic', () => {
     expect(e.max).toBeGreaterThan(2.5);
     expect(e.max).toBeLessThan(8);
     expect(percentileRange(h, { min: 0, max: 40 }, 0.99999).max).toBeGreaterThan(30);
+    // ReLU outputs: a spike of exact zeros (any uint8 range with zero point 0 holds them) moves nothing.
+    const hz = emptyHistogram({ min: 0, max: 40 });
+    addToHistogram(hz, d);
+    addToHistogram(hz, new Float32Array(150_000));
+    expect(entropyRange(hz, { min: 0, max: 40 }).max).toBeCloseTo(e.max, 6);
     const u = emptyHistogram({ min: 0, max: 1 });
     addToHistogram(u, Float32Array.from({ length: 100_000 }, (_, i) => i / 100_000));
     expect(entropyRange(u, { min: 0, max: 1 }).max).toBeGreaterThan(0.95);
@@ -218,3 +228,55 @@ describe('fasternet quantize on the bundled model', () => {
     expect(readdirSync(dir)).not.toContain('y.onnx');
   });
 });
+
+describe('fasternet quantize on an imagenet classifier (convert --flavor imagenet)', () => {
+  it('quantizes every layer but stem and classifier; logits follow the float model; classify runs it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'quantize-cls-'));
+    try {
+      const sd = syntheticStateDict(fasternetParamSpecs('t0'), 1000);
+      const header: Record<string, unknown> = {};
+      const parts: Buffer[] = [];
+      let off = 0;
+      for (const [k, t] of sd) {
+        const b = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+        header[k] = { dtype: t.data instanceof Float32Array ? 'F32' : 'I64', shape: t.shape, data_offsets: [off, off + b.length] };
+        parts.push(b);
+        off += b.length;
+      }
+      let h = Buffer.from(JSON.stringify(header));
+      h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
+      const len = Buffer.alloc(8);
+      len.writeBigUInt64LE(BigInt(h.length));
+      writeFileSync(join(dir, 't0.safetensors'), Buffer.concat([len, h, ...parts]));
+      const float = join(dir, 't0.onnx');
+      await convertCheckpoint(join(dir, 't0.safetensors'), 'imagenet', float);
+      const images = ['chelsea.jpg', 'coffee_crop.png', 'camera_gray.png'].map((f) => join('test/fixtures/images', f));
+      const calib = join(dir, 'calib');
+      mkdirSync(calib);
+      for (const f of images.slice(0, 2)) copyFileSync(f, join(calib, f.split('/').pop()!));
+      const { bytes, report } = await quantizeModel(float, { calibDir: calib });
+      const int8 = join(dir, 't0.int8.onnx');
+      writeFileSync(int8, bytes);
+      expect(Object.keys(report.graphs)).toEqual(['main']);
+      expect(report.graphs.main.kept.map((k) => k.reason.split(' ')[0]).sort()).toEqual(['predictor', 'stem']);
+      expect(qdqProblems(bytes)).toEqual([]);
+      const [f, q] = [await createSession(float), await createSession(int8)];
+      for (const file of images) {
+        const x = centerCropTransform(await decodeImage(file), imagenetPreprocess());
+        const feeds = { input: { shape: [1, ...x.shape], data: x.data } };
+        const a = (await runSession(f, feeds)).logits.data;
+        const b = (await runSession(q, feeds)).logits.data;
+        let dot = 0, na = 0, nb = 0;
+        for (let i = 0; i < a.length; i++) { dot += a[i] * b[i]; na += a[i] * a[i]; nb += b[i] * b[i]; }
+        expect(dot / Math.sqrt(na * nb)).toBeGreaterThan(0.98);
+      }
+      await f.release();
+      await q.release();
+      const res = await classifyImages(int8, images.slice(2), { topk: 3 });
+      expect(res[0].top).toHaveLength(3);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
