@@ -24,7 +24,7 @@ import { resnet50Features } from '../backbones/resnet.ts';
 import { fpnGraph, type FpnWeights } from '../necks/fpn.ts';
 import { generateProposals, levelAnchors, rpnHeadGraph, type RpnWeights } from './rpn.ts';
 import { boxDetections, boxHeadModel, maskHeadModel, selectMaskProbabilities, type BoxHeadWeights, type Detections, type MaskHeadWeights } from './roi_heads.ts';
-import { inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, type FeatureMap } from './roi_align.ts';
+import { inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, stageFeatures, startRoiAlignHelper, type FeatureMap } from './roi_align.ts';
 import { checkDetectorConfig, type DetectorConfig } from './config.ts';
 import { boxesToOriginalTorchvision, torchvisionPreprocess } from './transform_torchvision.ts';
 import { boxesToNetwork, boxesToOriginal, mmdetPreprocess } from './transform_mmdet.ts';
@@ -90,6 +90,13 @@ export interface Detector {
   maskHead: Session;
   /** Serializes runs: each session is used by one call at a time. */
   queue: Promise<unknown>;
+  /** Threads of the sessions; RoIAlign uses a helper thread from 2. */
+  threads: number;
+  /**
+   * The RoIAlign outputs (box and mask head inputs), reused from run to run: fresh arrays of this size
+   * (50 MB for 1000 proposals) cost tens of ms in page faults. Runs are serialized, so one set suffices.
+   */
+  roiBuffers: { box: Float32Array; mask: Float32Array };
 }
 
 export interface LoadOptions {
@@ -112,7 +119,9 @@ export async function loadDetector(model: string | Uint8Array, o: LoadOptions = 
   const main = await createSession(graphBytes, so);
   const boxHead = await createSession(Buffer.from(props[BOX_HEAD_KEY], 'base64'), so);
   const maskHead = await createSession(Buffer.from(props[MASK_HEAD_KEY], 'base64'), so);
-  return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve() };
+  const threads = o.threads ?? 2;
+  if (threads >= 2) startRoiAlignHelper();
+  return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve(), threads, roiBuffers: { box: new Float32Array(0), mask: new Float32Array(0) } };
 }
 
 export interface RawDetections {
@@ -181,6 +190,12 @@ function roiLevels(boxes: Float32Array, cfg: DetectorConfig, numLevels: number):
   return mapRoiLevelsMmdet(boxes, numLevels, m.finestScale);
 }
 
+/** The first `size` values of the detector's reused RoIAlign output buffer `which` (grown as needed). */
+function roiBuffer(det: Detector, which: 'box' | 'mask', size: number): Float32Array {
+  if (det.roiBuffers[which].length < size) det.roiBuffers[which] = new Float32Array(size);
+  return det.roiBuffers[which].subarray(0, size);
+}
+
 function now(): number {
   return performance.now();
 }
@@ -231,8 +246,11 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
     scales.push(cfg.roi.levelMapper.kind === 'torchvision' ? inferScale([h, w], pre.imageSize) : 1 / cfg.roi.strides[l]);
   }
   const C = feats[0].channels;
-  const boxRois = multiScaleRoiAlign(feats, proposals.boxes, roiLevels(proposals.boxes, cfg, feats.length), {
+  // Staged once (copied into the RoIAlign kernel's memory) for the box and the mask RoIAlign.
+  const staged = stageFeatures(feats);
+  const boxRois = multiScaleRoiAlign(staged, proposals.boxes, roiLevels(proposals.boxes, cfg, feats.length), {
     outputSize: cfg.roi.boxOutput, samplingRatio: cfg.roi.samplingRatio, aligned: cfg.roi.aligned, scales,
+    threads: det.threads, out: roiBuffer(det, 'box', proposals.scores.length * C * cfg.roi.boxOutput ** 2),
   });
   t.roi_align = now() - t0;
 
@@ -267,8 +285,9 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
   let maskSize = 2 * ms;
   if (n > 0) {
     t0 = now();
-    const maskRois = multiScaleRoiAlign(feats, maskRoiBoxes, roiLevels(maskRoiBoxes, cfg, feats.length), {
+    const maskRois = multiScaleRoiAlign(staged, maskRoiBoxes, roiLevels(maskRoiBoxes, cfg, feats.length), {
       outputSize: ms, samplingRatio: cfg.roi.samplingRatio, aligned: cfg.roi.aligned, scales,
+      threads: det.threads, out: roiBuffer(det, 'mask', n * C * ms * ms),
     });
     t.roi_align += now() - t0;
     t0 = now();
