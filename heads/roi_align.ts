@@ -351,7 +351,7 @@ export function multiScaleRoiAlign(
 interface Engine {
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
-  bins: (b0: number, b1: number, binStart: number, binOut: number, pos: number, wts: number, C: number, stride: number) => void;
+  run: (g0: number, g1: number, groupStart: number, binStart: number, binOut: number, pos: number, wts: number, C: number, stride: number) => void;
   helper: Worker | null;
 }
 let engine: Engine | null | undefined;
@@ -364,8 +364,8 @@ function loadEngine(): Engine | null {
     const bytes = Buffer.from(ROI_ALIGN_WASM, 'base64');
     const module = new WebAssembly.Module(bytes);
     const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
-    const ex = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Pick<Engine, 'bins'>;
-    engine = { memory, module, bins: ex.bins, helper: null };
+    const ex = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Pick<Engine, 'run'>;
+    engine = { memory, module, run: ex.run, helper: null };
   } catch {
     engine = null; // no SIMD or shared memory here: the JS path gives the same result
   }
@@ -383,17 +383,17 @@ export function useWasmRoiAlign(on: boolean): boolean {
 
 // Words 0 and 1 of the kernel's memory: the helper's job state (0 running, 1 done, 2 failed) and whether it is
 // ready. The helper is a plain-JS worker (no TypeScript loader needed) that instantiates the same module on the
-// same memory and runs `bins` on the ranges posted to it.
+// same memory and runs `run` on the ranges posted to it.
 const JOB = 0, READY = 1;
 const HELPER_SRC = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory } = workerData;
-const { bins } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const { run } = new WebAssembly.Instance(module, { env: { memory } }).exports;
 const flags = () => new Int32Array(memory.buffer, 0, 2);
 Atomics.store(flags(), ${READY}, 1);
 parentPort.on('message', (a) => {
   let state = 1;
-  try { bins(...a); } catch { state = 2; }
+  try { run(...a); } catch { state = 2; }
   const f = flags();
   Atomics.store(f, ${JOB}, state);
   Atomics.notify(f, ${JOB});
@@ -494,37 +494,43 @@ function growTaps(need: number): void {
 /** Appends the ph*pw bins of one RoI (taps as roiAlignInto builds them; none for an empty RoI). */
 function emitRoi(geo: RoiGeometry | null, featBase: number, C: number, W: number, outAddr: number, ph: number, pw: number): void {
   growBins(nBins + ph * pw);
+  const binStart = binStartS, binOut = binOutS;
+  let b = nBins;
   if (geo === null) {
     for (let py = 0; py < ph; py++) {
       for (let px = 0; px < pw; px++) {
-        binOutS[nBins] = outAddr + (py * pw + px) * 4;
-        binStartS[++nBins] = nTaps;
+        binOut[b] = outAddr + (py * pw + px) * 4;
+        binStart[++b] = nTaps;
       }
     }
+    nBins = b;
     return;
   }
   const { ys, xs } = geo;
+  const yIdx = ys.idx, yW = ys.w, yStart = ys.start, xIdx = xs.idx, xW = xs.w, xStart = xs.start;
+  growTaps(nTaps + yIdx.length * xIdx.length); // every bin's taps are a subset of the rows x columns
+  const pos = posS, wts = wtsS;
   const inv = 1 / geo.count;
   const pixBytes = C * 4;
+  let t = nTaps;
   for (let py = 0; py < ph; py++) {
-    const r0 = ys.start[py], r1 = ys.start[py + 1];
+    const r0 = yStart[py], r1 = yStart[py + 1];
     for (let px = 0; px < pw; px++) {
-      const c0 = xs.start[px], c1 = xs.start[px + 1];
-      growTaps(nTaps + (r1 - r0) * (c1 - c0));
-      let t = nTaps;
+      const c0 = xStart[px], c1 = xStart[px + 1];
       for (let r = r0; r < r1; r++) {
-        const rowOff = ys.idx[r] * W;
-        const wy = ys.w[r] * inv;
+        const rowAt = featBase + yIdx[r] * W * pixBytes;
+        const wy = yW[r] * inv;
         for (let c = c0; c < c1; c++) {
-          posS[t] = featBase + (rowOff + xs.idx[c]) * pixBytes;
-          wtsS[t++] = wy * xs.w[c];
+          pos[t] = rowAt + xIdx[c] * pixBytes;
+          wts[t++] = wy * xW[c];
         }
       }
-      nTaps = t;
-      binOutS[nBins] = outAddr + (py * pw + px) * 4;
-      binStartS[++nBins] = nTaps;
+      binOut[b] = outAddr + (py * pw + px) * 4;
+      binStart[++b] = t;
     }
   }
+  nTaps = t;
+  nBins = b;
 }
 
 /**
@@ -572,12 +578,14 @@ function multiScaleRoiAlignWasm(
   nBins = 0;
   nTaps = 0;
   binStartS[0] = 0;
+  const groupStart = new Int32Array(n + 1); // bins of RoI order[k]: groupStart[k] .. groupStart[k + 1]
   const outAt = stagedBytes;
   const outBytes = n * C * PP * 4;
   for (let k = 0; k < n; k++) {
     const i = order[k];
     const l = levels[i];
     const outAddr = outAt + i * C * PP * 4;
+    groupStart[k] = nBins;
     if (!(l >= 0 && l < s.levels.length)) {
       emitRoi(null, 0, C, 0, outAddr, ph, pw);
       continue;
@@ -588,13 +596,16 @@ function multiScaleRoiAlignWasm(
       : roiGeometry(boxes[b], boxes[b + 1], boxes[b + 2], boxes[b + 3], f32(scales[l]), ph, pw, samplingRatio, aligned, f.height, f.width, scratchIdx, scratchW);
     emitRoi(geo, s.bases[l], C, f.width, outAddr, ph, pw);
   }
-  // Lists after the output: binStart, binOut (i32), pos (i32), wts (f64, 8-aligned).
-  const bsAt = outAt + ((outBytes + 15) & ~15);
+  groupStart[n] = nBins;
+  // Lists after the output: groupStart, binStart, binOut (i32), pos (i32), wts (f64, 8-aligned).
+  const gsAt = outAt + ((outBytes + 15) & ~15);
+  const bsAt = gsAt + (((n + 1) * 4 + 15) & ~15);
   const boAt = bsAt + (((nBins + 1) * 4 + 15) & ~15);
   const posAt = boAt + ((nBins * 4 + 15) & ~15);
   const wAt = posAt + ((nTaps * 4 + 15) & ~15);
   reserve(e, wAt + nTaps * 8);
   const buf = e.memory.buffer;
+  new Int32Array(buf, gsAt, n + 1).set(groupStart);
   new Int32Array(buf, bsAt, nBins + 1).set(binStartS.subarray(0, nBins + 1));
   new Int32Array(buf, boAt, nBins).set(binOutS.subarray(0, nBins));
   new Int32Array(buf, posAt, nTaps).set(posS.subarray(0, nTaps));
@@ -604,23 +615,23 @@ function multiScaleRoiAlignWasm(
   // Worth a thread hand-off (~0.1 ms) only with some work.
   if (threads >= 2 && !e.helper) startRoiAlignHelper();
   if (threads >= 2 && e.helper && Atomics.load(f, READY) === 1 && nTaps * C > 1 << 20) {
-    // Split so that both halves have about as many taps (the cost) as each other.
+    // Split the RoIs so that both halves have about as many taps (the cost) as each other.
     const half = nTaps / 2;
-    let lo = 0, hi = nBins;
+    let lo = 0, hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
-      if (binStartS[mid] < half) lo = mid + 1;
+      if (binStartS[groupStart[mid]] < half) lo = mid + 1;
       else hi = mid;
     }
     const split = lo;
     Atomics.store(f, JOB, 0);
-    e.helper.postMessage([split, nBins, bsAt, boAt, posAt, wAt, C, stride]);
-    e.bins(0, split, bsAt, boAt, posAt, wAt, C, stride);
-    // A synchronous wait keeps roiAlign synchronous; the helper only runs `bins`, so it answers or traps.
+    e.helper.postMessage([split, n, gsAt, bsAt, boAt, posAt, wAt, C, stride]);
+    e.run(0, split, gsAt, bsAt, boAt, posAt, wAt, C, stride);
+    // A synchronous wait keeps roiAlign synchronous; the helper only runs `run`, so it answers or traps.
     if (Atomics.wait(f, JOB, 0, 120_000) === 'timed-out') throw new Error('roiAlign: the helper thread did not answer in 2 minutes');
     if (Atomics.load(f, JOB) !== 1) throw new Error('roiAlign: the helper thread failed');
   } else {
-    e.bins(0, nBins, bsAt, boAt, posAt, wAt, C, stride);
+    e.run(0, n, gsAt, bsAt, boAt, posAt, wAt, C, stride);
   }
   const res = out ?? new Float32Array(n * C * PP);
   res.set(new Float32Array(buf, outAt, n * C * PP));

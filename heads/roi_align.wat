@@ -6,10 +6,12 @@
 ;; are bit-identical with it: WebAssembly f64 arithmetic is IEEE double, without fused multiply-adds, and
 ;; f64x2.promote_low_f32x4 / f32x4.demote_f64x2_zero convert as the scalar conversions do. Channels go eight
 ;; at a time (four f64x2 accumulators kept in registers over all taps of the bin), then two, then one.
+;; Results do not depend on the order of bins or channel blocks: every value is computed on its own.
 ;; Assembled into heads/roi_align_wasm.ts by scripts/wasm/build_wasm.cjs.
 ;;
 ;; Memory is imported (shared), so that a worker thread runs the same kernel on the other half of the bins.
-;; Arguments of bins (byte addresses in that memory):
+;; Arguments of run (byte addresses in that memory):
+;;   groupStart i32[ng + 1] bins of group (RoI) g are groupStart[g] .. groupStart[g + 1]
 ;;   binStart i32[nb + 1]  taps of bin b are binStart[b] .. binStart[b + 1]
 ;;   binOut   i32[nb]      address of channel 0 of bin b's output; channel c is at + c * stride
 ;;   pos      i32[]        address of the tap's pixel (channel 0) in the NHWC features
@@ -268,35 +270,57 @@
       (br $l1)))
     (f32.store (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))) (f32.demote_f64 (local.get $acc))))
 
-  (func (export "bins") (param $b0 i32) (param $b1 i32) (param $binStart i32) (param $binOut i32) (param $pos i32) (param $wts i32)
-    (param $C i32) (param $stride i32)
-    (local $b i32) (local $t0 i32) (local $t1 i32) (local $o i32) (local $c i32)
-    (local.set $b (local.get $b0))
-    (block $done (loop $bins
-      (br_if $done (i32.ge_s (local.get $b) (local.get $b1)))
-      (local.set $t0 (i32.load (i32.add (local.get $binStart) (i32.shl (local.get $b) (i32.const 2)))))
-      (local.set $t1 (i32.load (i32.add (local.get $binStart) (i32.shl (i32.add (local.get $b) (i32.const 1)) (i32.const 2)))))
-      (local.set $o (i32.load (i32.add (local.get $binOut) (i32.shl (local.get $b) (i32.const 2)))))
-      (local.set $c (i32.const 0))
-      (if (i32.le_s (local.get $t1) (local.get $t0))
-        (then ;; no taps: zeros (accumulateNHWC fills 0)
-          (block $zd (loop $z
-            (br_if $zd (i32.ge_s (local.get $c) (local.get $C)))
-            (f32.store (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))) (f32.const 0))
-            (local.set $c (i32.add (local.get $c) (i32.const 1)))
-            (br $z))))
-        (else
-          (block $d8 (loop $l8
-            (br_if $d8 (i32.gt_s (i32.add (local.get $c) (i32.const 8)) (local.get $C)))
-            (call $ch8 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride))
-            (local.set $c (i32.add (local.get $c) (i32.const 8)))
-            (br $l8)))
-          (block $d2 (loop $l2
-            (br_if $d2 (i32.gt_s (i32.add (local.get $c) (i32.const 2)) (local.get $C)))
-            (call $ch2 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride))
-            (local.set $c (i32.add (local.get $c) (i32.const 2)))
-            (br $l2)))
-          (if (i32.lt_s (local.get $c) (local.get $C))
-            (then (call $ch1 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride))))))
-      (local.set $b (i32.add (local.get $b) (i32.const 1)))
-      (br $bins)))))
+  ;; Channels c0 .. c1 of bin b.
+  (func $bin (param $b i32) (param $c0 i32) (param $c1 i32) (param $binStart i32) (param $binOut i32) (param $pos i32) (param $wts i32)
+    (param $stride i32)
+    (local $t0 i32) (local $t1 i32) (local $o i32) (local $c i32)
+    (local.set $t0 (i32.load (i32.add (local.get $binStart) (i32.shl (local.get $b) (i32.const 2)))))
+    (local.set $t1 (i32.load (i32.add (local.get $binStart) (i32.shl (i32.add (local.get $b) (i32.const 1)) (i32.const 2)))))
+    (local.set $o (i32.load (i32.add (local.get $binOut) (i32.shl (local.get $b) (i32.const 2)))))
+    (local.set $c (local.get $c0))
+    (if (i32.le_s (local.get $t1) (local.get $t0))
+      (then ;; no taps: zeros (accumulateNHWC fills 0)
+        (block $zd (loop $z
+          (br_if $zd (i32.ge_s (local.get $c) (local.get $c1)))
+          (f32.store (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))) (f32.const 0))
+          (local.set $c (i32.add (local.get $c) (i32.const 1)))
+          (br $z))))
+      (else
+        (block $d8 (loop $l8
+          (br_if $d8 (i32.gt_s (i32.add (local.get $c) (i32.const 8)) (local.get $c1)))
+          (call $ch8 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride))
+          (local.set $c (i32.add (local.get $c) (i32.const 8)))
+          (br $l8)))
+        (block $d2 (loop $l2
+          (br_if $d2 (i32.gt_s (i32.add (local.get $c) (i32.const 2)) (local.get $c1)))
+          (call $ch2 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride))
+          (local.set $c (i32.add (local.get $c) (i32.const 2)))
+          (br $l2)))
+        (if (i32.lt_s (local.get $c) (local.get $c1))
+          (then (call $ch1 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride)))))))
+
+  ;; Groups g0 .. g1 (a group = the bins of one RoI, groupStart[g] .. groupStart[g + 1]), 64 channels at a time
+  ;; over all bins of the group: the pixels of one RoI then stay in L1/L2 cache for a block's bins (a pixel's
+  ;; 256 channels take 1 KB; a RoI's region, up to ~1000 pixels, would not).
+  (func (export "run") (param $g0 i32) (param $g1 i32) (param $groupStart i32) (param $binStart i32) (param $binOut i32)
+    (param $pos i32) (param $wts i32) (param $C i32) (param $stride i32)
+    (local $g i32) (local $b i32) (local $b1 i32) (local $c0 i32) (local $c1 i32)
+    (local.set $g (local.get $g0))
+    (block $done (loop $groups
+      (br_if $done (i32.ge_s (local.get $g) (local.get $g1)))
+      (local.set $b1 (i32.load (i32.add (local.get $groupStart) (i32.shl (i32.add (local.get $g) (i32.const 1)) (i32.const 2)))))
+      (local.set $c0 (i32.const 0))
+      (block $cd (loop $blocks
+        (br_if $cd (i32.ge_s (local.get $c0) (local.get $C)))
+        (local.set $c1 (i32.add (local.get $c0) (i32.const 64)))
+        (if (i32.gt_s (local.get $c1) (local.get $C)) (then (local.set $c1 (local.get $C))))
+        (local.set $b (i32.load (i32.add (local.get $groupStart) (i32.shl (local.get $g) (i32.const 2)))))
+        (block $bd (loop $bins
+          (br_if $bd (i32.ge_s (local.get $b) (local.get $b1)))
+          (call $bin (local.get $b) (local.get $c0) (local.get $c1) (local.get $binStart) (local.get $binOut) (local.get $pos) (local.get $wts) (local.get $stride))
+          (local.set $b (i32.add (local.get $b) (i32.const 1)))
+          (br $bins)))
+        (local.set $c0 (local.get $c1))
+        (br $blocks)))
+      (local.set $g (i32.add (local.get $g) (i32.const 1)))
+      (br $groups)))))
