@@ -7,7 +7,7 @@
  */
 import type { FloatTensor } from '../runtime/tensor.ts';
 import { addInput, addOutput, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
-import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
+import { clipBoxesToImage, decodeBoxesMmdetPairs, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
 import { batchedNms, multiclassCandidates, multiclassNmsOfCandidates } from '../postprocess/nms.ts';
 import type { ConvWeights } from '../necks/fpn.ts';
 import type { BoxHeadConfig } from './config.ts';
@@ -148,20 +148,14 @@ function mmdetDetections(
   // so this gives the boxes multiclass_nms would pick from the full decode, at a fraction of the cost
   // (SLEEF's expf is replayed exactly, and at score_thr 0.05 most of the R x C pairs drop out).
   const cand = multiclassCandidates(probs, C, cfg.scoreThresh);
-  const m = cand.inds.length;
   const perClass = boxRegression.length === R * C * 4;
   if (!perClass && boxRegression.length !== R * 4) throw new Error(`box head gave ${boxRegression.length} deltas for ${R} RoIs and ${C} classes`);
-  const deltas = new Float32Array(m * 4);
-  const rois = new Float32Array(m * 4);
-  for (let k = 0; k < m; k++) {
-    const i = Math.floor(cand.inds[k] / C);
-    const d = (perClass ? cand.inds[k] : i) * 4;
-    for (let j = 0; j < 4; j++) {
-      deltas[k * 4 + j] = boxRegression[d + j];
-      rois[k * 4 + j] = proposals[i * 4 + j];
-    }
+  let pairs = cand.inds;
+  if (!perClass) { // class-agnostic regression: one box per RoI
+    pairs = new Int32Array(cand.inds.length);
+    for (let k = 0; k < pairs.length; k++) pairs[k] = Math.floor(cand.inds[k] / C);
   }
-  let pred = decodeBoxesMmdet(deltas, rois, { stds: cfg.coder.values, maxShape: imageSize });
+  let pred = decodeBoxesMmdetPairs(boxRegression, proposals, pairs, { stds: cfg.coder.values, maxShape: imageSize });
   if (rescale) pred = rescale(pred);
   const { dets, labels } = multiclassNmsOfCandidates(pred, cand, { iouThreshold: cfg.nmsThresh }, cfg.maxDetections);
   const n = labels.length;

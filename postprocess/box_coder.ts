@@ -121,36 +121,59 @@ export interface MmdetDecodeOptions {
 /** mmdet 2.25 delta2bbox (add_ctr_clamp=False, clip_border=True): (n, k*4) boxes. */
 export function decodeBoxesMmdet(deltas: Float32Array, rois: Float32Array, opts: MmdetDecodeOptions = {}): Float32Array {
   const k = deltasPerBox(deltas, rois, 'decodeBoxesMmdet');
+  return decodeMmdet(deltas, rois, k, null, opts);
+}
+
+/**
+ * delta2bbox of the chosen pairs only: `pairs[j]` = box * k + class indexes (n, k*4) deltas over (n, 4) rois;
+ * row j of the (m, 4) result is row pairs[j] of decodeBoxesMmdet's, bit for bit (the same code computes it).
+ * The box head decodes only the pairs that pass the score threshold this way.
+ */
+export function decodeBoxesMmdetPairs(
+  deltas: Float32Array, rois: Float32Array, pairs: Int32Array, opts: MmdetDecodeOptions = {},
+): Float32Array {
+  const k = deltasPerBox(deltas, rois, 'decodeBoxesMmdetPairs');
+  const n = rois.length / 4;
+  for (let j = 0; j < pairs.length; j++) {
+    if (!(pairs[j] >= 0 && pairs[j] < n * k)) throw new Error(`decodeBoxesMmdetPairs: pair ${pairs[j]} outside ${n} boxes x ${k}`);
+  }
+  return decodeMmdet(deltas, rois, k, pairs, opts);
+}
+
+function decodeMmdet(deltas: Float32Array, rois: Float32Array, k: number, pairs: Int32Array | null, opts: MmdetDecodeOptions): Float32Array {
   const n = rois.length / 4;
   const means = (opts.means ?? [0, 0, 0, 0]).map(f32);
   const stds = (opts.stds ?? MMDET_RPN_STDS).map(f32);
   const maxRatio = f32(Math.abs(Math.log(opts.whRatioClip ?? 16 / 1000)));
-  const out = new Float32Array(deltas.length);
-  for (let i = 0; i < n; i++) {
+  const m = pairs ? pairs.length : n * k;
+  const out = new Float32Array(m * 4);
+  const [s0, s1, s2, s3] = stds, [m0, m1, m2, m3] = means;
+  for (let j = 0; j < m; j++) {
+    const p = pairs ? pairs[j] : j; // pair = box * k + class
+    const i = pairs ? Math.floor(p / k) : Math.floor(j / k);
     const x1 = rois[i * 4], y1 = rois[i * 4 + 1], x2 = rois[i * 4 + 2], y2 = rois[i * 4 + 3];
     const px = f32(f32(x1 + x2) * 0.5);
     const py = f32(f32(y1 + y2) * 0.5);
     const pw = f32(x2 - x1);
     const ph = f32(y2 - y1);
-    for (let c = 0; c < k; c++) {
-      const o = (i * k + c) * 4;
-      const dx = f32(f32(deltas[o] * stds[0]) + means[0]);
-      const dy = f32(f32(deltas[o + 1] * stds[1]) + means[1]);
-      let dw = f32(f32(deltas[o + 2] * stds[2]) + means[2]);
-      let dh = f32(f32(deltas[o + 3] * stds[3]) + means[3]);
-      dw = clampNaN(dw, -maxRatio, maxRatio);
-      dh = clampNaN(dh, -maxRatio, maxRatio);
-      const gw = f32(pw * expf(dw));
-      const gh = f32(ph * expf(dh));
-      const gx = f32(px + f32(pw * dx));
-      const gy = f32(py + f32(ph * dy));
-      const hw = f32(gw * 0.5);
-      const hh = f32(gh * 0.5);
-      out[o] = gx - hw;
-      out[o + 1] = gy - hh;
-      out[o + 2] = gx + hw;
-      out[o + 3] = gy + hh;
-    }
+    const d = p * 4;
+    const dx = f32(f32(deltas[d] * s0) + m0);
+    const dy = f32(f32(deltas[d + 1] * s1) + m1);
+    let dw = f32(f32(deltas[d + 2] * s2) + m2);
+    let dh = f32(f32(deltas[d + 3] * s3) + m3);
+    dw = clampNaN(dw, -maxRatio, maxRatio);
+    dh = clampNaN(dh, -maxRatio, maxRatio);
+    const gw = f32(pw * expf(dw));
+    const gh = f32(ph * expf(dh));
+    const gx = f32(px + f32(pw * dx));
+    const gy = f32(py + f32(ph * dy));
+    const hw = f32(gw * 0.5);
+    const hh = f32(gh * 0.5);
+    const o = j * 4;
+    out[o] = gx - hw;
+    out[o + 1] = gy - hh;
+    out[o + 2] = gx + hw;
+    out[o + 3] = gy + hh;
   }
   if (opts.maxShape) {
     const [H, W] = opts.maxShape;
