@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, MMDET_RCNN_STDS, MMDET_RPN_STDS,
+  clipBoxesToImage, decodeBoxesMmdet, decodeBoxesMmdetPairs, decodeBoxesTorchvision, MMDET_RCNN_STDS, MMDET_RPN_STDS,
   removeSmallBoxes, TORCHVISION_BOX_WEIGHTS,
 } from '../postprocess/box_coder.ts';
 import { loadTopic } from './ops_fixtures.ts';
@@ -57,5 +57,16 @@ describe('mmdet delta2bbox', () => {
   });
   it('rejects deltas that do not fit the boxes', () => {
     expect(() => decodeBoxesMmdet(new Float32Array(6), new Float32Array(4))).toThrow(/does not fit/);
+  });
+  it('chosen (box, class) pairs only: the rows of the full decode against torch', () => {
+    const want = T.f32(c.head);
+    const k = want.length / boxes.length;
+    const pairs = Int32Array.from({ length: want.length / 4 }, (_, j) => j).filter((j) => j % 3 !== 1).reverse();
+    const got = decodeBoxesMmdetPairs(T.f32(c.deltasK), boxes, pairs, { stds: MMDET_RCNN_STDS, maxShape });
+    const rows = new Float32Array(pairs.length * 4);
+    pairs.forEach((p, j) => rows.set(want.subarray(p * 4, p * 4 + 4), j * 4));
+    expect(k).toBeGreaterThan(1);
+    expect(maxUlps(got, rows)).toBe(0);
+    expect(() => decodeBoxesMmdetPairs(T.f32(c.deltasK), boxes, Int32Array.of(want.length / 4))).toThrow(/outside/);
   });
 });
