@@ -19,11 +19,15 @@
 (module
   (import "env" "memory" (memory 1 65536 shared))
 
-  ;; Channels c .. c+8 of one bin (taps t0 .. t1, t1 > t0) into out at $o: the tap order and grouping of
-  ;; accumulateNHWC in heads/roi_align.ts, 4 f64x2 accumulators.
-  (func $ch8 (param $t0 i32) (param $t1 i32) (param $pos i32) (param $wts i32) (param $c i32) (param $o i32) (param $stride i32)
-    (local $q i32) (local $a i32) (local $cb i32) (local $w v128) (local $d v128)
+  ;; Channels c, c+1, ... of one bin (taps t0 .. t1, t1 > t0), 8 at a time while they fit below c1, into
+  ;; out at $o: the tap order and grouping of accumulateNHWC in heads/roi_align.ts, 4 f64x2 accumulators.
+  ;; Returns the first channel not done.
+  (func $ch8 (param $t0 i32) (param $t1 i32) (param $pos i32) (param $wts i32) (param $c i32) (param $c1 i32)
+    (param $o i32) (param $stride i32) (result i32)
+    (local $q i32) (local $a i32) (local $cb i32) (local $sa i32) (local $w v128) (local $d v128)
     (local $acc0 v128) (local $g0 v128) (local $acc1 v128) (local $g1 v128) (local $acc2 v128) (local $g2 v128) (local $acc3 v128) (local $g3 v128)
+    (block $chunks_done (loop $chunks
+    (br_if $chunks_done (i32.gt_s (i32.add (local.get $c) (i32.const 8)) (local.get $c1)))
     (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
     (local.set $q (local.get $t0))
     (if (i32.ge_s (i32.sub (local.get $t1) (local.get $t0)) (i32.const 4))
@@ -127,24 +131,40 @@
           (local.set $acc3 (f64x2.add (local.get $acc3) (local.get $g3)))
       (local.set $q (i32.add (local.get $q) (i32.const 1)))
       (br $l1)))
-    (local.set $d (f32x4.demote_f64x2_zero (local.get $acc0)))
-          (v128.store32_lane 0 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 0)) (local.get $stride))) (local.get $d))
-          (v128.store32_lane 1 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 1)) (local.get $stride))) (local.get $d))
+    (local.set $sa (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))))
+          (local.set $d (f32x4.demote_f64x2_zero (local.get $acc0)))
+          (v128.store32_lane 0 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
+          (v128.store32_lane 1 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
           (local.set $d (f32x4.demote_f64x2_zero (local.get $acc1)))
-          (v128.store32_lane 0 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 2)) (local.get $stride))) (local.get $d))
-          (v128.store32_lane 1 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 3)) (local.get $stride))) (local.get $d))
+          (v128.store32_lane 0 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
+          (v128.store32_lane 1 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
           (local.set $d (f32x4.demote_f64x2_zero (local.get $acc2)))
-          (v128.store32_lane 0 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 4)) (local.get $stride))) (local.get $d))
-          (v128.store32_lane 1 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 5)) (local.get $stride))) (local.get $d))
+          (v128.store32_lane 0 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
+          (v128.store32_lane 1 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
           (local.set $d (f32x4.demote_f64x2_zero (local.get $acc3)))
-          (v128.store32_lane 0 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 6)) (local.get $stride))) (local.get $d))
-          (v128.store32_lane 1 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 7)) (local.get $stride))) (local.get $d)))
+          (v128.store32_lane 0 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
+          (v128.store32_lane 1 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
+    (local.set $c (i32.add (local.get $c) (i32.const 8)))
+    (br $chunks)))
+    (local.get $c))
 
-  ;; Channels c .. c+2 of one bin (taps t0 .. t1, t1 > t0) into out at $o: the tap order and grouping of
-  ;; accumulateNHWC in heads/roi_align.ts, 1 f64x2 accumulators.
-  (func $ch2 (param $t0 i32) (param $t1 i32) (param $pos i32) (param $wts i32) (param $c i32) (param $o i32) (param $stride i32)
-    (local $q i32) (local $a i32) (local $cb i32) (local $w v128) (local $d v128)
+  ;; Channels c, c+1, ... of one bin (taps t0 .. t1, t1 > t0), 2 at a time while they fit below c1, into
+  ;; out at $o: the tap order and grouping of accumulateNHWC in heads/roi_align.ts, 1 f64x2 accumulators.
+  ;; Returns the first channel not done.
+  (func $ch2 (param $t0 i32) (param $t1 i32) (param $pos i32) (param $wts i32) (param $c i32) (param $c1 i32)
+    (param $o i32) (param $stride i32) (result i32)
+    (local $q i32) (local $a i32) (local $cb i32) (local $sa i32) (local $w v128) (local $d v128)
     (local $acc0 v128) (local $g0 v128)
+    (block $chunks_done (loop $chunks
+    (br_if $chunks_done (i32.gt_s (i32.add (local.get $c) (i32.const 2)) (local.get $c1)))
     (local.set $cb (i32.shl (local.get $c) (i32.const 2)))
     (local.set $q (local.get $t0))
     (if (i32.ge_s (i32.sub (local.get $t1) (local.get $t0)) (i32.const 4))
@@ -203,9 +223,15 @@
           (local.set $acc0 (f64x2.add (local.get $acc0) (local.get $g0)))
       (local.set $q (i32.add (local.get $q) (i32.const 1)))
       (br $l1)))
-    (local.set $d (f32x4.demote_f64x2_zero (local.get $acc0)))
-          (v128.store32_lane 0 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 0)) (local.get $stride))) (local.get $d))
-          (v128.store32_lane 1 (i32.add (local.get $o) (i32.mul (i32.add (local.get $c) (i32.const 1)) (local.get $stride))) (local.get $d)))
+    (local.set $sa (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))))
+          (local.set $d (f32x4.demote_f64x2_zero (local.get $acc0)))
+          (v128.store32_lane 0 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
+          (v128.store32_lane 1 (local.get $sa) (local.get $d))
+          (local.set $sa (i32.add (local.get $sa) (local.get $stride)))
+    (local.set $c (i32.add (local.get $c) (i32.const 2)))
+    (br $chunks)))
+    (local.get $c))
 
   ;; One channel c of one bin, scalar f64, same order.
   (func $ch1 (param $t0 i32) (param $t1 i32) (param $pos i32) (param $wts i32) (param $c i32) (param $o i32) (param $stride i32)
@@ -286,16 +312,8 @@
           (local.set $c (i32.add (local.get $c) (i32.const 1)))
           (br $z))))
       (else
-        (block $d8 (loop $l8
-          (br_if $d8 (i32.gt_s (i32.add (local.get $c) (i32.const 8)) (local.get $c1)))
-          (call $ch8 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride))
-          (local.set $c (i32.add (local.get $c) (i32.const 8)))
-          (br $l8)))
-        (block $d2 (loop $l2
-          (br_if $d2 (i32.gt_s (i32.add (local.get $c) (i32.const 2)) (local.get $c1)))
-          (call $ch2 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride))
-          (local.set $c (i32.add (local.get $c) (i32.const 2)))
-          (br $l2)))
+        (local.set $c (call $ch8 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $c1) (local.get $o) (local.get $stride)))
+        (local.set $c (call $ch2 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $c1) (local.get $o) (local.get $stride)))
         (if (i32.lt_s (local.get $c) (local.get $c1))
           (then (call $ch1 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride)))))))
 
