@@ -12,6 +12,11 @@
  *
  * Layout: features may be NCHW (as ONNX Runtime returns them) or NHWC (channel-last, see `toNHWC`); the NHWC
  * path streams each tap's channels contiguously and is the faster one. Output is always [R, C, ph, pw].
+ *
+ * Speed: over NHWC features the channel sweep runs in a WebAssembly SIMD kernel (heads/roi_align.wat, results
+ * bit-identical to the JS sweep, which remains for NCHW and runtimes without WebAssembly SIMD), optionally on
+ * two threads; the detector stages the features once per image for its box and mask RoIAlign and reuses the
+ * output arrays. `npx tsx scripts/bench_ops.ts stages` times it against the JS sweep at detector scale.
  */
 
 import { Worker } from 'node:worker_threads';
@@ -342,8 +347,8 @@ export function multiScaleRoiAlign(
 // WebAssembly path (NHWC features): the taps of every bin are built here, exactly as roiAlignInto builds them,
 // and the multiply-adds over the channels run in heads/roi_align.wat (same float64 association as
 // accumulateNHWC, so the results are bit-identical; test/roi_align.test.ts checks both paths against each
-// other). The channel sweep is ~95% of RoIAlign's time; in WebAssembly SIMD it runs about 3x faster than the
-// JS loop, and with `threads: 2` a helper thread takes half of the bins (split by tap count). The features
+// other). The channel sweep is most of RoIAlign's time; in WebAssembly SIMD (f64x2) it runs about 3x faster
+// than the JS loop, and with `threads: 2` a helper thread takes half of the RoIs (split by tap count). The features
 // are copied once per pyramid into the kernel's (shared) memory: stageFeatures lets the box and mask RoIAlign
 // of one image share that copy. roiAlignInto stays as the path for NCHW features and runtimes without
 // WebAssembly SIMD or shared memory.
