@@ -16,6 +16,10 @@ const KERNELS = [
     doc: 'WebAssembly (SIMD) greedy scan used by gridGreedy in postprocess/nms.ts.',
   },
   {
+    wat: 'box_decode.wat', out: 'box_decode_wasm.ts', name: 'BOX_DECODE_WASM', features: {},
+    doc: 'WebAssembly twin of decodeMmdet (mmdet delta2bbox with SLEEF expf) used by postprocess/box_coder.ts.',
+  },
+  {
     dir: 'heads', wat: 'roi_align.wat', out: 'roi_align_wasm.ts', name: 'ROI_ALIGN_WASM',
     features: { simd: true, threads: true },
     doc: 'WebAssembly (SIMD, shared memory) channel sweep used by multiScaleRoiAlign in heads/roi_align.ts.',
