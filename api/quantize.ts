@@ -157,7 +157,10 @@ export async function calibrateModel(modelPath: string, o: QuantizeOptions & { o
   let det: Detector | undefined;
   if (detector) {
     const cfg = checkDetectorConfig(meta.extra?.detector, modelPath);
-    det = { meta, cfg, main: recorded(jobs[0]), boxHead: recorded(jobs[1]), maskHead: recorded(jobs[2]), queue: Promise.resolve() };
+    det = {
+      meta, cfg, main: recorded(jobs[0]), boxHead: recorded(jobs[1]), maskHead: recorded(jobs[2]), queue: Promise.resolve(),
+      threads: 1, roiBuffers: { box: new Float32Array(0), mask: new Float32Array(0) },
+    };
   }
   const classifier = detector ? undefined : recorded(jobs[0]);
   const pre = meta.preprocess;

@@ -5,7 +5,7 @@
  *   err = ||y_int8 - y_float|| / ||y_float||, the worst over the graph's outputs.
  * Also the default plan (stem and predictors float) and every layer int8, per graph.
  *
- *   npx tsx scripts/bench/quantize_sensitivity.ts MODEL.onnx --calib DIR [--calib-images 32] [--eval-images 4] [--json R.json]
+ *   npx tsx bench/quantize_sensitivity.ts MODEL.onnx --calib DIR [--calib-images 32] [--eval-images 4] [--json R.json]
  */
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
@@ -21,7 +21,7 @@ const { values, positionals } = parseArgs({
 });
 const model = positionals[0];
 if (!model || !values.calib) {
-  console.error('usage: npx tsx scripts/bench/quantize_sensitivity.ts MODEL.onnx --calib DIR [--calib-images 32] [--eval-images 4] [--json R.json]');
+  console.error('usage: npx tsx bench/quantize_sensitivity.ts MODEL.onnx --calib DIR [--calib-images 32] [--eval-images 4] [--json R.json]');
   process.exit(2);
 }
 const evalImages = Number(values['eval-images']);

@@ -27,6 +27,7 @@ import {
   boxHeadModel, boxStage, detectionBoxSpaces, maskHeadModel, maskStage, roiFeatures,
   type BoxHeadOverrides, type BoxHeadWeights, type Detections, type MaskHeadWeights, type TimeStage,
 } from './roi_heads.ts';
+import { startRoiAlignHelper } from './roi_align.ts';
 import { checkDetectorConfig, type DetectorConfig } from './config.ts';
 import { boxesToOriginalTorchvision, torchvisionPreprocess } from './transform_torchvision.ts';
 import { boxesToNetwork, boxesToOriginal, mmdetPreprocess } from './transform_mmdet.ts';
@@ -91,6 +92,13 @@ export interface Detector {
   maskHead: Session;
   /** Serializes runs: each session is used by one call at a time. */
   queue: Promise<unknown>;
+  /** Threads of the sessions; RoIAlign uses a helper thread from 2. */
+  threads: number;
+  /**
+   * The RoIAlign outputs (box and mask head inputs), reused from run to run: fresh arrays of this size
+   * (50 MB for 1000 proposals) cost tens of ms in page faults. Runs are serialized, so one set suffices.
+   */
+  roiBuffers: { box: Float32Array; mask: Float32Array };
 }
 
 export interface LoadOptions {
@@ -118,7 +126,9 @@ export async function loadDetector(model: string | Uint8Array, o: LoadOptions = 
     }
     const [main, boxHead, maskHead] = sessions;
     checkGraphs(main, boxHead, maskHead, cfg, what);
-    return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve() };
+    const threads = o.threads ?? 2;
+    if (threads >= 2) startRoiAlignHelper();
+    return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve(), threads, roiBuffers: { box: new Float32Array(0), mask: new Float32Array(0) } };
   } catch (err) {
     await Promise.all(sessions.map((s) => s.release()));
     throw err;
@@ -258,7 +268,8 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
   const out = (mid.features = await time('backbone_fpn_rpn', () => runSession(det.main, { image: pre.input })));
   const padded: [number, number] = [pre.input.shape[2], pre.input.shape[3]];
   const proposals = (mid.proposals = time('proposals', () => rpnProposals(out, padded, pre.imageSize, cfg.anchors, cfg.rpn)));
-  const feats = roiFeatures(out, pre.imageSize, cfg.roi);
+  // Staged once (copied into the RoIAlign kernel's memory) for the box and the mask RoIAlign.
+  const feats = time('roi_align', () => roiFeatures(out, pre.imageSize, cfg.roi, det));
   const box = await boxStage(det.boxHead, feats, proposals.boxes, pre.imageSize, cfg, pre.toOriginal, o.boxHead ?? {}, time);
   const dets = box.detections;
   Object.assign(mid, { classLogits: box.classLogits, boxRegression: box.boxRegression, detections: dets });

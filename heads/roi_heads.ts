@@ -8,11 +8,13 @@
 import type { FloatTensor } from '../core/tensor.ts';
 import { addInput, addOutput, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
 import { runSession, type Session } from '../runtime/session.ts';
-import { clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
-import { batchedNms, multiclassNms } from '../postprocess/nms.ts';
+import { clipBoxesToImage, decodeBoxesMmdetPairs, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
+import { batchedNms, multiclassCandidates, multiclassNmsOfCandidates } from '../postprocess/nms.ts';
 import type { ConvWeights } from '../core/tensor.ts';
 import type { BoxHeadConfig, RoiConfig } from './config.ts';
-import { inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, type FeatureMap } from './roi_align.ts';
+import {
+  inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, stageFeatures, type FeatureMap, type StagedFeatures,
+} from './roi_align.ts';
 
 export interface BoxHeadWeights {
   fc6: ConvWeights;
@@ -134,17 +136,32 @@ function torchvisionDetections(
   return gather({ boxes, scores, labels }, keep);
 }
 
-/** mmdet BBoxHead.get_bboxes + multiclass_nms for one image (boxes mapped by `rescale` before NMS). */
+/**
+ * mmdet BBoxHead.get_bboxes + multiclass_nms for one image (boxes mapped by `rescale` before NMS; it must map
+ * each coordinate on its own, as boxesToOriginal does).
+ */
 function mmdetDetections(
   classLogits: Float32Array, boxRegression: Float32Array, proposals: Float32Array, imageSize: [number, number], cfg: BoxHeadConfig,
   rescale?: (boxes: Float32Array) => Float32Array,
 ): Detections {
   const R = proposals.length / 4;
   const K = classLogits.length / R;
+  const C = K - 1;
   const probs = softmaxRows(classLogits, K);
-  let pred = decodeBoxesMmdet(boxRegression, proposals, { stds: cfg.coder.values, maxShape: imageSize });
+  // Score filter first, then decode (and rescale) only the candidates' boxes: both are per (box, class) pair,
+  // so this gives the boxes multiclass_nms would pick from the full decode, at a fraction of the cost
+  // (SLEEF's expf is replayed exactly, and at score_thr 0.05 most of the R x C pairs drop out).
+  const cand = multiclassCandidates(probs, C, cfg.scoreThresh);
+  const perClass = boxRegression.length === R * C * 4;
+  if (!perClass && boxRegression.length !== R * 4) throw new Error(`box head gave ${boxRegression.length} deltas for ${R} RoIs and ${C} classes`);
+  let pairs = cand.inds;
+  if (!perClass) { // class-agnostic regression: one box per RoI
+    pairs = new Int32Array(cand.inds.length);
+    for (let k = 0; k < pairs.length; k++) pairs[k] = Math.floor(cand.inds[k] / C);
+  }
+  let pred = decodeBoxesMmdetPairs(boxRegression, proposals, pairs, { stds: cfg.coder.values, maxShape: imageSize });
   if (rescale) pred = rescale(pred);
-  const { dets, labels } = multiclassNms(pred, probs, K - 1, cfg.scoreThresh, { iouThreshold: cfg.nmsThresh }, cfg.maxDetections);
+  const { dets, labels } = multiclassNmsOfCandidates(pred, cand, { iouThreshold: cfg.nmsThresh }, cfg.maxDetections);
   const n = labels.length;
   const boxes = new Float32Array(n * 4);
   const scores = new Float32Array(n);
@@ -230,13 +247,22 @@ export function selectMaskProbabilities(maskLogits: FloatTensor, labels: Int32Ar
 export type TimeStage = <T>(stage: string, run: () => T) => T;
 
 /** The FPN levels the RoI heads read (the main graph's channel-last `fpn_l` outputs) with their scales. */
+/** Where RoIAlign runs: its thread count and output buffers reused from run to run (a detector's). */
+export interface RoiAlignPlace {
+  threads: number;
+  /** Fresh arrays of this size (50 MB for 1000 proposals) cost tens of ms in page faults: grown, not remade. */
+  roiBuffers: { box: Float32Array; mask: Float32Array };
+}
+
 export interface RoiFeatures {
-  maps: FeatureMap[];
+  /** The FPN levels, staged once into the RoIAlign kernel's memory for the box and the mask RoIAlign. */
+  maps: StagedFeatures;
   scales: number[];
+  place: RoiAlignPlace;
 }
 
 /** torchvision's MultiScaleRoIAlign infers each level's scale from its size; mmdet uses 1 / stride. */
-export function roiFeatures(out: Record<string, FloatTensor>, imageSize: [number, number], cfg: RoiConfig): RoiFeatures {
+export function roiFeatures(out: Record<string, FloatTensor>, imageSize: [number, number], cfg: RoiConfig, place: RoiAlignPlace): RoiFeatures {
   const maps: FeatureMap[] = [];
   const scales: number[] = [];
   for (let l = 0; l < cfg.strides.length; l++) {
@@ -245,7 +271,13 @@ export function roiFeatures(out: Record<string, FloatTensor>, imageSize: [number
     maps.push({ data: f.data, channels: c, height: h, width: w, layout: 'nhwc' });
     scales.push(cfg.levelMapper.kind === 'torchvision' ? inferScale([h, w], imageSize) : 1 / cfg.strides[l]);
   }
-  return { maps, scales };
+  return { maps: stageFeatures(maps), scales, place };
+}
+
+/** The first `size` values of the reused RoIAlign output buffer `which` (grown as needed). */
+function roiBuffer(place: RoiAlignPlace, which: 'box' | 'mask', size: number): Float32Array {
+  if (place.roiBuffers[which].length < size) place.roiBuffers[which] = new Float32Array(size);
+  return place.roiBuffers[which].subarray(0, size);
 }
 
 function roiLevels(boxes: Float32Array, cfg: RoiConfig, numLevels: number): Int32Array {
@@ -257,10 +289,16 @@ function roiLevels(boxes: Float32Array, cfg: RoiConfig, numLevels: number): Int3
   return mapRoiLevelsMmdet(boxes, numLevels, m.finestScale);
 }
 
-/** RoI features [n, C, s, s] of `boxes` (network coordinates), each from the level its size maps to. */
-function alignRois(f: RoiFeatures, boxes: Float32Array, outputSize: number, cfg: RoiConfig): Float32Array {
-  return multiScaleRoiAlign(f.maps, boxes, roiLevels(boxes, cfg, f.maps.length), {
+/**
+ * RoI features [n, C, s, s] of `boxes` (network coordinates), each from the level its size maps to, written
+ * into the reused buffer `which` (valid until the next run of the same detector).
+ */
+function alignRois(f: RoiFeatures, boxes: Float32Array, outputSize: number, cfg: RoiConfig, which: 'box' | 'mask'): Float32Array {
+  const levels = f.maps.levels;
+  const size = (boxes.length / 4) * levels[0].channels * outputSize * outputSize;
+  return multiScaleRoiAlign(f.maps, boxes, roiLevels(boxes, cfg, levels.length), {
     outputSize, samplingRatio: cfg.samplingRatio, aligned: cfg.aligned, scales: f.scales,
+    threads: f.place.threads, out: roiBuffer(f.place, which, size),
   });
 }
 
@@ -286,7 +324,7 @@ export async function boxStage(
   rescale: (boxes: Float32Array) => Float32Array, ov: BoxHeadOverrides, time: TimeStage,
 ): Promise<BoxStage> {
   const R = proposals.length / 4;
-  const rois = time('roi_align', () => alignRois(feats, proposals, cfg.roi.boxOutput, cfg.roi));
+  const rois = time('roi_align', () => alignRois(feats, proposals, cfg.roi.boxOutput, cfg.roi, 'box'));
   // No proposals (e.g. a blank image): skip the head rather than feed ORT a zero-row batch.
   const out = await time('box_head', () => (R > 0 ? runSession(head, { rois: { shape: [R, rois.length / R], data: rois } }) : null));
   const classLogits = out ? out.class_logits.data : new Float32Array(0);
@@ -338,7 +376,7 @@ export async function maskStage(
   const n = labels.length;
   const ms = cfg.maskOutput;
   if (n === 0) return { probs: new Float32Array(0), size: 2 * ms };
-  const rois = time('roi_align', () => alignRois(feats, boxes, ms, cfg));
+  const rois = time('roi_align', () => alignRois(feats, boxes, ms, cfg, 'mask'));
   return time('mask_head', async () => {
     const m = await runSession(head, { rois: { shape: [n, rois.length / (n * ms * ms), ms, ms], data: rois } });
     // The space-to-depth head variant gives [n, 4K, m/2, m/2]: its logits are viewed as [n, 2, 2, K, m/2, m/2].

@@ -690,6 +690,57 @@ export function batchedNmsMmcv(
 }
 
 /**
+ * The candidates of mmdet 2.25 multiclass_nms: the (box, class) pairs with score > scoreThr of `multiScores`
+ * (n, numClasses+1), background last, in row-major order: flat index `inds` (= box * numClasses + class),
+ * label and score of each.
+ */
+export function multiclassCandidates(
+  multiScores: Float32Array, numClasses: number, scoreThr: number,
+): { inds: Int32Array; labels: Int32Array; scores: Float32Array } {
+  const C = numClasses;
+  const n = multiScores.length / (C + 1);
+  if (!Number.isInteger(n)) throw new Error(`multiclassNms: ${multiScores.length} scores do not split into rows of ${C + 1}`);
+  let m = 0;
+  for (let i = 0; i < n; i++) for (let c = 0, o = i * (C + 1); c < C; c++) if (multiScores[o + c] > scoreThr) m++;
+  const inds = new Int32Array(m);
+  const labels = new Int32Array(m);
+  const scores = new Float32Array(m);
+  for (let i = 0, k = 0; i < n; i++) {
+    for (let c = 0, o = i * (C + 1); c < C; c++) {
+      const s = multiScores[o + c];
+      if (!(s > scoreThr)) continue;
+      inds[k] = i * C + c;
+      labels[k] = c;
+      scores[k++] = s;
+    }
+  }
+  return { inds, labels, scores };
+}
+
+/**
+ * The NMS part of multiclass_nms on its candidates (multiclassCandidates) with their boxes (m, 4): class-aware
+ * NMS, then the first maxNum. Lets a caller decode only the candidates' boxes (decoding is per pair).
+ */
+export function multiclassNmsOfCandidates(
+  boxes: Float32Array, cand: { inds: Int32Array; labels: Int32Array; scores: Float32Array }, cfg: MmcvNmsConfig, maxNum = -1,
+): { dets: Float32Array; labels: Int32Array; inds: Int32Array } {
+  const { inds, labels, scores } = cand;
+  if (labels.length === 0) return { dets: new Float32Array(0), labels, inds };
+  let { dets, keep } = batchedNmsMmcv(boxes, scores, labels, cfg);
+  if (maxNum > 0 && keep.length > maxNum) {
+    dets = dets.slice(0, maxNum * 5);
+    keep = keep.slice(0, maxNum);
+  }
+  const outLabels = new Int32Array(keep.length);
+  const outInds = new Int32Array(keep.length);
+  for (let k = 0; k < keep.length; k++) {
+    outLabels[k] = labels[keep[k]];
+    outInds[k] = inds[keep[k]];
+  }
+  return { dets, labels: outLabels, inds: outInds };
+}
+
+/**
  * mmdet 2.25 multiclass_nms: `multiBboxes` is (n, 4) shared or (n, numClasses*4) per class, `multiScores`
  * (n, numClasses+1) with background last. Keeps scores > scoreThr, class-aware NMS, then the first maxNum.
  * Returns dets (k, 5), labels and the flat (box, class) indices `inds` (= box * numClasses + class).
@@ -707,35 +758,15 @@ export function multiclassNms(
   if (!Number.isInteger(n)) throw new Error(`multiclassNms: ${multiScores.length} scores do not split into rows of ${C + 1}`);
   const perClass = multiBboxes.length === n * C * 4;
   if (!perClass && multiBboxes.length !== n * 4) throw new Error(`multiclassNms: boxes must be (n, 4) or (n, ${C}*4)`);
-  let m = 0;
-  for (let i = 0; i < n; i++) for (let c = 0; c < C; c++) if (multiScores[i * (C + 1) + c] > scoreThr) m++;
-  const inds = new Int32Array(m);
-  const labels = new Int32Array(m);
-  const scores = new Float32Array(m);
+  const cand = multiclassCandidates(multiScores, C, scoreThr);
+  const m = cand.inds.length;
   const boxes = new Float32Array(m * 4);
-  for (let i = 0, k = 0; i < n; i++) {
-    for (let c = 0; c < C; c++) {
-      const s = multiScores[i * (C + 1) + c];
-      if (!(s > scoreThr)) continue;
-      inds[k] = i * C + c;
-      labels[k] = c;
-      scores[k] = s;
-      const src = perClass ? (i * C + c) * 4 : i * 4;
-      boxes.set(multiBboxes.subarray(src, src + 4), k * 4);
-      k++;
-    }
+  for (let k = 0; k < m; k++) {
+    const src = (perClass ? cand.inds[k] : Math.floor(cand.inds[k] / C)) * 4;
+    boxes[k * 4] = multiBboxes[src];
+    boxes[k * 4 + 1] = multiBboxes[src + 1];
+    boxes[k * 4 + 2] = multiBboxes[src + 2];
+    boxes[k * 4 + 3] = multiBboxes[src + 3];
   }
-  if (m === 0) return { dets: new Float32Array(0), labels, inds };
-  let { dets, keep } = batchedNmsMmcv(boxes, scores, labels, cfg);
-  if (maxNum > 0 && keep.length > maxNum) {
-    dets = dets.slice(0, maxNum * 5);
-    keep = keep.slice(0, maxNum);
-  }
-  const outLabels = new Int32Array(keep.length);
-  const outInds = new Int32Array(keep.length);
-  for (let k = 0; k < keep.length; k++) {
-    outLabels[k] = labels[keep[k]];
-    outInds[k] = inds[keep[k]];
-  }
-  return { dets, labels: outLabels, inds: outInds };
+  return multiclassNmsOfCandidates(boxes, cand, cfg, maxNum);
 }

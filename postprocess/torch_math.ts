@@ -31,6 +31,10 @@ const C2 = f32(0.00833336077630519866943359);
 const C3 = f32(0.0416664853692054748535156);
 const C4 = f32(0.166666671633720397949219);
 
+// 2^k for k in [-160, 160]: the scalings of xexpf's vldexp2 (Math.pow there cost as much as the rest of expf).
+const POW2 = Float64Array.from({ length: 321 }, (_, i) => 2 ** (i - 160));
+const pow2 = (k: number): number => (k >= -160 && k <= 160 ? POW2[k + 160] : 2 ** k);
+
 /** torch.exp for one float32 value (SLEEF xexpf, u10). */
 export function expf(d: number): number {
   // vrint: round half to even
@@ -46,7 +50,7 @@ export function expf(d: number): number {
   u = fmaf(u, s, 0.5);
   u = f32(1 + fmaf(f32(s * s), u, s));
   const q1 = q >> 1; // vldexp2: two half-size scalings avoid overflow of 2^q
-  u = f32(f32(u * 2 ** q1) * 2 ** (q - q1));
+  u = f32(f32(u * pow2(q1)) * pow2(q - q1));
   if (d < -104) u = 0;
   if (100 < d) u = Infinity;
   return u;

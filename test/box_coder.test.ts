@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  clipBoxesToImage, decodeBoxesMmdet, decodeBoxesTorchvision, MMDET_RCNN_STDS, MMDET_RPN_STDS,
+  clipBoxesToImage, decodeBoxesMmdet, decodeBoxesMmdetPairs, decodeBoxesTorchvision, useWasmDecode, MMDET_RCNN_STDS, MMDET_RPN_STDS,
   removeSmallBoxes, TORCHVISION_BOX_WEIGHTS,
 } from '../postprocess/box_coder.ts';
 import { loadTopic } from './ops_fixtures.ts';
@@ -57,5 +57,48 @@ describe('mmdet delta2bbox', () => {
   });
   it('rejects deltas that do not fit the boxes', () => {
     expect(() => decodeBoxesMmdet(new Float32Array(6), new Float32Array(4))).toThrow(/does not fit/);
+  });
+  it('chosen (box, class) pairs only: the rows of the full decode against torch', () => {
+    const want = T.f32(c.head);
+    const k = want.length / boxes.length;
+    const pairs = Int32Array.from({ length: want.length / 4 }, (_, j) => j).filter((j) => j % 3 !== 1).reverse();
+    const got = decodeBoxesMmdetPairs(T.f32(c.deltasK), boxes, pairs, { stds: MMDET_RCNN_STDS, maxShape });
+    const rows = new Float32Array(pairs.length * 4);
+    pairs.forEach((p, j) => rows.set(want.subarray(p * 4, p * 4 + 4), j * 4));
+    expect(k).toBeGreaterThan(1);
+    expect(maxUlps(got, rows)).toBe(0);
+    expect(() => decodeBoxesMmdetPairs(T.f32(c.deltasK), boxes, Int32Array.of(want.length / 4))).toThrow(/outside/);
+  });
+});
+
+describe('mmdet decode: WebAssembly twin against the JS code', () => {
+  it('bit for bit, with NaN, infinite, huge and subnormal deltas and degenerate RoIs', () => {
+    let s = 7;
+    const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const n = 300, k = 20;
+    const rois = new Float32Array(n * 4), deltas = new Float32Array(n * k * 4);
+    for (let i = 0; i < n; i++) {
+      const x = rnd() * 1200, y = rnd() * 800, w = rnd() * 300, h = rnd() * 300;
+      rois.set([x, y, x + w, y + h], i * 4);
+    }
+    for (let i = 0; i < deltas.length; i++) deltas[i] = (rnd() - 0.5) * (i % 11 === 0 ? 250 : 3);
+    const specials = [NaN, Infinity, -Infinity, 1e30, -1e30, 0, -0, 4.1, -4.2, 1e-40];
+    for (let i = 0; i < 300; i++) deltas[Math.floor(rnd() * deltas.length)] = specials[i % specials.length];
+    rois.set([10, 10, 5, 5, NaN, 1, 2, 3, 0, 0, 0, 0], 0);
+    const pairs = Int32Array.from({ length: n * k }, (_, j) => (j * 7919) % (n * k));
+    const bits = (a: Float32Array) => new Uint32Array(a.buffer, a.byteOffset, a.length);
+    for (const opts of [{ stds: MMDET_RCNN_STDS, maxShape: [800, 1216] as [number, number] }, { stds: MMDET_RPN_STDS, means: [0.5, -0.25, 0.125, 0] }]) {
+      expect(useWasmDecode(false)).toBe(false);
+      const js = [decodeBoxesMmdetPairs(deltas, rois, pairs, opts), decodeBoxesMmdet(deltas, rois, opts)];
+      expect(useWasmDecode(true)).toBe(true);
+      const wasm = [decodeBoxesMmdetPairs(deltas, rois, pairs, opts), decodeBoxesMmdet(deltas, rois, opts)];
+      for (let t = 0; t < 2; t++) {
+        const a = bits(js[t]), b = bits(wasm[t]);
+        let differing = 0;
+        for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) differing++;
+        expect(a.length).toBe(b.length);
+        expect(differing).toBe(0);
+      }
+    }
   });
 });

@@ -1,6 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
-  inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, roiAlign, toNHWC, type FeatureMap,
+  inferScale, levelMapperTorchvision, mapRoiLevelsMmdet, multiScaleRoiAlign, roiAlign, roiAlignHelperReady, stageFeatures,
+  startRoiAlignHelper, toNHWC, useWasmRoiAlign, type FeatureMap,
 } from '../heads/roi_align.ts';
 import { featureHash, loadTopic } from './ops_fixtures.ts';
 
@@ -83,5 +84,77 @@ describe('FPN level assignment', () => {
 describe('input checks', () => {
   it('rejects a feature/shape mismatch', () => {
     expect(() => roiAlign({ data: new Float32Array(5), channels: 1, height: 2, width: 2 }, new Float32Array(4), { outputSize: 2, spatialScale: 1, samplingRatio: 2, aligned: false })).toThrow(/expected 1x2x2/);
+  });
+});
+
+describe('WebAssembly channel sweep (NHWC) against the JS one', () => {
+  // The two must agree bit for bit (same float64 association); the JS path is the fallback without WebAssembly.
+  /** Number of values whose bit patterns differ (toEqual on millions of values is far too slow). */
+  const differing = (a: Float32Array, b: Float32Array): number => {
+    expect(a.length).toBe(b.length);
+    const x = new Uint32Array(a.buffer, a.byteOffset, a.length), y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+    let d = 0;
+    for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) d++;
+    return d;
+  };
+  const both = (f: () => Float32Array): [Float32Array, Float32Array] => {
+    useWasmRoiAlign(false);
+    try {
+      const js = f();
+      expect(useWasmRoiAlign(true)).toBe(true);
+      return [js, f()];
+    } finally {
+      useWasmRoiAlign(true);
+    }
+  };
+
+  it('fixture cases, single and multi level', () => {
+    for (const c of T.cases.filter((c) => c.name.startsWith('edge_'))) {
+      const [H, W] = c.featureSize;
+      const f: FeatureMap = { data: toNHWC(featureHash(c.level, c.channels, H, W), c.channels, H, W), channels: c.channels, height: H, width: W, layout: 'nhwc' };
+      const [js, wasm] = both(() => roiAlign(f, T.f32(c.boxes), { outputSize: c.outputSize, spatialScale: c.spatialScale, samplingRatio: c.samplingRatio, aligned: c.aligned }));
+      expect(differing(wasm, js)).toBe(0);
+    }
+    for (const c of T.cases.filter((c) => c.strides)) {
+      const maps: FeatureMap[] = c.strides.map((s: number, l: number) => {
+        const H = Math.floor(c.imageSize[0] / s), W = Math.floor(c.imageSize[1] / s);
+        return { data: toNHWC(featureHash(l, c.channels, H, W), c.channels, H, W), channels: c.channels, height: H, width: W, layout: 'nhwc' };
+      });
+      const boxes = T.f32(c.boxes);
+      const levels = c.name.startsWith('torchvision') ? levelMapperTorchvision(boxes) : mapRoiLevelsMmdet(boxes, 4);
+      const [js, wasm] = both(() => multiScaleRoiAlign(maps, boxes, levels, { outputSize: c.outputSize, samplingRatio: c.samplingRatio, aligned: c.aligned, scales: c.scales }));
+      expect(differing(wasm, js)).toBe(0);
+    }
+  });
+
+  it('odd channel counts, degenerate and out-of-level RoIs, staged features, a helper thread, `out`', async () => {
+    // 19 channels: two 8-channel chunks, one pair, one single; 2 + 19 levels of different sizes
+    const C = 19;
+    const sizes: [number, number][] = [[64, 80], [32, 40], [16, 20], [8, 10]];
+    const maps: FeatureMap[] = sizes.map(([H, W], l) => ({ data: toNHWC(featureHash(l, C, H, W), C, H, W), channels: C, height: H, width: W, layout: 'nhwc' }));
+    let s = 12345;
+    const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+    const n = 3000;
+    const boxes = new Float32Array(n * 4);
+    for (let i = 0; i < n; i++) {
+      const w = rnd() * 200, h = rnd() * 150, x = rnd() * 340 - 10, y = rnd() * 270 - 10;
+      boxes.set([x, y, x + w, y + h], i * 4);
+    }
+    boxes.set([50, 50, 40, 60, 30, 30, 30, 30, NaN, 1, 2, 3, -20, -20, -5, -5], 0); // inverted, empty, NaN, outside
+    const levels = mapRoiLevelsMmdet(boxes, 4);
+    levels[7] = 9; // no such level: zeros
+    for (const [outputSize, samplingRatio, aligned] of [[7, 0, true], [14, 2, false]] as const) {
+      const opts = { outputSize, samplingRatio, aligned, scales: [1 / 4, 1 / 8, 1 / 16, 1 / 32] };
+      const [js, wasm] = both(() => multiScaleRoiAlign(maps, boxes, levels, opts));
+      expect(differing(wasm, js)).toBe(0);
+      startRoiAlignHelper();
+      await vi.waitFor(() => expect(roiAlignHelperReady()).toBe(true), { timeout: 10_000 });
+      const staged = stageFeatures(maps);
+      const out = new Float32Array(js.length).fill(7);
+      expect(multiScaleRoiAlign(staged, boxes, levels, { ...opts, threads: 2, out })).toBe(out);
+      expect(differing(out, js)).toBe(0);
+      stageFeatures([maps[0]]); // overwrites the staged copy: the handle must re-stage
+      expect(differing(multiScaleRoiAlign(staged, boxes, levels, { ...opts, threads: 2 }), js)).toBe(0);
+    }
   });
 });
