@@ -254,7 +254,8 @@ describe('fasternet quantize on an imagenet classifier (convert --flavor imagene
       const calib = join(dir, 'calib');
       mkdirSync(calib);
       for (const f of images.slice(0, 2)) copyFileSync(f, join(calib, f.split('/').pop()!));
-      const { bytes, report } = await quantizeModel(float, { calibDir: calib });
+      // minmax: two calibration images are too few for the histogram methods' tails.
+      const { bytes, report } = await quantizeModel(float, { calibDir: calib, method: 'minmax' });
       const int8 = join(dir, 't0.int8.onnx');
       writeFileSync(int8, bytes);
       expect(Object.keys(report.graphs)).toEqual(['main']);
