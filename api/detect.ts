@@ -76,7 +76,8 @@ export interface DetectResult {
 }
 
 /** The bundled default model, resolved from this package's files (not the working directory). */
-export const DEFAULT_MODEL_PATH = packageFile('models/fasternet_t0_canvases.onnx');
+// The int8 model: 1.6x faster than its float original and as accurate on the val split (README, int8 models).
+export const DEFAULT_MODEL_PATH = packageFile('models/fasternet_t0_canvases.int8.onnx');
 
 /** `model`, or the bundled default when none is named (a clear error when that file is missing). */
 export function resolveModel<M extends string | Detector>(model: M | undefined): M | string {

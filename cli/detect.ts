@@ -167,7 +167,7 @@ export function register(program: Command): void {
   program.command('detect')
     .description('Mask R-CNN instance segmentation (default model: the bundled FasterNet-T0 Fashion-MNIST canvases model)')
     .argument('<images...>', 'image files or folders of images (JPEG, PNG, WebP, ...; a folder\'s images sorted by name)')
-    .option('--model <file>', 'ONNX model from `fasternet convert` (default: models/fasternet_t0_canvases.onnx)')
+    .option('--model <file>', 'ONNX model from `fasternet convert` (default: models/fasternet_t0_canvases.int8.onnx)')
     .option('--out <dir>', 'write each image with its masks, boxes and labels here (same base name)')
     .option('--json <file>', 'write COCO-results entries {"file","category_id","bbox","score","segmentation"} here (- for stdout)')
     .option('--jsonl <file>', 'stream one line {"file","results":[...]} per finished image here (Ctrl-C stops cleanly; see --resume)')

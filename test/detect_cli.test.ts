@@ -139,7 +139,7 @@ describe('fasternet convert overrides + fasternet detect --out', () => {
   });
 
   it('no model named: the bundled default, resolved next to the package (or a clear error when absent)', () => {
-    expect(DEFAULT_MODEL_PATH).toBe(join(process.cwd(), 'models', 'fasternet_t0_canvases.onnx'));
+    expect(DEFAULT_MODEL_PATH).toBe(join(process.cwd(), 'models', 'fasternet_t0_canvases.int8.onnx'));
     if (existsSync(DEFAULT_MODEL_PATH)) expect(resolveModel(undefined)).toBe(DEFAULT_MODEL_PATH);
     else expect(() => resolveModel(undefined)).toThrow(/no model given and the bundled default model is missing/);
     expect(resolveModel('other.onnx')).toBe('other.onnx');
