@@ -10,7 +10,7 @@ import { prCurve } from '../eval/curves.ts';
 import { loadGt, loadRes, type IouType } from '../eval/index.ts';
 import { defaultParams } from '../eval/params.ts';
 
-const SHARED = join(import.meta.dirname, '..', '..', 'shared', 'fixtures', 'coco');
+const SHARED = join(import.meta.dirname, 'fixtures', 'coco');
 const REF = join(import.meta.dirname, 'fixtures', 'coco', 'analyze');
 
 interface RefRun {

@@ -99,7 +99,7 @@ describe('eval --report', () => {
 
   it('without a baseline: the model alone, no difference plot, a note instead of the gallery', async () => {
     const dir = join(tmp, 'alone');
-    const shared = join(ROOT, '..', 'shared', 'fixtures', 'coco', 'case_small_a');
+    const shared = join(ROOT, 'test', 'fixtures', 'coco', 'case_small_a');
     const json = await runEval({ gt: join(shared, 'gt.json'), results: join(shared, 'dt_bbox.json'), report: dir }, () => undefined);
     expect(json.report).toBe(join(dir, 'index.html'));
     const data = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8')) as ReportData;
