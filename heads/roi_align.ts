@@ -17,10 +17,14 @@
  * bit-identical to the JS sweep, which remains for NCHW and runtimes without WebAssembly SIMD), optionally on
  * two threads; the detector stages the features once per image for its box and mask RoIAlign and reuses the
  * output arrays. `npx tsx bench/stages.ts stages` times it against the JS sweep at detector scale.
+ * The WebAssembly engine (staging, helper thread, kernel calls) is heads/roi_align_kernel.ts.
  */
 
-import { Worker } from 'node:worker_threads';
-import { ROI_ALIGN_WASM } from './roi_align_wasm.ts';
+import { loadEngine, multiScaleRoiAlignWasm, stageFeatures, wasmEnabled, type StagedFeatures } from './roi_align_kernel.ts';
+
+export {
+  roiAlignHelperReady, stageFeatures, startRoiAlignHelper, useWasmRoiAlign, type StagedFeatures,
+} from './roi_align_kernel.ts';
 
 const f32 = Math.fround;
 
@@ -70,7 +74,7 @@ function pooledSize(o: number | readonly [number, number]): [number, number] {
   return [ph, pw];
 }
 
-function checkFeature(f: FeatureMap): void {
+export function checkFeature(f: FeatureMap): void {
   if (f.data.length !== f.channels * f.height * f.width) {
     throw new Error(`roiAlign: feature data has ${f.data.length} values, expected ${f.channels}x${f.height}x${f.width}`);
   }
@@ -80,7 +84,7 @@ function checkFeature(f: FeatureMap): void {
  * Stencil of one axis for all bins: for bin b, taps start..end in (idx, w) with summed bilinear weights of
  * the bin's samples along this axis (validity folded in: a sample outside [-1, size] has weight 0).
  */
-interface AxisStencil {
+export interface AxisStencil {
   start: Int32Array; // bins + 1 offsets
   idx: Int32Array;
   w: Float64Array;
@@ -139,14 +143,14 @@ function addTap(idx: Int32Array, w: Float64Array, m: number, at: number, weight:
   return m + 1;
 }
 
-interface RoiGeometry {
+export interface RoiGeometry {
   ys: AxisStencil;
   xs: AxisStencil;
   count: number;
 }
 
 /** Float32 replay of the per-RoI setup of roi_align_forward_kernel_impl. */
-function roiGeometry(
+export function roiGeometry(
   x1: number, y1: number, x2: number, y2: number,
   scale: number, ph: number, pw: number, samplingRatio: number, aligned: boolean,
   height: number, width: number, scratchIdx: Int32Array, scratchW: Float64Array,
@@ -341,306 +345,6 @@ export function multiScaleRoiAlign(
     roiAlignInto(maps[l], boxes, sel, sel, { outputSize: opts.outputSize, spatialScale: opts.scales[l], samplingRatio: opts.samplingRatio, aligned: opts.aligned }, out);
   }
   return out;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// WebAssembly path (NHWC features): the taps of every bin are built here, exactly as roiAlignInto builds them,
-// and the multiply-adds over the channels run in heads/roi_align.wat (same float64 association as
-// accumulateNHWC, so the results are bit-identical; test/roi_align.test.ts checks both paths against each
-// other). The channel sweep is most of RoIAlign's time; in WebAssembly SIMD (f64x2) it runs about 3x faster
-// than the JS loop, and with `threads: 2` a helper thread takes half of the RoIs (split by tap count). The features
-// are copied once per pyramid into the kernel's (shared) memory: stageFeatures lets the box and mask RoIAlign
-// of one image share that copy. roiAlignInto stays as the path for NCHW features and runtimes without
-// WebAssembly SIMD or shared memory.
-
-interface Engine {
-  memory: WebAssembly.Memory;
-  module: WebAssembly.Module;
-  run: (g0: number, g1: number, groupStart: number, binStart: number, binOut: number, pos: number, wts: number, C: number, stride: number) => void;
-  helper: Worker | null;
-}
-let engine: Engine | null | undefined;
-let wasmEnabled = true;
-
-function loadEngine(): Engine | null {
-  if (engine !== undefined) return engine;
-  engine = null;
-  try {
-    const bytes = Buffer.from(ROI_ALIGN_WASM, 'base64');
-    const module = new WebAssembly.Module(bytes);
-    const memory = new WebAssembly.Memory({ initial: 16, maximum: 65536, shared: true });
-    const ex = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as Pick<Engine, 'run'>;
-    engine = { memory, module, run: ex.run, helper: null };
-  } catch {
-    engine = null; // no SIMD or shared memory here: the JS path gives the same result
-  }
-  return engine;
-}
-
-/**
- * Chooses the channel sweep of NHWC RoIAlign: WebAssembly (default where the runtime has it) or plain JS. Both
- * give identical results; the switch exists for tests and benchmarks. Returns whether WebAssembly is now in use.
- */
-export function useWasmRoiAlign(on: boolean): boolean {
-  wasmEnabled = on;
-  return on && loadEngine() !== null;
-}
-
-// Words 0 and 1 of the kernel's memory: the helper's job state (0 running, 1 done, 2 failed) and whether it is
-// ready. The helper is a plain-JS worker (no TypeScript loader needed) that instantiates the same module on the
-// same memory and runs `run` on the ranges posted to it.
-const JOB = 0, READY = 1;
-const HELPER_SRC = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { module, memory } = workerData;
-const { run } = new WebAssembly.Instance(module, { env: { memory } }).exports;
-const flags = () => new Int32Array(memory.buffer, 0, 2);
-Atomics.store(flags(), ${READY}, 1);
-parentPort.on('message', (a) => {
-  let state = 1;
-  try { run(...a); } catch { state = 2; }
-  const f = flags();
-  Atomics.store(f, ${JOB}, state);
-  Atomics.notify(f, ${JOB});
-});`;
-
-/**
- * Starts the helper thread of `threads: 2` RoIAlign ahead of the first call (it takes tens of ms to start; a
- * call made before it is ready runs on one thread). Detectors call this when loaded with two or more threads.
- */
-export function startRoiAlignHelper(): void {
-  const e = wasmEnabled ? loadEngine() : null;
-  if (!e || e.helper) return;
-  try {
-    const w = new Worker(HELPER_SRC, { eval: true, workerData: { module: e.module, memory: e.memory } });
-    w.unref(); // never keeps the process alive
-    w.on('error', () => { Atomics.store(flags(e), READY, 0); });
-    w.on('exit', () => { Atomics.store(flags(e), READY, 0); });
-    e.helper = w;
-  } catch {
-    e.helper = null;
-  }
-}
-
-const flags = (e: Engine): Int32Array => new Int32Array(e.memory.buffer, 0, 2);
-
-/** Whether the helper thread of `threads: 2` is up (for tests and benchmarks). */
-export function roiAlignHelperReady(): boolean {
-  const e = engine;
-  return !!e && !!e.helper && Atomics.load(flags(e), READY) === 1;
-}
-
-/** Grows the kernel's memory to at least `bytes`. */
-function reserve(e: Engine, bytes: number): void {
-  const have = e.memory.buffer.byteLength;
-  if (bytes > have) e.memory.grow(Math.ceil((bytes - have) / 65536));
-}
-
-const FEAT_BASE = 64;
-let stagedStamp = 0; // bumped whenever the feature region is rewritten
-let stagedBytes = 0;
-
-/** NHWC features copied into the WebAssembly kernel's memory (see stageFeatures). */
-export interface StagedFeatures {
-  levels: readonly FeatureMap[];
-  /** Byte address of each level in the kernel's memory. */
-  bases: number[];
-  stamp: number;
-}
-
-/**
- * Copies a pyramid of NHWC features into the RoIAlign kernel's memory once, for several multiScaleRoiAlign
- * calls (a detector's box and mask RoIAlign). The copy is refreshed from `levels` if other features were
- * staged in between; the arrays must not change while the handle is in use. Without WebAssembly it just
- * holds the levels.
- */
-export function stageFeatures(levels: readonly FeatureMap[]): StagedFeatures {
-  levels.forEach(checkFeature);
-  const bases: number[] = [];
-  let p = FEAT_BASE;
-  for (const f of levels) {
-    bases.push(p);
-    p += ((f.data.length * 4 + 15) & ~15);
-  }
-  const staged = { levels, bases, stamp: -1 };
-  const e = wasmEnabled ? loadEngine() : null;
-  if (e && levels.every((f) => f.layout === 'nhwc')) copyStaged(e, staged, p);
-  return staged;
-}
-
-function copyStaged(e: Engine, s: StagedFeatures, end: number): void {
-  reserve(e, end);
-  // Buffer.copy is a plain memcpy; TypedArray.set into a SharedArrayBuffer took twice as long (Node 20).
-  const heap = Buffer.from(e.memory.buffer);
-  s.levels.forEach((f, l) => Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength).copy(heap, s.bases[l]));
-  stagedBytes = end;
-  s.stamp = ++stagedStamp;
-}
-
-// Bin and tap lists, built in JS and copied into the kernel's memory after the features and the output.
-let binStartS = new Int32Array(4096), binOutS = new Int32Array(4096);
-let posS = new Int32Array(1 << 16), wtsS = new Float64Array(1 << 16);
-let nBins = 0, nTaps = 0;
-
-function growBins(need: number): void {
-  if (need <= binOutS.length) return;
-  const cap = Math.max(need, 2 * binOutS.length);
-  const a = new Int32Array(cap + 1); a.set(binStartS.subarray(0, nBins + 1)); binStartS = a;
-  const b = new Int32Array(cap); b.set(binOutS.subarray(0, nBins)); binOutS = b;
-}
-
-function growTaps(need: number): void {
-  if (need <= posS.length) return;
-  const cap = Math.max(need, 2 * posS.length);
-  const a = new Int32Array(cap); a.set(posS.subarray(0, nTaps)); posS = a;
-  const b = new Float64Array(cap); b.set(wtsS.subarray(0, nTaps)); wtsS = b;
-}
-
-/** Appends the ph*pw bins of one RoI (taps as roiAlignInto builds them; none for an empty RoI). */
-function emitRoi(geo: RoiGeometry | null, featBase: number, C: number, W: number, outAddr: number, ph: number, pw: number): void {
-  growBins(nBins + ph * pw);
-  const binStart = binStartS, binOut = binOutS;
-  let b = nBins;
-  if (geo === null) {
-    for (let py = 0; py < ph; py++) {
-      for (let px = 0; px < pw; px++) {
-        binOut[b] = outAddr + (py * pw + px) * 4;
-        binStart[++b] = nTaps;
-      }
-    }
-    nBins = b;
-    return;
-  }
-  const { ys, xs } = geo;
-  const yIdx = ys.idx, yW = ys.w, yStart = ys.start, xIdx = xs.idx, xW = xs.w, xStart = xs.start;
-  growTaps(nTaps + yIdx.length * xIdx.length); // every bin's taps are a subset of the rows x columns
-  const pos = posS, wts = wtsS;
-  const inv = 1 / geo.count;
-  const pixBytes = C * 4;
-  let t = nTaps;
-  for (let py = 0; py < ph; py++) {
-    const r0 = yStart[py], r1 = yStart[py + 1];
-    for (let px = 0; px < pw; px++) {
-      const c0 = xStart[px], c1 = xStart[px + 1];
-      for (let r = r0; r < r1; r++) {
-        const rowAt = featBase + yIdx[r] * W * pixBytes;
-        const wy = yW[r] * inv;
-        for (let c = c0; c < c1; c++) {
-          pos[t] = rowAt + xIdx[c] * pixBytes;
-          wts[t++] = wy * xW[c];
-        }
-      }
-      binOut[b] = outAddr + (py * pw + px) * 4;
-      binStart[++b] = t;
-    }
-  }
-  nTaps = t;
-  nBins = b;
-}
-
-/**
- * An order of the RoIs in which neighbours read the same feature pixels: by level, then along a Z-order curve
- * of the centres on a grid of 16 feature pixels. Proposals cluster on objects, so consecutive RoIs then find
- * most of their pixels still in cache; the sweep is memory-bound in proposal (score) order. Results do not
- * depend on the order (every bin is computed on its own and written to its own place).
- */
-function localityOrder(boxes: Float32Array, levels: Int32Array, scales: readonly number[]): Int32Array {
-  const n = levels.length;
-  const keys = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const l = levels[i];
-    const s = l >= 0 && l < scales.length ? scales[l] / 16 : 0;
-    let gx = Math.floor(0.5 * (boxes[i * 4] + boxes[i * 4 + 2]) * s), gy = Math.floor(0.5 * (boxes[i * 4 + 1] + boxes[i * 4 + 3]) * s);
-    if (!(gx >= 0)) gx = 0;
-    if (!(gy >= 0)) gy = 0;
-    let z = 0;
-    for (let b = 0; b < 12; b++) z += (((gx >> b) & 1) * 2 + ((gy >> b) & 1)) * 4 ** b;
-    keys[i] = (l + 1) * 4 ** 12 + z;
-  }
-  const order = Int32Array.from({ length: n }, (_, i) => i);
-  order.sort((a, b) => keys[a] - keys[b] || a - b);
-  return order;
-}
-
-/**
- * multiScaleRoiAlign over NHWC levels with the WebAssembly kernel; `levels[i]` outside the pyramid gives a
- * zero RoI. `threads` 2 shares the bins with the helper thread when it is ready.
- */
-function multiScaleRoiAlignWasm(
-  e: Engine, s: StagedFeatures, boxes: Float32Array, levels: Int32Array, scales: readonly number[],
-  ph: number, pw: number, samplingRatio: number, aligned: boolean, threads: number, out?: Float32Array,
-): Float32Array {
-  if (s.stamp !== stagedStamp) {
-    const last = s.levels.length - 1;
-    copyStaged(e, s, s.bases[last] + ((s.levels[last].data.length * 4 + 15) & ~15));
-  }
-  const n = boxes.length / 4;
-  const C = s.levels[0].channels;
-  const PP = ph * pw;
-  const scratchIdx = new Int32Array(64);
-  const scratchW = new Float64Array(64);
-  const order = localityOrder(boxes, levels, scales);
-  nBins = 0;
-  nTaps = 0;
-  binStartS[0] = 0;
-  const groupStart = new Int32Array(n + 1); // bins of RoI order[k]: groupStart[k] .. groupStart[k + 1]
-  const outAt = stagedBytes;
-  const outBytes = n * C * PP * 4;
-  for (let k = 0; k < n; k++) {
-    const i = order[k];
-    const l = levels[i];
-    const outAddr = outAt + i * C * PP * 4;
-    groupStart[k] = nBins;
-    if (!(l >= 0 && l < s.levels.length)) {
-      emitRoi(null, 0, C, 0, outAddr, ph, pw);
-      continue;
-    }
-    const f = s.levels[l];
-    const b = i * 4;
-    const geo = f.height === 0 || f.width === 0 ? null
-      : roiGeometry(boxes[b], boxes[b + 1], boxes[b + 2], boxes[b + 3], f32(scales[l]), ph, pw, samplingRatio, aligned, f.height, f.width, scratchIdx, scratchW);
-    emitRoi(geo, s.bases[l], C, f.width, outAddr, ph, pw);
-  }
-  groupStart[n] = nBins;
-  // Lists after the output: groupStart, binStart, binOut (i32), pos (i32), wts (f64, 8-aligned).
-  const gsAt = outAt + ((outBytes + 15) & ~15);
-  const bsAt = gsAt + (((n + 1) * 4 + 15) & ~15);
-  const boAt = bsAt + (((nBins + 1) * 4 + 15) & ~15);
-  const posAt = boAt + ((nBins * 4 + 15) & ~15);
-  const wAt = posAt + ((nTaps * 4 + 15) & ~15);
-  reserve(e, wAt + nTaps * 8);
-  const buf = e.memory.buffer;
-  new Int32Array(buf, gsAt, n + 1).set(groupStart);
-  new Int32Array(buf, bsAt, nBins + 1).set(binStartS.subarray(0, nBins + 1));
-  new Int32Array(buf, boAt, nBins).set(binOutS.subarray(0, nBins));
-  new Int32Array(buf, posAt, nTaps).set(posS.subarray(0, nTaps));
-  new Float64Array(buf, wAt, nTaps).set(wtsS.subarray(0, nTaps));
-  const stride = PP * 4;
-  const f = flags(e);
-  // Worth a thread hand-off (~0.1 ms) only with some work.
-  if (threads >= 2 && !e.helper) startRoiAlignHelper();
-  if (threads >= 2 && e.helper && Atomics.load(f, READY) === 1 && nTaps * C > 1 << 20) {
-    // Split the RoIs so that both halves have about as many taps (the cost) as each other.
-    const half = nTaps / 2;
-    let lo = 0, hi = n;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (binStartS[groupStart[mid]] < half) lo = mid + 1;
-      else hi = mid;
-    }
-    const split = lo;
-    Atomics.store(f, JOB, 0);
-    e.helper.postMessage([split, n, gsAt, bsAt, boAt, posAt, wAt, C, stride]);
-    e.run(0, split, gsAt, bsAt, boAt, posAt, wAt, C, stride);
-    // A synchronous wait keeps roiAlign synchronous; the helper only runs `run`, so it answers or traps.
-    if (Atomics.wait(f, JOB, 0, 120_000) === 'timed-out') throw new Error('roiAlign: the helper thread did not answer in 2 minutes');
-    if (Atomics.load(f, JOB) !== 1) throw new Error('roiAlign: the helper thread failed');
-  } else {
-    e.run(0, n, gsAt, bsAt, boAt, posAt, wAt, C, stride);
-  }
-  const res = out ?? new Float32Array(n * C * PP);
-  res.set(new Float32Array(buf, outAt, n * C * PP));
-  return res;
 }
 
 export interface LevelMapperOptions {

@@ -1,4 +1,4 @@
-;; RoIAlign's channel sweep (heads/roi_align.ts, roiAlignWasm): for each output bin, the sum over its taps of
+;; RoIAlign's channel sweep (multiScaleRoiAlignWasm, heads/roi_align_kernel.ts): for each output bin, the sum over its taps of
 ;; weight * feature pixel, for every channel of NHWC features, written to [R, C, ph, pw] output. The taps (pixel
 ;; addresses and float64 weights) are built in TypeScript (the float32 replay of the C++ sampling grid); here
 ;; only the multiply-adds run, in float64 with the same association as accumulateNHWC (first group of four

@@ -1,4 +1,4 @@
-;; Greedy NMS scan over the size-level grids built by gridGreedy in postprocess/nms.ts (see the comment
+;; Greedy NMS scan over the size-level grids built by gridGreedy in postprocess/nms_grid.ts (see the comment
 ;; there for why only these pairs are visited). Assembled into postprocess/nms_greedy_wasm.ts by
 ;; scripts/wasm/build_wasm.cjs.
 ;;

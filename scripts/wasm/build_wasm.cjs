@@ -13,7 +13,7 @@ const KERNELS = [
   {
     wat: 'nms_greedy.wat', out: 'nms_greedy_wasm.ts', name: 'NMS_GREEDY_WASM',
     features: { sat_float_to_int: true, simd: true, bulk_memory: true },
-    doc: 'WebAssembly (SIMD) greedy scan used by gridGreedy in postprocess/nms.ts.',
+    doc: 'WebAssembly (SIMD) greedy scan used by gridGreedy in postprocess/nms_grid.ts.',
   },
   {
     wat: 'box_decode.wat', out: 'box_decode_wasm.ts', name: 'BOX_DECODE_WASM', features: {},
@@ -22,7 +22,7 @@ const KERNELS = [
   {
     dir: 'heads', wat: 'roi_align.wat', out: 'roi_align_wasm.ts', name: 'ROI_ALIGN_WASM',
     features: { simd: true, threads: true },
-    doc: 'WebAssembly (SIMD, shared memory) channel sweep used by multiScaleRoiAlign in heads/roi_align.ts.',
+    doc: 'WebAssembly (SIMD, shared memory) channel sweep used by multiScaleRoiAlign via heads/roi_align_kernel.ts.',
   },
 ];
 
