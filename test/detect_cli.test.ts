@@ -22,25 +22,10 @@ import { decodeImage } from '../image/decode.ts';
 import { annotatedName } from '../cli/detect.ts';
 import type { StateDict } from '../core/tensor.ts';
 
+import { safetensorsBytes } from './helpers/safetensors.ts';
+
 const run = promisify(execFile);
 const NAMES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
-
-function safetensors(sd: StateDict): Buffer {
-  const header: Record<string, unknown> = {};
-  let off = 0;
-  const parts: Buffer[] = [];
-  for (const [k, t] of sd) {
-    const b = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    header[k] = { dtype: t.data instanceof BigInt64Array ? 'I64' : 'F32', shape: t.shape, data_offsets: [off, off + b.length] };
-    parts.push(b);
-    off += b.length;
-  }
-  let h = Buffer.from(JSON.stringify(header));
-  h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
-  const len = Buffer.alloc(8);
-  len.writeBigUInt64LE(BigInt(h.length));
-  return Buffer.concat([len, h, ...parts]);
-}
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
@@ -64,7 +49,7 @@ describe('fasternet convert overrides + fasternet detect --out', () => {
     // Sharper class scores so that instances pass the drawing threshold.
     const cls = sd.get('roi_heads.box_predictor.cls_score.weight')!.data as Float32Array;
     for (let i = 0; i < cls.length; i++) cls[i] *= 4;
-    writeFileSync(join(dir, 'ckpt.safetensors'), safetensors(sd));
+    writeFileSync(join(dir, 'ckpt.safetensors'), safetensorsBytes(sd));
     writeFileSync(join(dir, 'classes.txt'), `${NAMES.join('\n')}\n`);
     model = join(dir, 'm.onnx');
     const r = await cli(['convert', join(dir, 'ckpt.safetensors'), '--flavor', 'torchvision', '--min-size', '256', '--max-size', '256',

@@ -26,6 +26,7 @@ import { fasternetParamSpecs } from '../backbones/fasternet.ts';
 import { convertCheckpoint } from '../convert/index.ts';
 import { classifyImages } from '../api/classify.ts';
 import { imagenetPreprocess } from '../runtime/metadata.ts';
+import { safetensorsBytes } from './helpers/safetensors.ts';
 
 const MODEL = 'models/fasternet_t0_canvases.onnx';
 const VAL = 'data/canvases_val/images';
@@ -234,20 +235,7 @@ describe('fasternet quantize on an imagenet classifier (convert --flavor imagene
     const dir = mkdtempSync(join(tmpdir(), 'quantize-cls-'));
     try {
       const sd = syntheticStateDict(fasternetParamSpecs('t0'), 1000);
-      const header: Record<string, unknown> = {};
-      const parts: Buffer[] = [];
-      let off = 0;
-      for (const [k, t] of sd) {
-        const b = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-        header[k] = { dtype: t.data instanceof Float32Array ? 'F32' : 'I64', shape: t.shape, data_offsets: [off, off + b.length] };
-        parts.push(b);
-        off += b.length;
-      }
-      let h = Buffer.from(JSON.stringify(header));
-      h = Buffer.concat([h, Buffer.alloc((8 - (h.length % 8)) % 8, 0x20)]);
-      const len = Buffer.alloc(8);
-      len.writeBigUInt64LE(BigInt(h.length));
-      writeFileSync(join(dir, 't0.safetensors'), Buffer.concat([len, h, ...parts]));
+      writeFileSync(join(dir, 't0.safetensors'), safetensorsBytes(sd));
       const float = join(dir, 't0.onnx');
       await convertCheckpoint(join(dir, 't0.safetensors'), 'imagenet', float);
       const images = ['chelsea.jpg', 'coffee_crop.png', 'camera_gray.png'].map((f) => join('test/fixtures/images', f));
