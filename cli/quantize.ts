@@ -3,13 +3,13 @@
  * model written by `fasternet convert`, calibrated on the images in DIR.
  */
 import type { Command } from 'commander';
-import { rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
 import { DEFAULT_CALIB_IMAGES, DEFAULT_METHOD, quantizeModel } from '../api/quantize.ts';
 import { CALIBRATION_METHODS, type CalibrationMethod } from '../runtime/calibrate.ts';
 import { imageProgress } from './progress.ts';
 import { UserError } from '../core/errors.ts';
-import { positiveInt } from '../core/options.ts';
+import { MAX_THREADS, positiveInt } from '../core/options.ts';
+import { checkOutputFile } from '../core/output.ts';
+import { writeFileAtomicSync } from '../core/fs.ts';
 
 export interface QuantizeCliOptions {
   calib: string;
@@ -39,23 +39,14 @@ function parsePatterns(ps: string[] | undefined): RegExp[] {
   });
 }
 
-/** Writes `bytes` to a temporary file beside `path`, then renames it: a reader never sees half a model. */
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw new UserError(`cannot write ${path}: ${(err as Error).message}`);
-  }
-}
-
 export async function runQuantize(model: string, opts: QuantizeCliOptions, print: (line: string) => void = console.log): Promise<void> {
   const method = parseMethod(opts.method);
   const keepFp32 = parsePatterns(opts.keepFp32);
   const calibImages = positiveInt('--calib-images', opts.calibImages) ?? DEFAULT_CALIB_IMAGES;
-  const threads = positiveInt('--threads', opts.threads);
+  const threads = positiveInt('--threads', opts.threads, MAX_THREADS);
+  // Output places are tried before calibration, which can take minutes.
+  checkOutputFile('--out', opts.out);
+  checkOutputFile('--report', opts.report);
   let bar: ReturnType<typeof imageProgress> | undefined;
   let barPass = 0;
   const { bytes, report } = await quantizeModel(model, {
@@ -70,8 +61,9 @@ export async function runQuantize(model: string, opts: QuantizeCliOptions, print
     },
   });
   bar?.stop();
-  await writeAtomic(opts.out, bytes);
-  if (opts.report) await writeAtomic(opts.report, new TextEncoder().encode(`${JSON.stringify(report, null, 1)}\n`));
+  // Atomic (temp file, fsync, rename): a kill leaves the old file or none at the final path, never half a model.
+  writeFileAtomicSync(opts.out, bytes);
+  if (opts.report) writeFileAtomicSync(opts.report, `${JSON.stringify(report, null, 1)}\n`);
   for (const [g, r] of Object.entries(report.graphs)) {
     print(`${g}: ${r.quantized.length} layers int8, ${r.kept.length} float32${r.kept.length ? ` (${r.kept.map((k) => k.name).join(', ')})` : ''}`);
   }

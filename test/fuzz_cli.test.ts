@@ -14,7 +14,8 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../core/errors.ts';
 import { checkWritable, writeFileAtomicSync } from '../core/fs.ts';
-import { readModelMetadata } from '../runtime/metadata.ts';
+import { readMetadataProps, readModelMetadata } from '../runtime/metadata.ts';
+import { QUANTIZED_KEY } from '../api/quantize.ts';
 import { cliWithRss } from './helpers/hostile.ts';
 import { safetensorsBytes } from './helpers/safetensors.ts';
 import { tvStateDict } from './helpers/synthetic_detectors.ts';
@@ -147,6 +148,21 @@ describe('fasternet detect and convert: isolation, writability, atomic outputs',
     }
     expect(existsSync(onnx) && existsSync(json)).toBe(true);
   }, 90_000);
+
+  it('kill -9 during quantize leaves the old file or a whole int8 model, never a torn one', async () => {
+    const out = join(dir, 'killed.int8.onnx');
+    const calib = join(dir, 'calib');
+    mkdirSync(calib, { recursive: true });
+    for (const f of readdirSync('data/canvases_val/images').slice(0, 2)) writeFileSync(join(calib, f), readFileSync(join('data/canvases_val/images', f)));
+    for (const ms of [2000, 4000, 6000, 30_000]) {
+      writeFileSync(out, 'OLD');
+      await killAfter(['quantize', MODEL, '--calib', calib, '--calib-images', '2', '--method', 'minmax', '--out', out], ms);
+      if (readFileSync(out).toString() !== 'OLD') expect((await readMetadataProps(out))[QUANTIZED_KEY]).toBeDefined();
+    }
+    // The last run had time to finish: the whole model is there.
+    expect((await readMetadataProps(out))[QUANTIZED_KEY]).toBeDefined();
+    expect(readdirSync(dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  }, 120_000);
 
   describe('eval --model: streams and final files', () => {
     let gt: string;
