@@ -198,6 +198,8 @@ function log2Floor(v: number): number {
  * depends only on the IoU of (i, j), computed exactly as the kernel does, so the kept set and its order are
  * the kernel's. Empty, negative or non-finite boxes never suppress nor get suppressed when thr >= 0 (their
  * IoU is 0, -0 or NaN): they are in no cell and are kept when their turn comes.
+ * One function of 85 lines on purpose: it is the NMS hot path, and the cell build and the scan work on the
+ * same local views of the scratch arrays.
  */
 function gridGreedy(order: Int32Array, n: number, thr: number, offset: number, maxOut: number): Int32Array {
   const INVALID = -0x80000000; // below any size class (log2Floor >= -1023); any level q is >= 0
