@@ -7,9 +7,9 @@
  * whose line is complete, drops a torn last line, and ends with the same results file as an uninterrupted
  * run. When all images are done, --out is written as a standard COCO results JSON array (image id order).
  */
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, fsyncSync, ftruncateSync, openSync, readFileSync, statSync, writeSync } from 'node:fs';
-import { checkWritable, ioError, writeFileAtomicSync } from '../core/fs.ts';
+import { closeSync, existsSync, fsyncSync, writeSync } from 'node:fs';
+import { checkWritable, ioError, sha256File, writeFileAtomicSync } from '../core/fs.ts';
+import { openStream, type StreamKind } from '../core/stream.ts';
 import { basename, join, resolve } from 'node:path';
 import { UserError } from '../core/errors.ts';
 import { shardOf, type Shard } from '../core/options.ts';
@@ -88,14 +88,6 @@ export function defaultOutPath(model: string): string {
   return `${basename(model).replace(/\.onnx$/i, '')}_results.json`;
 }
 
-function sha256File(path: string, what: string): string {
-  try {
-    return createHash('sha256').update(readFileSync(path)).digest('hex');
-  } catch {
-    throw new UserError(`cannot read ${what} ${path}`);
-  }
-}
-
 /** The GT's images sorted by id (the first `limit` of them, then the shard's) and the GT restricted to those images. */
 export function selectImages(gt: CocoDataset, limit?: number, shard?: Shard): { images: CocoImage[]; dataset: CocoDataset } {
   if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1)) throw new UserError(`--limit must be a positive integer, got ${limit}`);
@@ -111,42 +103,6 @@ function isImageLine(v: unknown): v is ImageLine {
   return typeof l === 'object' && l !== null && Number.isInteger(l.image_id) && typeof l.ms === 'number' && typeof l.warm === 'boolean' && Array.isArray(l.results);
 }
 
-function sameHeader(a: StreamHeader, b: StreamHeader): string | undefined {
-  for (const k of Object.keys(b) as Array<keyof StreamHeader>) {
-    if (a[k] !== b[k]) return `${k} was ${JSON.stringify(a[k])}, now ${JSON.stringify(b[k])}`;
-  }
-  return undefined;
-}
-
-/**
- * Reads an existing stream: its header and complete image lines; returns the byte length of the good part
- * (everything up to the last newline that ends a parsable line), so a torn tail can be cut off.
- */
-function readStream(path: string): { header: StreamHeader; lines: ImageLine[]; goodBytes: number } {
-  const buf = readFileSync(path);
-  const lines: ImageLine[] = [];
-  let header: StreamHeader | undefined;
-  let start = 0;
-  let goodBytes = 0;
-  while (start < buf.length) {
-    const nl = buf.indexOf(10, start);
-    if (nl < 0) break; // torn last line
-    let v: unknown;
-    try {
-      v = JSON.parse(buf.toString('utf8', start, nl));
-    } catch {
-      break; // a torn line followed by a newline can only be the last thing written; drop it and what follows
-    }
-    if (!header) header = v as StreamHeader;
-    else if (isImageLine(v)) lines.push(v);
-    else throw new UserError(`${path}: line ${lines.length + 2} is not an image record (${JSON.stringify(v)?.slice(0, 40)}); delete the stream to start over`);
-    start = nl + 1;
-    goodBytes = start;
-  }
-  if (!header || typeof header !== 'object' || header.fasternet_eval_stream !== 1) throw new UserError(`${path} is not a fasternet eval stream; delete it or use another --out`);
-  return { header, lines, goodBytes };
-}
-
 /** Runs `model` over the GT's images (see the file comment); resumes from the stream when asked. */
 export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDataset): Promise<RunModelOutcome> {
   const dataset = gtData ?? (readJsonFile(o.gt, 'GT annotations') as CocoDataset);
@@ -156,7 +112,8 @@ export async function runModelOverImages(o: RunModelOptions, gtData?: CocoDatase
   const streamPath = streamPathFor(o.out);
   checkWritable(o.out, '--out');
   const byId = new Map<number, ImageLine>();
-  const fd = ioGuard(streamPath, () => openStream(streamPath, streamHeader(o), o.resume, byId));
+  const { fd, lines } = ioGuard(streamPath, () => openStream(streamPath, { ...streamHeader(o) }, o.resume, EVAL_STREAM(streamPath)));
+  for (const l of lines) byId.set(l.image_id, l);
   const total = images.length;
   const skipped = images.filter((im) => byId.has(im.id)).length;
   let done = skipped;
@@ -219,26 +176,9 @@ function streamHeader(o: RunModelOptions): StreamHeader {
   };
 }
 
-/**
- * Opens the stream for appending: a new one starts with the header; an earlier one is continued only with
- * `resume` and the same settings, its complete image lines going into `byId` and a torn tail cut off.
- */
-function openStream(streamPath: string, header: StreamHeader, resume: boolean | undefined, byId: Map<number, ImageLine>): number {
-  if (!(existsSync(streamPath) && statSync(streamPath).size > 0)) {
-    const fd = openSync(streamPath, 'w');
-    writeSync(fd, `${JSON.stringify(header)}\n`);
-    return fd;
-  }
-  if (!resume) throw new UserError(`${streamPath} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
-  const prev = readStream(streamPath);
-  const why = sameHeader(prev.header, header);
-  if (why) throw new UserError(`cannot --resume ${streamPath}: it was made with other settings (${why}); delete it to start over`);
-  for (const l of prev.lines) byId.set(l.image_id, l);
-  const fd = openSync(streamPath, 'r+');
-  ftruncateSync(fd, prev.goodBytes);
-  closeSync(fd);
-  return openSync(streamPath, 'a');
-}
+const EVAL_STREAM = (path: string): StreamKind<ImageLine> => ({
+  key: 'fasternet_eval_stream', kind: 'eval', label: path, elsewhere: 'use another --out', isLine: isImageLine,
+});
 
 /**
  * Detects on each image and appends its line to the stream; returns false when shouldStop ended the run. With

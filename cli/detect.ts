@@ -29,8 +29,8 @@ import { annotate } from '../api/annotate.ts';
 import { InterruptedError, UserError, invalidParameterError } from '../core/errors.ts';
 import { STDOUT, checkOutputFile, messages, writeOutput } from '../core/output.ts';
 import { MAX_THREADS, parseShard, positiveInt, shardOf } from '../core/options.ts';
-import { expandInputs, gtImageIds, openDetectStream, sha256File, type DetectStreamLine } from './detect_inputs.ts';
-import { checkWritableFolder, writeFileAtomic } from '../core/fs.ts';
+import { expandInputs, gtImageIds, openDetectStream, type DetectStreamLine } from './detect_inputs.ts';
+import { checkWritableFolder, sha256File, writeFileAtomic } from '../core/fs.ts';
 
 /** A COCO results entry: `file` names the input; with --gt it is `image_id` instead, as `eval --results` reads. */
 export interface CocoResult {

@@ -3,10 +3,10 @@
  * images, `--gt ANN.json` mapping files to the GT's image ids, and the `--jsonl` stream (one line per finished
  * image) that `--resume` continues. (`--shard I/N` is parsed in core/options.ts, shared with eval --model.)
  */
-import { createHash } from 'node:crypto';
-import { closeSync, existsSync, ftruncateSync, openSync, readFileSync, readdirSync, statSync, writeSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
 import { UserError } from '../core/errors.ts';
+import { openStream } from '../core/stream.ts';
 import { readJsonFile, type CocoDataset } from '../eval/index.ts';
 
 /** Extensions taken from a folder (what sharp decodes); other files there are left alone. */
@@ -93,51 +93,15 @@ export interface DetectStreamHeader {
 /** One finished image: its entries exactly as --json writes them. */
 export interface DetectStreamLine { file: string; results: unknown[] }
 
-export function sha256File(path: string, what: string): string {
-  try {
-    return createHash('sha256').update(readFileSync(path)).digest('hex');
-  } catch {
-    throw new UserError(`cannot read ${what} ${path}`);
-  }
+function isDetectLine(v: unknown): v is DetectStreamLine {
+  const l = v as DetectStreamLine;
+  return typeof l === 'object' && l !== null && typeof l.file === 'string' && Array.isArray(l.results);
 }
 
-/**
- * Opens `path` for appending image lines: a new stream gets `header`; an existing one needs `resume`, the
- * same header, and is cut after its last complete line (a kill leaves at worst one torn line).
- * Returns the file descriptor and the lines already there (by file).
- */
+/** Opens the --jsonl stream (core/stream.ts); the lines already there by file. */
 export function openDetectStream(path: string, header: DetectStreamHeader, resume: boolean): { fd: number; done: Map<string, DetectStreamLine> } {
-  const done = new Map<string, DetectStreamLine>();
-  if (!existsSync(path) || statSync(path).size === 0) {
-    const fd = openSync(path, 'w');
-    writeSync(fd, `${JSON.stringify(header)}\n`);
-    return { fd, done };
-  }
-  if (!resume) throw new UserError(`--jsonl ${path} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
-  const buf = readFileSync(path);
-  let start = 0;
-  let first: DetectStreamHeader | undefined;
-  while (start < buf.length) {
-    const nl = buf.indexOf(10, start);
-    if (nl < 0) break;
-    let v: unknown;
-    try {
-      v = JSON.parse(buf.toString('utf8', start, nl));
-    } catch {
-      break;
-    }
-    if (!first) first = v as DetectStreamHeader;
-    else done.set((v as DetectStreamLine).file, v as DetectStreamLine);
-    start = nl + 1;
-  }
-  if (!first || first.fasternet_detect_stream !== 1) throw new UserError(`--jsonl ${path} is not a fasternet detect stream; delete it or name another file`);
-  for (const k of Object.keys(header) as Array<keyof DetectStreamHeader>) {
-    if (JSON.stringify(first[k]) !== JSON.stringify(header[k])) {
-      throw new UserError(`cannot --resume ${path}: it was made with other settings (${k} was ${JSON.stringify(first[k])}, now ${JSON.stringify(header[k])}); delete it to start over`);
-    }
-  }
-  const fd = openSync(path, 'r+');
-  ftruncateSync(fd, start);
-  closeSync(fd);
-  return { fd: openSync(path, 'a'), done };
+  const { fd, lines } = openStream(path, { ...header }, resume, {
+    key: 'fasternet_detect_stream', kind: 'detect', label: `--jsonl ${path}`, elsewhere: 'name another file', isLine: isDetectLine,
+  });
+  return { fd, done: new Map(lines.map((l) => [l.file, l])) };
 }

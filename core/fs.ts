@@ -5,8 +5,8 @@
  * the path. `checkWritable` tries the folder before any work starts (a read-only place fails at once, not
  * after an hour of inference).
  */
-import { closeSync, constants, fsyncSync, openSync, renameSync, rmSync, statSync, writeSync, accessSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fsyncSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync, accessSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from './errors.ts';
 
@@ -106,4 +106,13 @@ export function checkWritable(path: string, what = 'output'): void {
 /** checkWritable for a folder that will receive files (created when missing). */
 export function checkWritableFolder(dir: string): void {
   checkWritable(join(dir, '.fasternet-write-test'), 'output');
+}
+
+/** SHA-256 (hex) of a file's bytes, e.g. a model's, so that a resumed run can tell it is the same file. */
+export function sha256File(path: string, what: string): string {
+  try {
+    return createHash('sha256').update(readFileSync(path)).digest('hex');
+  } catch {
+    throw new UserError(`cannot read ${what} ${path}`);
+  }
 }
