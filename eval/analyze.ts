@@ -16,7 +16,7 @@ import type { CocoGt } from './coco.ts';
 import { accumulateCategories, type EvalGt } from './cocoeval.ts';
 import { UserError } from '../core/errors.ts';
 import { toRle, type CocoDt } from './load_res.ts';
-import { analyzeJob, runWorker, splitCategories } from './parallel.ts';
+import { analyzeJob, copyCategory, runWorker, splitCategories } from './parallel.ts';
 import { defaultParams, type EvalParams, type IouType } from './params.ts';
 import type { NdArray } from './summary.ts';
 
@@ -145,9 +145,7 @@ export async function analyzeErrorsThreads(
   for (const { cats, reply } of pending) {
     const r = await reply;
     if (!r.ok) throw r.user ? new UserError(r.message) : new Error(`analysis worker failed: ${r.message}`);
-    for (const k of cats) {
-      for (let e = 0; e < E; e++) for (let q = 0; q < R; q++) for (let a = 0; a < A; a++) ps[((e * R + q) * K + k) * A + a] = r.precision[((e * R + q) * K + k) * A + a];
-    }
+    for (const k of cats) copyCategory(ps, r.precision, E * R, K, A, k); // [E][R][K][A]
   }
   return wrap(gt, iouType, params, ps);
 }

@@ -123,6 +123,17 @@ export function runWorker(job: WorkerJob): Promise<WorkerReply> {
 }
 
 /**
+ * Copies category k's entries of an array laid out [outer][K][inner] from a worker's reply into `dst`: the
+ * worker filled only its own categories, the others are this thread's or another worker's.
+ */
+export function copyCategory(dst: Float64Array, src: Float64Array, outer: number, K: number, inner: number, k: number): void {
+  for (let o = 0; o < outer; o++) {
+    const at = (o * K + k) * inner;
+    dst.set(src.subarray(at, at + inner), at);
+  }
+}
+
+/**
  * cocoEval over `threads` threads (this one included). Falls back to one thread for threads <= 1.
  */
 export async function cocoEvalThreads(
@@ -144,18 +155,8 @@ export async function cocoEvalThreads(
     const r = await reply;
     if (!r.ok) throw r.user ? new UserError(r.message) : new Error(`evaluation worker failed: ${r.message}`);
     for (const k of cats) {
-      for (let t = 0; t < T; t++) {
-        for (let a = 0; a < A; a++) {
-          for (let m = 0; m < M; m++) {
-            const at = ((t * K + k) * A + a) * M + m;
-            acc.recall[at] = r.recall[at];
-            for (let q = 0; q < R; q++) {
-              const pt = (((t * R + q) * K + k) * A + a) * M + m;
-              acc.precision[pt] = r.precision[pt];
-            }
-          }
-        }
-      }
+      copyCategory(acc.precision, r.precision, T * R, K, A * M, k); // [T][R][K][A][M]
+      copyCategory(acc.recall, r.recall, T, K, A * M, k); // [T][K][A][M]
     }
   }
   return finishEval(iouType, acc, K);
