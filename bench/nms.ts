@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../core/random.ts';
 import { batchedNms, nms, nmsMmcv } from '../postprocess/nms.ts';
-import { UserError } from '../core/errors.ts';
 import { positiveInt } from '../core/options.ts';
 import { STDOUT, checkOutputFile, writeOutput } from '../core/output.ts';
 import { benchCommand } from './command.ts';

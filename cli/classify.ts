@@ -6,7 +6,6 @@ import type { Command } from 'commander';
 import { classifyImages } from '../api/classify.ts';
 import { STDOUT, checkOutputFile, messages, writeOutput } from '../core/output.ts';
 import { MAX_THREADS, positiveInt } from '../core/options.ts';
-import { checkWritable, writeFileAtomic } from '../core/fs.ts';
 
 export function register(program: Command): void {
   program.command('classify')
