@@ -15,7 +15,7 @@ import { createSession, runSession, type Session } from '../runtime/session.ts';
 import { decodeModel, encodeModel, planQuantization, qdqProblems, quantizeGraph, withOutputs, type GraphReport, type QuantPlan, type Range } from '../runtime/quantize.ts';
 import { rangeCollector, type CalibrationMethod } from '../runtime/calibrate.ts';
 import type { FloatTensor } from '../core/tensor.ts';
-import { runDetector, type Detector } from '../heads/mask_rcnn.ts';
+import { assembleDetector, runDetector, type Detector } from '../heads/mask_rcnn.ts';
 import { checkDetectorConfig } from '../heads/config.ts';
 import type ort from 'onnxruntime-node';
 
@@ -157,10 +157,7 @@ export async function calibrateModel(modelPath: string, o: QuantizeOptions & { o
   let det: Detector | undefined;
   if (detector) {
     const cfg = checkDetectorConfig(meta.extra?.detector, modelPath);
-    det = {
-      meta, cfg, main: recorded(jobs[0]), boxHead: recorded(jobs[1]), maskHead: recorded(jobs[2]), queue: Promise.resolve(),
-      threads: 1, roiBuffers: { box: new Float32Array(0), mask: new Float32Array(0) },
-    };
+    det = assembleDetector(meta, cfg, jobs.map(recorded), 1);
   }
   const classifier = detector ? undefined : recorded(jobs[0]);
   const pre = meta.preprocess;

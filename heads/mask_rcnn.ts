@@ -127,12 +127,21 @@ export async function loadDetector(model: string | Uint8Array, o: LoadOptions = 
     const [main, boxHead, maskHead] = sessions;
     checkGraphs(main, boxHead, maskHead, cfg, what);
     const threads = o.threads ?? 2;
-    if (threads >= 2) startRoiAlignHelper();
-    return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve(), threads, roiBuffers: { box: new Float32Array(0), mask: new Float32Array(0) } };
+    return assembleDetector(meta, cfg, [main, boxHead, maskHead], threads);
   } catch (err) {
     await Promise.all(sessions.map((s) => s.release()));
     throw err;
   }
+}
+
+/**
+ * A Detector from its three sessions (main, box head, mask head), which loadDetector makes from a file and
+ * calibration wraps to record what they see. With 2 threads or more RoIAlign gets its helper thread.
+ */
+export function assembleDetector(meta: ModelMetadata, cfg: DetectorConfig, sessions: readonly Session[], threads: number): Detector {
+  if (threads >= 2) startRoiAlignHelper();
+  const [main, boxHead, maskHead] = sessions;
+  return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve(), threads, roiBuffers: { box: new Float32Array(0), mask: new Float32Array(0) } };
 }
 
 /** Numeric dimension `i` of a graph value, or undefined when symbolic or unknown. */
