@@ -5,26 +5,15 @@
  * (2 with one line and nothing written for bad option values), `--version` from package.json.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { detect, releaseDetectModels, type DetectResult } from '../api/detect.ts';
 import { decodeImage } from '../image/decode.ts';
+import { cli } from './helpers/cli.ts';
 
-const run = promisify(execFile);
 const IMAGE = 'examples/canvas_000001.png';
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { maxBuffer: 1 << 26 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 interface Entry { file: string; category_id: number; bbox: number[]; score: number }
 

@@ -6,11 +6,9 @@
  * the good inputs still processed; and the default-model resolution.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import sharp from 'sharp';
 import { syntheticStateDict } from '../backbones/synthetic.ts';
 import { fasternetParamSpecs } from '../backbones/fasternet.ts';
@@ -23,19 +21,9 @@ import { annotatedName } from '../cli/detect.ts';
 import type { StateDict } from '../core/tensor.ts';
 
 import { safetensorsBytes } from './helpers/safetensors.ts';
+import { cli } from './helpers/cli.ts';
 
-const run = promisify(execFile);
 const NAMES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
-
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ['--import', 'tsx', 'cli/main.ts', ...args], { maxBuffer: 1 << 26 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('fasternet convert overrides + fasternet detect --out', () => {
   let dir: string;

@@ -5,27 +5,16 @@
  * results file is byte-identical to one unsharded run's, and so are the evaluation stats.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { expandInputs } from '../cli/detect_inputs.ts';
 import { parseShard, shardOf } from '../core/options.ts';
+import { cli } from './helpers/cli.ts';
 
-const run = promisify(execFile);
 const GT = 'data/canvases_val/annotations.json';
 const MAIN = ['--import', 'tsx', 'cli/main.ts'];
-
-async function cli(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [...MAIN, ...args], { maxBuffer: 1 << 26, env });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 describe('detect over folders, shards and streams', () => {
   let dir: string;
