@@ -11,6 +11,12 @@ export interface Tensor<D extends TensorData = TensorData> {
 
 export type FloatTensor = Tensor<Float32Array>;
 
+/** A uint8 tensor standing for (data - zeroPoint) * scale: an int8 model's output left unconverted. */
+export interface QuantizedTensor extends Tensor<Uint8Array> {
+  scale: number;
+  zeroPoint: number;
+}
+
 /** A conv (or linear) layer's parameters, BatchNorm already folded where there was one. */
 export interface ConvWeights {
   weight: FloatTensor;

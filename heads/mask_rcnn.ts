@@ -15,10 +15,12 @@
  * TypeScript over channel-last features 198 ms vs ORT RoiAlign (4 nodes) 253 ms (bench/roi_align_tv.ts),
  * so the FPN levels leave the graph channel-last (an ORT Transpose, ~10x faster than transposing in JS).
  */
-import type { FloatTensor, StateDict } from '../core/tensor.ts';
+import type { FloatTensor, QuantizedTensor, StateDict } from '../core/tensor.ts';
 import { addInput, addNode, addOutput, attr, createGraph, serializeModel } from '../runtime/graph.ts';
-import { createSession, runSession, type Session } from '../runtime/session.ts';
-import { metadataProps, parseMetadata, readModelParts, splitModelBytes, type ModelMetadata, type OtherPreprocess } from '../runtime/metadata.ts';
+import { createSession, runSessionMixed, type Session } from '../runtime/session.ts';
+import {
+  metadataProps, parseMetadata, readModelParts, splitModelBytes, uint8Outputs, type ModelMetadata, type OtherPreprocess, type QuantParams,
+} from '../runtime/metadata.ts';
 import { fasternetFeatures } from '../backbones/fasternet.ts';
 import { resnet50Features } from '../backbones/resnet.ts';
 import { fpnGraph, type FpnWeights } from '../necks/fpn.ts';
@@ -94,6 +96,8 @@ export interface Detector {
   queue: Promise<unknown>;
   /** Threads of the sessions; RoIAlign uses a helper thread from 2. */
   threads: number;
+  /** The main graph's uint8 outputs (an int8 model's FPN levels) with their scale and zero point. */
+  outputQuant: Record<string, QuantParams>;
   /**
    * The RoIAlign outputs (box and mask head inputs), reused from run to run: fresh arrays of this size
    * (50 MB for 1000 proposals) cost tens of ms in page faults. Runs are serialized, so one set suffices.
@@ -127,7 +131,10 @@ export async function loadDetector(model: string | Uint8Array, o: LoadOptions = 
     const [main, boxHead, maskHead] = sessions;
     checkGraphs(main, boxHead, maskHead, cfg, what);
     const threads = o.threads ?? 2;
-    return assembleDetector(meta, cfg, [main, boxHead, maskHead], threads);
+    const outputQuant = uint8Outputs(props, what);
+    const unknown = Object.keys(outputQuant).filter((k) => !main.outputNames.includes(k));
+    if (unknown.length) throw new UserError(`${what}: metadata names uint8 outputs the main graph lacks: ${unknown.join(', ')}`);
+    return assembleDetector(meta, cfg, [main, boxHead, maskHead], threads, outputQuant);
   } catch (err) {
     await Promise.all(sessions.map((s) => s.release()));
     throw err;
@@ -138,10 +145,12 @@ export async function loadDetector(model: string | Uint8Array, o: LoadOptions = 
  * A Detector from its three sessions (main, box head, mask head), which loadDetector makes from a file and
  * calibration wraps to record what they see. With 2 threads or more RoIAlign gets its helper thread.
  */
-export function assembleDetector(meta: ModelMetadata, cfg: DetectorConfig, sessions: readonly Session[], threads: number): Detector {
+export function assembleDetector(
+  meta: ModelMetadata, cfg: DetectorConfig, sessions: readonly Session[], threads: number, outputQuant: Record<string, QuantParams> = {},
+): Detector {
   if (threads >= 2) startRoiAlignHelper();
   const [main, boxHead, maskHead] = sessions;
-  return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve(), threads, roiBuffers: { box: new Float32Array(0), mask: new Float32Array(0) } };
+  return { meta, cfg, main, boxHead, maskHead, queue: Promise.resolve(), threads, outputQuant, roiBuffers: { box: new Float32Array(0), mask: new Float32Array(0) } };
 }
 
 /** Numeric dimension `i` of a graph value, or undefined when symbolic or unknown. */
@@ -197,7 +206,8 @@ export interface RawDetections {
 export interface Intermediates {
   input: FloatTensor;
   imageSize: [number, number];
-  features: Record<string, FloatTensor>;
+  /** Main graph outputs; an int8 model's FPN levels are uint8 (QuantizedTensor). */
+  features: Record<string, FloatTensor | QuantizedTensor>;
   proposals: { boxes: Float32Array; scores: Float32Array };
   classLogits: Float32Array;
   boxRegression: Float32Array;
@@ -274,11 +284,12 @@ async function runDetectorNow(det: Detector, img: ImageU8, o: RunOptions): Promi
   const time = stageTimer(o.timings ?? {});
   const pre = time('preprocess', () => preprocess(img, cfg));
   Object.assign(mid, { input: pre.input, imageSize: pre.imageSize });
-  const out = (mid.features = await time('backbone_fpn_rpn', () => runSession(det.main, { image: pre.input })));
+  const { floats: out, quantized } = await time('backbone_fpn_rpn', () => runSessionMixed(det.main, { image: pre.input }, det.outputQuant));
+  mid.features = { ...out, ...quantized };
   const padded: [number, number] = [pre.input.shape[2], pre.input.shape[3]];
   const proposals = (mid.proposals = time('proposals', () => rpnProposals(out, padded, pre.imageSize, cfg.anchors, cfg.rpn)));
   // Staged once (copied into the RoIAlign kernel's memory) for the box and the mask RoIAlign.
-  const feats = time('roi_align', () => roiFeatures(out, pre.imageSize, cfg.roi, det));
+  const feats = time('roi_align', () => roiFeatures(mid.features!, pre.imageSize, cfg.roi, det));
   const box = await boxStage(det.boxHead, feats, proposals.boxes, pre.imageSize, cfg, pre.toOriginal, o.boxHead ?? {}, time);
   const dets = box.detections;
   Object.assign(mid, { classLogits: box.classLogits, boxRegression: box.boxRegression, detections: dets });

@@ -1,21 +1,18 @@
-;; RoIAlign's channel sweep (multiScaleRoiAlignWasm, heads/roi_align_kernel.ts): for each output bin, the sum over its taps of
-;; weight * feature pixel, for every channel of NHWC features, written to [R, C, ph, pw] output. The taps (pixel
-;; addresses and float64 weights) are built in TypeScript (the float32 replay of the C++ sampling grid); here
-;; only the multiply-adds run, in float64 with the same association as accumulateNHWC (first group of four
-;; taps, then groups of four, two, one, each summed left to right and added to the accumulator), so results
-;; are bit-identical with it: WebAssembly f64 arithmetic is IEEE double, without fused multiply-adds, and
-;; f64x2.promote_low_f32x4 / f32x4.demote_f64x2_zero convert as the scalar conversions do. Channels go eight
-;; at a time (four f64x2 accumulators kept in registers over all taps of the bin), then two, then one.
-;; Results do not depend on the order of bins or channel blocks: every value is computed on its own.
+;; RoIAlign over NHWC features (multiScaleRoiAlignWasm, heads/roi_align_kernel.ts), per RoI: the sampling grid and
+;; its row and column stencils (the float32 replay of the C++ kernel that roiGeometry in heads/roi_align.ts does:
+;; WebAssembly f32 arithmetic is IEEE single, so the replay is exact), each bin's taps (pixel address, weight),
+;; then for every channel the sum over the bin's taps of weight * pixel, written to [R, C, ph, pw] output.
+;; float32 features: the sum runs in float64 with the same association as accumulateNHWC (first group of four
+;; taps, then groups of four, two, one, each summed left to right and added to the accumulator), so results are
+;; bit-identical with it: f64 arithmetic is IEEE double, without fused multiply-adds, and
+;; f64x2.promote_low_f32x4 / f32x4.demote_f64x2_zero convert as the scalar conversions do. Channels go eight at
+;; a time (four f64x2 accumulators kept in registers over all taps of the bin), then two, then one.
+;; uint8 features (an int8 model's FPN levels): the integer sweep described below, as accumulateU8.
+;; Results do not depend on the order of RoIs or channel blocks: every value is computed on its own.
 ;; Assembled into heads/roi_align_wasm.ts by scripts/wasm/build_wasm.cjs.
 ;;
-;; Memory is imported (shared), so that a worker thread runs the same kernel on the other half of the bins.
-;; Arguments of run (byte addresses in that memory):
-;;   groupStart i32[ng + 1] bins of group (RoI) g are groupStart[g] .. groupStart[g + 1]
-;;   binStart i32[nb + 1]  taps of bin b are binStart[b] .. binStart[b + 1]
-;;   binOut   i32[nb]      address of channel 0 of bin b's output; channel c is at + c * stride
-;;   pos      i32[]        address of the tap's pixel (channel 0) in the NHWC features
-;;   wts      f64[]        the tap's weight
+;; Memory is imported (shared), so that a worker thread runs the same kernel on its share of the RoIs, each
+;; thread with its own scratch region. The RoI records and `run`'s arguments are described at `run` below.
 (module
   (import "env" "memory" (memory 1 65536 shared))
 
@@ -296,49 +293,389 @@
       (br $l1)))
     (f32.store (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))) (f32.demote_f64 (local.get $acc))))
 
-  ;; Channels c0 .. c1 of bin b.
-  (func $bin (param $b i32) (param $c0 i32) (param $c1 i32) (param $binStart i32) (param $binOut i32) (param $pos i32) (param $wts i32)
-    (param $stride i32)
-    (local $t0 i32) (local $t1 i32) (local $o i32) (local $c i32)
-    (local.set $t0 (i32.load (i32.add (local.get $binStart) (i32.shl (local.get $b) (i32.const 2)))))
-    (local.set $t1 (i32.load (i32.add (local.get $binStart) (i32.shl (i32.add (local.get $b) (i32.const 1)) (i32.const 2)))))
-    (local.set $o (i32.load (i32.add (local.get $binOut) (i32.shl (local.get $b) (i32.const 2)))))
-    (local.set $c (local.get $c0))
-    (if (i32.le_s (local.get $t1) (local.get $t0))
-      (then ;; no taps: zeros (accumulateNHWC fills 0)
-        (block $zd (loop $z
-          (br_if $zd (i32.ge_s (local.get $c) (local.get $c1)))
-          (f32.store (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))) (f32.const 0))
-          (local.set $c (i32.add (local.get $c) (i32.const 1)))
-          (br $z))))
-      (else
-        (local.set $c (call $ch8 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $c1) (local.get $o) (local.get $stride)))
-        (local.set $c (call $ch2 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $c1) (local.get $o) (local.get $stride)))
-        (if (i32.lt_s (local.get $c) (local.get $c1))
-          (then (call $ch1 (local.get $t0) (local.get $t1) (local.get $pos) (local.get $wts) (local.get $c) (local.get $o) (local.get $stride)))))))
+;; ---- uint8 features (an int8 model's FPN levels): value (x - zp) * scale --------------------------------------
+  ;; In integers: each tap weight becomes wq = floor(w * 2^14 + 1/2) (built with the taps), and per channel
+  ;; acc = sum wq * x exactly in i32 (|acc| < 2^23), two taps per i32x4.dot_i16x8_s; the bin's output is
+  ;; f32(f32(acc - zp * sum wq) * f32(scale * 2^-14)). The weight rounding (at most 2^-15 per tap) is far below
+  ;; the features' own quantization step. accumulateU8 in heads/roi_align.ts is the same arithmetic in JS.
 
-  ;; Groups g0 .. g1 (a group = the bins of one RoI, groupStart[g] .. groupStart[g + 1]), 64 channels at a time
-  ;; over all bins of the group: the pixels of one RoI then stay in L1/L2 cache for a block's bins (a pixel's
-  ;; 256 channels take 1 KB; a RoI's region, up to ~1000 pixels, would not).
-  (func (export "run") (param $g0 i32) (param $g1 i32) (param $groupStart i32) (param $binStart i32) (param $binOut i32)
-    (param $pos i32) (param $wts i32) (param $C i32) (param $stride i32)
-    (local $g i32) (local $b i32) (local $b1 i32) (local $c0 i32) (local $c1 i32)
+  ;; Channels c .. c + 32 of one bin (taps t0 .. t1, t1 > t0) into out at $o; $sw is the sum of the bin's weights.
+  (func $u8ch32 (param $t0 i32) (param $t1 i32) (param $pos i32) (param $wq i32) (param $c i32)
+    (param $o i32) (param $stride i32) (param $zp i32) (param $scale f32) (param $sw i32)
+    (local $q i32) (local $w v128) (local $a v128) (local $b v128) (local $a2 v128) (local $b2 v128) (local $x v128) (local $sa i32) (local $k f32) (local $v v128)
+    (local $acc0 v128) (local $acc1 v128) (local $acc2 v128) (local $acc3 v128) (local $acc4 v128) (local $acc5 v128) (local $acc6 v128) (local $acc7 v128)
+    (local.set $q (local.get $t0))
+    (block $done (loop $pairs
+      (br_if $done (i32.gt_s (i32.add (local.get $q) (i32.const 2)) (local.get $t1)))
+      ;; (wA | wB << 16): the two i16 weights side by side
+      (local.set $w (i32x4.splat (i32.load (i32.add (local.get $wq) (i32.shl (local.get $q) (i32.const 1))))))
+      (local.set $a (v128.load (i32.add (i32.load (i32.add (local.get $pos) (i32.shl (local.get $q) (i32.const 2)))) (local.get $c))))
+      (local.set $a2 (v128.load offset=16 (i32.add (i32.load (i32.add (local.get $pos) (i32.shl (local.get $q) (i32.const 2)))) (local.get $c))))
+      (local.set $b (v128.load (i32.add (i32.load offset=4 (i32.add (local.get $pos) (i32.shl (local.get $q) (i32.const 2)))) (local.get $c))))
+      (local.set $b2 (v128.load offset=16 (i32.add (i32.load offset=4 (i32.add (local.get $pos) (i32.shl (local.get $q) (i32.const 2)))) (local.get $c))))
+      (local.set $x (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $a) (local.get $b)))
+      (local.set $acc0 (i32x4.add (local.get $acc0) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $acc1 (i32x4.add (local.get $acc1) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $x (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $a) (local.get $b)))
+      (local.set $acc2 (i32x4.add (local.get $acc2) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $acc3 (i32x4.add (local.get $acc3) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $x (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $a2) (local.get $b2)))
+      (local.set $acc4 (i32x4.add (local.get $acc4) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $acc5 (i32x4.add (local.get $acc5) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $x (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $a2) (local.get $b2)))
+      (local.set $acc6 (i32x4.add (local.get $acc6) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $acc7 (i32x4.add (local.get $acc7) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $q (i32.add (local.get $q) (i32.const 2)))
+      (br $pairs)))
+    (if (i32.lt_s (local.get $q) (local.get $t1))
+      (then ;; an odd last tap: paired with weight 0
+      (local.set $w (i32x4.splat (i32.load16_u (i32.add (local.get $wq) (i32.shl (local.get $q) (i32.const 1))))))
+      (local.set $a (v128.load (i32.add (i32.load (i32.add (local.get $pos) (i32.shl (local.get $q) (i32.const 2)))) (local.get $c))))
+      (local.set $a2 (v128.load offset=16 (i32.add (i32.load (i32.add (local.get $pos) (i32.shl (local.get $q) (i32.const 2)))) (local.get $c))))
+      (local.set $b (v128.const i32x4 0 0 0 0))
+      (local.set $b2 (local.get $b))
+      (local.set $x (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $a) (local.get $b)))
+      (local.set $acc0 (i32x4.add (local.get $acc0) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $acc1 (i32x4.add (local.get $acc1) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $x (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $a) (local.get $b)))
+      (local.set $acc2 (i32x4.add (local.get $acc2) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $acc3 (i32x4.add (local.get $acc3) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $x (i8x16.shuffle 0 16 1 17 2 18 3 19 4 20 5 21 6 22 7 23 (local.get $a2) (local.get $b2)))
+      (local.set $acc4 (i32x4.add (local.get $acc4) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $acc5 (i32x4.add (local.get $acc5) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $x (i8x16.shuffle 8 24 9 25 10 26 11 27 12 28 13 29 14 30 15 31 (local.get $a2) (local.get $b2)))
+      (local.set $acc6 (i32x4.add (local.get $acc6) (i32x4.dot_i16x8_s (i16x8.extend_low_i8x16_u (local.get $x)) (local.get $w))))
+      (local.set $acc7 (i32x4.add (local.get $acc7) (i32x4.dot_i16x8_s (i16x8.extend_high_i8x16_u (local.get $x)) (local.get $w))))))
+    ;; acc - zp * sum wq, exact in i32 and in f32; times scale * 2^-14 (exact) rounded once
+    (local.set $w (i32x4.splat (i32.mul (local.get $zp) (local.get $sw))))
+    (local.set $k (f32.mul (local.get $scale) (f32.const 0x1p-14)))
+    (local.set $sa (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))))
+    (local.set $v (f32x4.mul (f32x4.splat (local.get $k)) (f32x4.convert_i32x4_s (i32x4.sub (local.get $acc0) (local.get $w)))))
+    (v128.store32_lane 0 (local.get $sa) (local.get $v))
+    (v128.store32_lane 1 (i32.add (local.get $sa) (local.get $stride)) (local.get $v))
+    (v128.store32_lane 2 (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 1))) (local.get $v))
+    (v128.store32_lane 3 (i32.add (local.get $sa) (i32.mul (local.get $stride) (i32.const 3))) (local.get $v))
+    (local.set $sa (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 2))))
+    (local.set $v (f32x4.mul (f32x4.splat (local.get $k)) (f32x4.convert_i32x4_s (i32x4.sub (local.get $acc1) (local.get $w)))))
+    (v128.store32_lane 0 (local.get $sa) (local.get $v))
+    (v128.store32_lane 1 (i32.add (local.get $sa) (local.get $stride)) (local.get $v))
+    (v128.store32_lane 2 (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 1))) (local.get $v))
+    (v128.store32_lane 3 (i32.add (local.get $sa) (i32.mul (local.get $stride) (i32.const 3))) (local.get $v))
+    (local.set $sa (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 2))))
+    (local.set $v (f32x4.mul (f32x4.splat (local.get $k)) (f32x4.convert_i32x4_s (i32x4.sub (local.get $acc2) (local.get $w)))))
+    (v128.store32_lane 0 (local.get $sa) (local.get $v))
+    (v128.store32_lane 1 (i32.add (local.get $sa) (local.get $stride)) (local.get $v))
+    (v128.store32_lane 2 (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 1))) (local.get $v))
+    (v128.store32_lane 3 (i32.add (local.get $sa) (i32.mul (local.get $stride) (i32.const 3))) (local.get $v))
+    (local.set $sa (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 2))))
+    (local.set $v (f32x4.mul (f32x4.splat (local.get $k)) (f32x4.convert_i32x4_s (i32x4.sub (local.get $acc3) (local.get $w)))))
+    (v128.store32_lane 0 (local.get $sa) (local.get $v))
+    (v128.store32_lane 1 (i32.add (local.get $sa) (local.get $stride)) (local.get $v))
+    (v128.store32_lane 2 (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 1))) (local.get $v))
+    (v128.store32_lane 3 (i32.add (local.get $sa) (i32.mul (local.get $stride) (i32.const 3))) (local.get $v))
+    (local.set $sa (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 2))))
+    (local.set $v (f32x4.mul (f32x4.splat (local.get $k)) (f32x4.convert_i32x4_s (i32x4.sub (local.get $acc4) (local.get $w)))))
+    (v128.store32_lane 0 (local.get $sa) (local.get $v))
+    (v128.store32_lane 1 (i32.add (local.get $sa) (local.get $stride)) (local.get $v))
+    (v128.store32_lane 2 (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 1))) (local.get $v))
+    (v128.store32_lane 3 (i32.add (local.get $sa) (i32.mul (local.get $stride) (i32.const 3))) (local.get $v))
+    (local.set $sa (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 2))))
+    (local.set $v (f32x4.mul (f32x4.splat (local.get $k)) (f32x4.convert_i32x4_s (i32x4.sub (local.get $acc5) (local.get $w)))))
+    (v128.store32_lane 0 (local.get $sa) (local.get $v))
+    (v128.store32_lane 1 (i32.add (local.get $sa) (local.get $stride)) (local.get $v))
+    (v128.store32_lane 2 (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 1))) (local.get $v))
+    (v128.store32_lane 3 (i32.add (local.get $sa) (i32.mul (local.get $stride) (i32.const 3))) (local.get $v))
+    (local.set $sa (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 2))))
+    (local.set $v (f32x4.mul (f32x4.splat (local.get $k)) (f32x4.convert_i32x4_s (i32x4.sub (local.get $acc6) (local.get $w)))))
+    (v128.store32_lane 0 (local.get $sa) (local.get $v))
+    (v128.store32_lane 1 (i32.add (local.get $sa) (local.get $stride)) (local.get $v))
+    (v128.store32_lane 2 (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 1))) (local.get $v))
+    (v128.store32_lane 3 (i32.add (local.get $sa) (i32.mul (local.get $stride) (i32.const 3))) (local.get $v))
+    (local.set $sa (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 2))))
+    (local.set $v (f32x4.mul (f32x4.splat (local.get $k)) (f32x4.convert_i32x4_s (i32x4.sub (local.get $acc7) (local.get $w)))))
+    (v128.store32_lane 0 (local.get $sa) (local.get $v))
+    (v128.store32_lane 1 (i32.add (local.get $sa) (local.get $stride)) (local.get $v))
+    (v128.store32_lane 2 (i32.add (local.get $sa) (i32.shl (local.get $stride) (i32.const 1))) (local.get $v))
+    (v128.store32_lane 3 (i32.add (local.get $sa) (i32.mul (local.get $stride) (i32.const 3))) (local.get $v)))
+
+  ;; Channel c of one bin (taps t0 .. t1, t1 > t0) into out at $o.
+  (func $u8ch1 (param $t0 i32) (param $t1 i32) (param $pos i32) (param $wq i32) (param $c i32)
+    (param $o i32) (param $stride i32) (param $zp i32) (param $scale f32) (param $sw i32)
+    (local $q i32) (local $acc i32) (local $w i32)
+    (local.set $q (local.get $t0))
+    (block $done (loop $taps
+      (br_if $done (i32.ge_s (local.get $q) (local.get $t1)))
+      (local.set $w (i32.load16_s (i32.add (local.get $wq) (i32.shl (local.get $q) (i32.const 1)))))
+      (local.set $acc (i32.add (local.get $acc) (i32.mul (local.get $w)
+        (i32.load8_u (i32.add (i32.load (i32.add (local.get $pos) (i32.shl (local.get $q) (i32.const 2)))) (local.get $c))))))
+      (local.set $q (i32.add (local.get $q) (i32.const 1)))
+      (br $taps)))
+    (f32.store (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride)))
+      (f32.mul (f32.mul (local.get $scale) (f32.const 0x1p-14))
+        (f32.convert_i32_s (i32.sub (local.get $acc) (i32.mul (local.get $zp) (local.get $sw)))))))
+
+  ;; ---- per RoI: the sampling grid, the taps, then the channel sweep ------------------------------------------------
+  ;; A RoI's record (96 bytes at groups + g * 96); multiScaleRoiAlignWasm (heads/roi_align_kernel.ts) writes
+  ;;   +0 featBase (address of pixel (0, 0) of its level)  +4 rowBytes  +8 pixBytes  +12 outAddr  +40 zp
+  ;;   +44 scale (f32)  +56 valid (0: a zero RoI)  +60 height  +64 width  +68 x1 +72 y1 +76 x2 +80 y2 (f32)
+  ;;   +84 spatialScale (f32)
+  ;; and $geometry fills in the RoI's row and column stencils (roiGeometry's float32 replay of the C++ sampling
+  ;; grid, in heads/roi_align.ts) in the thread's scratch:
+  ;;   +16 yStart i32[ph + 1]  +20 yIdx i32[]  +24 yW f64[]  +28 xStart i32[pw + 1]  +32 xIdx i32[]  +36 xW f64[]
+  ;;   +48 inv = 1 / samples (f64)
+  ;; Each bin's taps are the outer product of its row and column stencils, in roiAlignInto's order (rows, then
+  ;; columns) with its weight (yW[r] * inv) * xW[c]; they are built once per RoI into the scratch after the
+  ;; stencils: binStart i32[PP + 1], pos i32[T], then wts f64[T] (float) or wq i16[T + 2] with the bins'
+  ;; weight sums i32[PP] (uint8).
+
+  ;; axisStencil of heads/roi_align.ts: for each of the pooled bins, the distinct pixels its grid samples touch
+  ;; (a sample outside [-1, size] touches none; clamped at 0 and size - 1) with their summed bilinear weights, in
+  ;; first-touch order (a pixel is merged with one of the last four touched), zero weights dropped. Writes
+  ;; starts i32[pooled + 1], idx i32[], w f64[]; returns the number of taps.
+  (func $stencil (param $start f32) (param $bin f32) (param $pooled i32) (param $grid i32) (param $size i32)
+    (param $startsAt i32) (param $idxAt i32) (param $wAt i32) (result i32)
+    (local $n i32) (local $p i32) (local $i i32) (local $m i32) (local $k i32) (local $t i32) (local $n0 i32)
+    (local $g f32) (local $base f32) (local $y f32) (local $l f32) (local $low i32) (local $high i32) (local $sz f32)
+    (local.set $g (f32.convert_i32_s (local.get $grid)))
+    (local.set $sz (f32.convert_i32_s (local.get $size)))
+    (block $pd (loop $pl
+      (br_if $pd (i32.ge_s (local.get $p) (local.get $pooled)))
+      (i32.store (i32.add (local.get $startsAt) (i32.shl (local.get $p) (i32.const 2))) (local.get $n))
+      (local.set $n0 (local.get $n))
+      (local.set $m (local.get $n))
+      (local.set $base (f32.add (local.get $start) (f32.mul (f32.convert_i32_s (local.get $p)) (local.get $bin))))
+      (local.set $i (i32.const 0))
+      (block $id (loop $il
+        (br_if $id (i32.ge_s (local.get $i) (local.get $grid)))
+        (local.set $y (f32.add (local.get $base)
+          (f32.div (f32.mul (f32.add (f32.convert_i32_s (local.get $i)) (f32.const 0.5)) (local.get $bin)) (local.get $g))))
+        (if (i32.and (f32.ge (local.get $y) (f32.const -1)) (f32.le (local.get $y) (local.get $sz)))
+          (then
+            (if (f32.le (local.get $y) (f32.const 0)) (then (local.set $y (f32.const 0))))
+            (local.set $low (i32.trunc_f32_s (local.get $y)))
+            (if (i32.ge_s (local.get $low) (i32.sub (local.get $size) (i32.const 1)))
+              (then
+                (local.set $low (i32.sub (local.get $size) (i32.const 1)))
+                (local.set $high (local.get $low))
+                (local.set $y (f32.convert_i32_s (local.get $low))))
+              (else (local.set $high (i32.add (local.get $low) (i32.const 1)))))
+            (local.set $l (f32.sub (local.get $y) (f32.convert_i32_s (local.get $low))))
+            (local.set $m (call $addTap (local.get $idxAt) (local.get $wAt) (local.get $n0) (local.get $m) (local.get $low) (f32.sub (f32.const 1) (local.get $l))))
+            (local.set $m (call $addTap (local.get $idxAt) (local.get $wAt) (local.get $n0) (local.get $m) (local.get $high) (local.get $l)))))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $il)))
+      ;; drop zero weights, keeping the order
+      (local.set $k (local.get $n0))
+      (local.set $t (local.get $n0))
+      (block $cd (loop $cl
+        (br_if $cd (i32.ge_s (local.get $t) (local.get $m)))
+        (if (f64.ne (f64.load (i32.add (local.get $wAt) (i32.shl (local.get $t) (i32.const 3)))) (f64.const 0))
+          (then
+            (i32.store (i32.add (local.get $idxAt) (i32.shl (local.get $k) (i32.const 2)))
+              (i32.load (i32.add (local.get $idxAt) (i32.shl (local.get $t) (i32.const 2)))))
+            (f64.store (i32.add (local.get $wAt) (i32.shl (local.get $k) (i32.const 3)))
+              (f64.load (i32.add (local.get $wAt) (i32.shl (local.get $t) (i32.const 3)))))
+            (local.set $k (i32.add (local.get $k) (i32.const 1)))))
+        (local.set $t (i32.add (local.get $t) (i32.const 1)))
+        (br $cl)))
+      (local.set $n (local.get $k))
+      (local.set $p (i32.add (local.get $p) (i32.const 1)))
+      (br $pl)))
+    (i32.store (i32.add (local.get $startsAt) (i32.shl (local.get $pooled) (i32.const 2))) (local.get $n))
+    (local.get $n))
+
+  ;; addTap: adds $weight to pixel $at if it is among the last four of this bin's entries (from $n0), else appends.
+  (func $addTap (param $idxAt i32) (param $wAt i32) (param $n0 i32) (param $m i32) (param $at i32) (param $weight f32) (result i32)
+    (local $t i32) (local $wa i32)
+    (local.set $t (i32.sub (local.get $m) (i32.const 1)))
+    (block $nf (loop $sl
+      (br_if $nf (i32.or (i32.lt_s (local.get $t) (local.get $n0)) (i32.lt_s (local.get $t) (i32.sub (local.get $m) (i32.const 4)))))
+      (if (i32.eq (i32.load (i32.add (local.get $idxAt) (i32.shl (local.get $t) (i32.const 2)))) (local.get $at))
+        (then
+          (local.set $wa (i32.add (local.get $wAt) (i32.shl (local.get $t) (i32.const 3))))
+          (f64.store (local.get $wa) (f64.add (f64.load (local.get $wa)) (f64.promote_f32 (local.get $weight))))
+          (return (local.get $m))))
+      (local.set $t (i32.sub (local.get $t) (i32.const 1)))
+      (br $sl)))
+    (i32.store (i32.add (local.get $idxAt) (i32.shl (local.get $m) (i32.const 2))) (local.get $at))
+    (f64.store (i32.add (local.get $wAt) (i32.shl (local.get $m) (i32.const 3))) (f64.promote_f32 (local.get $weight)))
+    (i32.add (local.get $m) (i32.const 1)))
+
+  ;; roiGeometry of heads/roi_align.ts for RoI $rec: its grid, then both stencils into $st (capY and capX taps
+  ;; at most, from JS's own grid), recorded in $rec. Returns 0 for an empty grid (a zero RoI).
+  (func $geometry (param $rec i32) (param $ph i32) (param $pw i32) (param $sr i32) (param $aligned i32)
+    (param $capY i32) (param $capX i32) (param $st i32) (result i32)
+    (local $scale f32) (local $off f32) (local $sx f32) (local $sy f32) (local $rw f32) (local $rh f32)
+    (local $binH f32) (local $binW f32) (local $gh i32) (local $gw i32)
+    (local $yStart i32) (local $yIdx i32) (local $yW i32) (local $xStart i32) (local $xIdx i32) (local $xW i32)
+    (local.set $scale (f32.load offset=84 (local.get $rec)))
+    (if (local.get $aligned) (then (local.set $off (f32.const 0.5))))
+    (local.set $sx (f32.sub (f32.mul (f32.load offset=68 (local.get $rec)) (local.get $scale)) (local.get $off)))
+    (local.set $sy (f32.sub (f32.mul (f32.load offset=72 (local.get $rec)) (local.get $scale)) (local.get $off)))
+    (local.set $rw (f32.sub (f32.sub (f32.mul (f32.load offset=76 (local.get $rec)) (local.get $scale)) (local.get $off)) (local.get $sx)))
+    (local.set $rh (f32.sub (f32.sub (f32.mul (f32.load offset=80 (local.get $rec)) (local.get $scale)) (local.get $off)) (local.get $sy)))
+    (if (i32.eqz (local.get $aligned))
+      (then
+        (if (f32.lt (local.get $rw) (f32.const 1)) (then (local.set $rw (f32.const 1))))
+        (if (f32.lt (local.get $rh) (f32.const 1)) (then (local.set $rh (f32.const 1))))))
+    (local.set $binH (f32.div (local.get $rh) (f32.convert_i32_s (local.get $ph))))
+    (local.set $binW (f32.div (local.get $rw) (f32.convert_i32_s (local.get $pw))))
+    (if (i32.gt_s (local.get $sr) (i32.const 0))
+      (then (local.set $gh (local.get $sr)) (local.set $gw (local.get $sr)))
+      (else
+        (local.set $gh (i32.trunc_sat_f32_s (f32.ceil (local.get $binH))))
+        (local.set $gw (i32.trunc_sat_f32_s (f32.ceil (local.get $binW))))))
+    (if (i32.or (i32.le_s (local.get $gh) (i32.const 0)) (i32.le_s (local.get $gw) (i32.const 0))) (then (return (i32.const 0))))
+    (local.set $yStart (local.get $st))
+    (local.set $yIdx (i32.and (i32.add (i32.add (local.get $yStart) (i32.shl (i32.add (local.get $ph) (i32.const 1)) (i32.const 2))) (i32.const 15)) (i32.const -16)))
+    (local.set $yW (i32.and (i32.add (i32.add (local.get $yIdx) (i32.shl (local.get $capY) (i32.const 2))) (i32.const 15)) (i32.const -16)))
+    (local.set $xStart (i32.add (local.get $yW) (i32.shl (local.get $capY) (i32.const 3))))
+    (local.set $xIdx (i32.and (i32.add (i32.add (local.get $xStart) (i32.shl (i32.add (local.get $pw) (i32.const 1)) (i32.const 2))) (i32.const 15)) (i32.const -16)))
+    (local.set $xW (i32.and (i32.add (i32.add (local.get $xIdx) (i32.shl (local.get $capX) (i32.const 2))) (i32.const 15)) (i32.const -16)))
+    (drop (call $stencil (local.get $sy) (local.get $binH) (local.get $ph) (local.get $gh) (i32.load offset=60 (local.get $rec)) (local.get $yStart) (local.get $yIdx) (local.get $yW)))
+    (drop (call $stencil (local.get $sx) (local.get $binW) (local.get $pw) (local.get $gw) (i32.load offset=64 (local.get $rec)) (local.get $xStart) (local.get $xIdx) (local.get $xW)))
+    (i32.store offset=16 (local.get $rec) (local.get $yStart))
+    (i32.store offset=20 (local.get $rec) (local.get $yIdx))
+    (i32.store offset=24 (local.get $rec) (local.get $yW))
+    (i32.store offset=28 (local.get $rec) (local.get $xStart))
+    (i32.store offset=32 (local.get $rec) (local.get $xIdx))
+    (i32.store offset=36 (local.get $rec) (local.get $xW))
+    (f64.store offset=48 (local.get $rec) (f64.div (f64.const 1) (f64.mul (f64.convert_i32_s (local.get $gh)) (f64.convert_i32_s (local.get $gw)))))
+    (i32.const 1))
+
+  ;; Builds the taps of RoI $rec into $scratch (layout above; T = yStart[ph] * xStart[pw]).
+  (func $build (param $rec i32) (param $ph i32) (param $pw i32) (param $scratch i32) (param $u8 i32)
+    (param $posAt i32) (param $wAt i32) (param $swAt i32)
+    (local $py i32) (local $px i32) (local $r i32) (local $c i32) (local $t i32) (local $b i32)
+    (local $yStart i32) (local $yIdx i32) (local $yW i32) (local $xStart i32) (local $xIdx i32) (local $xW i32)
+    (local $featBase i32) (local $rowBytes i32) (local $pixBytes i32) (local $inv f64) (local $wy f64) (local $w f64)
+    (local $rowAt i32) (local $wq i32) (local $sw i32) (local $c0 i32) (local $c1 i32)
+    (local.set $featBase (i32.load (local.get $rec)))
+    (local.set $rowBytes (i32.load offset=4 (local.get $rec)))
+    (local.set $pixBytes (i32.load offset=8 (local.get $rec)))
+    (local.set $yStart (i32.load offset=16 (local.get $rec)))
+    (local.set $yIdx (i32.load offset=20 (local.get $rec)))
+    (local.set $yW (i32.load offset=24 (local.get $rec)))
+    (local.set $xStart (i32.load offset=28 (local.get $rec)))
+    (local.set $xIdx (i32.load offset=32 (local.get $rec)))
+    (local.set $xW (i32.load offset=36 (local.get $rec)))
+    (local.set $inv (f64.load offset=48 (local.get $rec)))
+    (block $pyd (loop $pyl
+      (br_if $pyd (i32.ge_s (local.get $py) (local.get $ph)))
+      (local.set $px (i32.const 0))
+      (block $pxd (loop $pxl
+        (br_if $pxd (i32.ge_s (local.get $px) (local.get $pw)))
+        (i32.store (i32.add (local.get $scratch) (i32.shl (local.get $b) (i32.const 2))) (local.get $t))
+        (local.set $sw (i32.const 0))
+        (local.set $c0 (i32.load (i32.add (local.get $xStart) (i32.shl (local.get $px) (i32.const 2)))))
+        (local.set $c1 (i32.load offset=4 (i32.add (local.get $xStart) (i32.shl (local.get $px) (i32.const 2)))))
+        (local.set $r (i32.load (i32.add (local.get $yStart) (i32.shl (local.get $py) (i32.const 2)))))
+        (block $rd (loop $rl
+          (br_if $rd (i32.ge_s (local.get $r) (i32.load offset=4 (i32.add (local.get $yStart) (i32.shl (local.get $py) (i32.const 2))))))
+          (local.set $rowAt (i32.add (local.get $featBase)
+            (i32.mul (i32.load (i32.add (local.get $yIdx) (i32.shl (local.get $r) (i32.const 2)))) (local.get $rowBytes))))
+          (local.set $wy (f64.mul (f64.load (i32.add (local.get $yW) (i32.shl (local.get $r) (i32.const 3)))) (local.get $inv)))
+          (local.set $c (local.get $c0))
+          (block $cd (loop $cl
+            (br_if $cd (i32.ge_s (local.get $c) (local.get $c1)))
+            (i32.store (i32.add (local.get $posAt) (i32.shl (local.get $t) (i32.const 2)))
+              (i32.add (local.get $rowAt) (i32.mul (i32.load (i32.add (local.get $xIdx) (i32.shl (local.get $c) (i32.const 2)))) (local.get $pixBytes))))
+            (local.set $w (f64.mul (local.get $wy) (f64.load (i32.add (local.get $xW) (i32.shl (local.get $c) (i32.const 3))))))
+            (if (local.get $u8)
+              (then
+                (local.set $wq (i32.trunc_sat_f64_s (f64.floor (f64.add (f64.mul (local.get $w) (f64.const 16384)) (f64.const 0.5)))))
+                (i32.store16 (i32.add (local.get $wAt) (i32.shl (local.get $t) (i32.const 1))) (local.get $wq))
+                (local.set $sw (i32.add (local.get $sw) (local.get $wq))))
+              (else (f64.store (i32.add (local.get $wAt) (i32.shl (local.get $t) (i32.const 3))) (local.get $w))))
+            (local.set $t (i32.add (local.get $t) (i32.const 1)))
+            (local.set $c (i32.add (local.get $c) (i32.const 1)))
+            (br $cl)))
+          (local.set $r (i32.add (local.get $r) (i32.const 1)))
+          (br $rl)))
+        (i32.store (i32.add (local.get $swAt) (i32.shl (local.get $b) (i32.const 2))) (local.get $sw))
+        (local.set $b (i32.add (local.get $b) (i32.const 1)))
+        (local.set $px (i32.add (local.get $px) (i32.const 1)))
+        (br $pxl)))
+      (local.set $py (i32.add (local.get $py) (i32.const 1)))
+      (br $pyl)))
+    (i32.store (i32.add (local.get $scratch) (i32.shl (local.get $b) (i32.const 2))) (local.get $t)))
+
+  ;; RoIs g0 .. g1 of the records at $groups: for each, its grid and stencils ($geometry; $sr the sampling ratio,
+  ;; <= 0 adaptive; $aligned the half-pixel offset; at most $capY x $capX stencil taps, bounded in JS), its taps
+  ;; ($build), then channels in blocks of 64 over all its bins (the RoI's pixels stay in cache for a block's
+  ;; bins), output [C, ph, pw] at its outAddr with channel stride $stride. $scratch is this thread's own.
+  (func (export "run") (param $g0 i32) (param $g1 i32) (param $groups i32) (param $ph i32) (param $pw i32)
+    (param $C i32) (param $stride i32) (param $scratch i32) (param $u8 i32) (param $sr i32) (param $aligned i32)
+    (param $capY i32) (param $capX i32)
+    (local $g i32) (local $rec i32) (local $PP i32) (local $T i32) (local $posAt i32) (local $wAt i32) (local $swAt i32)
+    (local $o i32) (local $b i32) (local $t0 i32) (local $t1 i32) (local $c0 i32) (local $c1 i32) (local $c i32)
+    (local $zp i32) (local $scale f32) (local $sw i32) (local $outAddr i32) (local $taps i32)
+    (local.set $PP (i32.mul (local.get $ph) (local.get $pw)))
+    ;; the taps' scratch follows the stencils' (capY and capX entries each, plus starts and alignment)
+    (local.set $taps (i32.and (i32.add (i32.add (local.get $scratch)
+      (i32.add (i32.mul (i32.add (local.get $capY) (local.get $capX)) (i32.const 12)) (i32.shl (i32.add (local.get $PP) (local.get $PP)) (i32.const 0))))
+      (i32.add (i32.shl (i32.add (local.get $ph) (local.get $pw)) (i32.const 2)) (i32.const 128))) (i32.const -16)))
     (local.set $g (local.get $g0))
-    (block $done (loop $groups
+    (block $done (loop $groupsl
       (br_if $done (i32.ge_s (local.get $g) (local.get $g1)))
-      (local.set $b1 (i32.load (i32.add (local.get $groupStart) (i32.shl (i32.add (local.get $g) (i32.const 1)) (i32.const 2)))))
-      (local.set $c0 (i32.const 0))
-      (block $cd (loop $blocks
-        (br_if $cd (i32.ge_s (local.get $c0) (local.get $C)))
-        (local.set $c1 (i32.add (local.get $c0) (i32.const 64)))
-        (if (i32.gt_s (local.get $c1) (local.get $C)) (then (local.set $c1 (local.get $C))))
-        (local.set $b (i32.load (i32.add (local.get $groupStart) (i32.shl (local.get $g) (i32.const 2)))))
-        (block $bd (loop $bins
-          (br_if $bd (i32.ge_s (local.get $b) (local.get $b1)))
-          (call $bin (local.get $b) (local.get $c0) (local.get $c1) (local.get $binStart) (local.get $binOut) (local.get $pos) (local.get $wts) (local.get $stride))
-          (local.set $b (i32.add (local.get $b) (i32.const 1)))
-          (br $bins)))
-        (local.set $c0 (local.get $c1))
-        (br $blocks)))
+      (local.set $rec (i32.add (local.get $groups) (i32.mul (local.get $g) (i32.const 96))))
+      (local.set $outAddr (i32.load offset=12 (local.get $rec)))
+      (if (i32.or (i32.eqz (i32.load offset=56 (local.get $rec)))
+            (i32.eqz (call $geometry (local.get $rec) (local.get $ph) (local.get $pw) (local.get $sr) (local.get $aligned) (local.get $capY) (local.get $capX) (local.get $scratch))))
+        (then ;; no taps at all (empty RoI, no such level): its whole output is zero
+          (memory.fill (local.get $outAddr) (i32.const 0) (i32.mul (local.get $C) (i32.shl (local.get $PP) (i32.const 2)))))
+        (else
+          (local.set $T (i32.mul
+            (i32.load (i32.add (i32.load offset=16 (local.get $rec)) (i32.shl (local.get $ph) (i32.const 2))))
+            (i32.load (i32.add (i32.load offset=28 (local.get $rec)) (i32.shl (local.get $pw) (i32.const 2))))))
+          (local.set $posAt (i32.and (i32.add (i32.add (local.get $taps) (i32.shl (i32.add (local.get $PP) (i32.const 1)) (i32.const 2))) (i32.const 15)) (i32.const -16)))
+          (local.set $wAt (i32.and (i32.add (i32.add (local.get $posAt) (i32.shl (local.get $T) (i32.const 2))) (i32.const 15)) (i32.const -16)))
+          (local.set $swAt (i32.and (i32.add (i32.add (local.get $wAt) (i32.shl (local.get $T) (i32.const 3))) (i32.const 15)) (i32.const -16)))
+          (call $build (local.get $rec) (local.get $ph) (local.get $pw) (local.get $taps) (local.get $u8) (local.get $posAt) (local.get $wAt) (local.get $swAt))
+          (local.set $zp (i32.load offset=40 (local.get $rec)))
+          (local.set $scale (f32.load offset=44 (local.get $rec)))
+          (local.set $c0 (i32.const 0))
+          (block $cd (loop $blocks
+            (br_if $cd (i32.ge_s (local.get $c0) (local.get $C)))
+            (local.set $c1 (i32.add (local.get $c0) (i32.const 64)))
+            (if (i32.gt_s (local.get $c1) (local.get $C)) (then (local.set $c1 (local.get $C))))
+            (local.set $b (i32.const 0))
+            (block $bd (loop $bins
+              (br_if $bd (i32.ge_s (local.get $b) (local.get $PP)))
+              (local.set $t0 (i32.load (i32.add (local.get $taps) (i32.shl (local.get $b) (i32.const 2)))))
+              (local.set $t1 (i32.load offset=4 (i32.add (local.get $taps) (i32.shl (local.get $b) (i32.const 2)))))
+              (local.set $o (i32.add (local.get $outAddr) (i32.shl (local.get $b) (i32.const 2))))
+              (local.set $c (local.get $c0))
+              (if (i32.le_s (local.get $t1) (local.get $t0))
+                (then ;; no taps: zeros
+                  (block $zd (loop $z
+                    (br_if $zd (i32.ge_s (local.get $c) (local.get $c1)))
+                    (f32.store (i32.add (local.get $o) (i32.mul (local.get $c) (local.get $stride))) (f32.const 0))
+                    (local.set $c (i32.add (local.get $c) (i32.const 1)))
+                    (br $z))))
+                (else
+                  (if (local.get $u8)
+                    (then
+                      (local.set $sw (i32.load (i32.add (local.get $swAt) (i32.shl (local.get $b) (i32.const 2)))))
+                      (block $d32 (loop $l32
+                        (br_if $d32 (i32.gt_s (i32.add (local.get $c) (i32.const 32)) (local.get $c1)))
+                        (call $u8ch32 (local.get $t0) (local.get $t1) (local.get $posAt) (local.get $wAt) (local.get $c) (local.get $o) (local.get $stride) (local.get $zp) (local.get $scale) (local.get $sw))
+                        (local.set $c (i32.add (local.get $c) (i32.const 32)))
+                        (br $l32)))
+                      (block $d1 (loop $l1
+                        (br_if $d1 (i32.ge_s (local.get $c) (local.get $c1)))
+                        (call $u8ch1 (local.get $t0) (local.get $t1) (local.get $posAt) (local.get $wAt) (local.get $c) (local.get $o) (local.get $stride) (local.get $zp) (local.get $scale) (local.get $sw))
+                        (local.set $c (i32.add (local.get $c) (i32.const 1)))
+                        (br $l1))))
+                    (else
+                      (local.set $c (call $ch8 (local.get $t0) (local.get $t1) (local.get $posAt) (local.get $wAt) (local.get $c) (local.get $c1) (local.get $o) (local.get $stride)))
+                      (local.set $c (call $ch2 (local.get $t0) (local.get $t1) (local.get $posAt) (local.get $wAt) (local.get $c) (local.get $c1) (local.get $o) (local.get $stride)))
+                      (if (i32.lt_s (local.get $c) (local.get $c1))
+                        (then (call $ch1 (local.get $t0) (local.get $t1) (local.get $posAt) (local.get $wAt) (local.get $c) (local.get $o) (local.get $stride))))))))
+              (local.set $b (i32.add (local.get $b) (i32.const 1)))
+              (br $bins)))
+            (local.set $c0 (local.get $c1))
+            (br $blocks)))))
       (local.set $g (i32.add (local.get $g) (i32.const 1)))
-      (br $groups)))))
+      (br $groupsl))))
+)

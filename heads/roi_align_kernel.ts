@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { ROI_ALIGN_WASM } from './roi_align_wasm.ts';
 // An import cycle with roi_align.ts, harmless: neither module uses the other's bindings while it loads.
-import { checkFeature, roiGeometry, type FeatureMap, type RoiGeometry } from './roi_align.ts';
+import { checkFeature, roiGrid, type FeatureMap } from './roi_align.ts';
 
 const f32 = Math.fround;
 
@@ -24,7 +24,9 @@ const f32 = Math.fround;
 export interface Engine {
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
-  run: (g0: number, g1: number, groupStart: number, binStart: number, binOut: number, pos: number, wts: number, C: number, stride: number) => void;
+  /** RoIs g0 .. g1 of the records at `groups` (heads/roi_align.wat); `u8` 1 for uint8 features. */
+  run: (g0: number, g1: number, groups: number, ph: number, pw: number, C: number, stride: number, scratch: number, u8: number,
+    samplingRatio: number, aligned: number, capY: number, capX: number) => void;
   helper: Worker | null;
 }
 let engine: Engine | null | undefined;
@@ -128,7 +130,7 @@ export function stageFeatures(levels: readonly FeatureMap[]): StagedFeatures {
   let p = FEAT_BASE;
   for (const f of levels) {
     bases.push(p);
-    p += ((f.data.length * 4 + 15) & ~15);
+    p += ((f.data.byteLength + 15) & ~15);
   }
   const staged = { levels, bases, stamp: -1 };
   const e = wasmEnabled ? loadEngine() : null;
@@ -143,67 +145,6 @@ function copyStaged(e: Engine, s: StagedFeatures, end: number): void {
   s.levels.forEach((f, l) => Buffer.from(f.data.buffer, f.data.byteOffset, f.data.byteLength).copy(heap, s.bases[l]));
   stagedBytes = end;
   s.stamp = ++stagedStamp;
-}
-
-// Bin and tap lists, built in JS and copied into the kernel's memory after the features and the output.
-let binStartS = new Int32Array(4096), binOutS = new Int32Array(4096);
-let posS = new Int32Array(1 << 16), wtsS = new Float64Array(1 << 16);
-let nBins = 0, nTaps = 0;
-
-function growBins(need: number): void {
-  if (need <= binOutS.length) return;
-  const cap = Math.max(need, 2 * binOutS.length);
-  const a = new Int32Array(cap + 1); a.set(binStartS.subarray(0, nBins + 1)); binStartS = a;
-  const b = new Int32Array(cap); b.set(binOutS.subarray(0, nBins)); binOutS = b;
-}
-
-function growTaps(need: number): void {
-  if (need <= posS.length) return;
-  const cap = Math.max(need, 2 * posS.length);
-  const a = new Int32Array(cap); a.set(posS.subarray(0, nTaps)); posS = a;
-  const b = new Float64Array(cap); b.set(wtsS.subarray(0, nTaps)); wtsS = b;
-}
-
-/** Appends the ph*pw bins of one RoI (taps as roiAlignInto builds them; none for an empty RoI). */
-function emitRoi(geo: RoiGeometry | null, featBase: number, C: number, W: number, outAddr: number, ph: number, pw: number): void {
-  growBins(nBins + ph * pw);
-  const binStart = binStartS, binOut = binOutS;
-  let b = nBins;
-  if (geo === null) {
-    for (let py = 0; py < ph; py++) {
-      for (let px = 0; px < pw; px++) {
-        binOut[b] = outAddr + (py * pw + px) * 4;
-        binStart[++b] = nTaps;
-      }
-    }
-    nBins = b;
-    return;
-  }
-  const { ys, xs } = geo;
-  const yIdx = ys.idx, yW = ys.w, yStart = ys.start, xIdx = xs.idx, xW = xs.w, xStart = xs.start;
-  growTaps(nTaps + yIdx.length * xIdx.length); // every bin's taps are a subset of the rows x columns
-  const pos = posS, wts = wtsS;
-  const inv = 1 / geo.count;
-  const pixBytes = C * 4;
-  let t = nTaps;
-  for (let py = 0; py < ph; py++) {
-    const r0 = yStart[py], r1 = yStart[py + 1];
-    for (let px = 0; px < pw; px++) {
-      const c0 = xStart[px], c1 = xStart[px + 1];
-      for (let r = r0; r < r1; r++) {
-        const rowAt = featBase + yIdx[r] * W * pixBytes;
-        const wy = yW[r] * inv;
-        for (let c = c0; c < c1; c++) {
-          pos[t] = rowAt + xIdx[c] * pixBytes;
-          wts[t++] = wy * xW[c];
-        }
-      }
-      binOut[b] = outAddr + (py * pw + px) * 4;
-      binStart[++b] = t;
-    }
-  }
-  nTaps = t;
-  nBins = b;
 }
 
 /**
@@ -230,9 +171,14 @@ function localityOrder(boxes: Float32Array, levels: Int32Array, scales: readonly
   return order;
 }
 
+/** Bytes of a RoI's record in the kernel's memory (see `run` in heads/roi_align.wat). */
+const REC = 96;
+
 /**
  * multiScaleRoiAlign over NHWC levels with the WebAssembly kernel; `levels[i]` outside the pyramid gives a
- * zero RoI. `threads` 2 shares the bins with the helper thread when it is ready.
+ * zero RoI. JS writes one 96-byte record per RoI (its box, level and output place); the kernel replays the
+ * sampling grid (roiGeometry), builds each bin's taps and sweeps the channels, so with `threads` 2 the helper
+ * thread does all of that for its share of the RoIs.
  */
 export function multiScaleRoiAlignWasm(
   e: Engine, s: StagedFeatures, boxes: Float32Array, levels: Int32Array, scales: readonly number[],
@@ -240,71 +186,77 @@ export function multiScaleRoiAlignWasm(
 ): Float32Array {
   if (s.stamp !== stagedStamp) {
     const last = s.levels.length - 1;
-    copyStaged(e, s, s.bases[last] + ((s.levels[last].data.length * 4 + 15) & ~15));
+    copyStaged(e, s, s.bases[last] + ((s.levels[last].data.byteLength + 15) & ~15));
   }
   const n = boxes.length / 4;
   const C = s.levels[0].channels;
   const PP = ph * pw;
-  const scratchIdx = new Int32Array(64);
-  const scratchW = new Float64Array(64);
+  const u8 = s.levels[0].data instanceof Uint8Array;
   const order = localityOrder(boxes, levels, scales);
-  nBins = 0;
-  nTaps = 0;
-  binStartS[0] = 0;
-  const groupStart = new Int32Array(n + 1); // bins of RoI order[k]: groupStart[k] .. groupStart[k + 1]
   const outAt = stagedBytes;
   const outBytes = n * C * PP * 4;
+  const recAt = outAt + ((outBytes + 15) & ~15);
+  reserve(e, recAt + n * REC);
+  const buf0 = e.memory.buffer;
+  const i32 = new Int32Array(buf0), f32v = new Float32Array(buf0);
+  // Each RoI's grid bounds its stencils (two taps per sample per bin) and estimates its cost for the split.
+  const cost = new Float64Array(n + 1);
+  let capY = 1, capX = 1;
   for (let k = 0; k < n; k++) {
     const i = order[k];
     const l = levels[i];
-    const outAddr = outAt + i * C * PP * 4;
-    groupStart[k] = nBins;
-    if (!(l >= 0 && l < s.levels.length)) {
-      emitRoi(null, 0, C, 0, outAddr, ph, pw);
-      continue;
-    }
-    const f = s.levels[l];
+    const f = l >= 0 && l < s.levels.length ? s.levels[l] : undefined;
     const b = i * 4;
-    const geo = f.height === 0 || f.width === 0 ? null
-      : roiGeometry(boxes[b], boxes[b + 1], boxes[b + 2], boxes[b + 3], f32(scales[l]), ph, pw, samplingRatio, aligned, f.height, f.width, scratchIdx, scratchW);
-    emitRoi(geo, s.bases[l], C, f.width, outAddr, ph, pw);
+    const r = (recAt + k * REC) >> 2;
+    i32[r + 3] = outAt + i * C * PP * 4;
+    const grid = f && f.height > 0 && f.width > 0
+      ? roiGrid(boxes[b], boxes[b + 1], boxes[b + 2], boxes[b + 3], f32(scales[l]), ph, pw, samplingRatio, aligned) : null;
+    i32[r + 14] = grid ? 1 : 0;
+    cost[k + 1] = cost[k];
+    if (!grid || !f) continue;
+    const pixBytes = C * f.data.BYTES_PER_ELEMENT;
+    i32[r] = s.bases[l];
+    i32[r + 1] = f.width * pixBytes;
+    i32[r + 2] = pixBytes;
+    i32[r + 10] = f.quant?.zeroPoint ?? 0;
+    f32v[r + 11] = f.quant?.scale ?? 0;
+    i32[r + 15] = f.height;
+    i32[r + 16] = f.width;
+    f32v[r + 17] = boxes[b];
+    f32v[r + 18] = boxes[b + 1];
+    f32v[r + 19] = boxes[b + 2];
+    f32v[r + 20] = boxes[b + 3];
+    f32v[r + 21] = scales[l];
+    capY = Math.max(capY, 2 * ph * grid.gh);
+    capX = Math.max(capX, 2 * pw * grid.gw);
+    cost[k + 1] += (ph * (Math.min(grid.binH, f.height) + 1) + 1) * (pw * (Math.min(grid.binW, f.width) + 1) + 1);
   }
-  groupStart[n] = nBins;
-  // Lists after the output: groupStart, binStart, binOut (i32), pos (i32), wts (f64, 8-aligned).
-  const gsAt = outAt + ((outBytes + 15) & ~15);
-  const bsAt = gsAt + (((n + 1) * 4 + 15) & ~15);
-  const boAt = bsAt + (((nBins + 1) * 4 + 15) & ~15);
-  const posAt = boAt + ((nBins * 4 + 15) & ~15);
-  const wAt = posAt + ((nTaps * 4 + 15) & ~15);
-  reserve(e, wAt + nTaps * 8);
+  const maxTaps = capY * capX;
+  if (!(maxTaps < 1 << 26)) throw new Error(`roiAlign: a RoI samples too many pixels (${capY} x ${capX} taps)`);
+  // Scratch per thread: the stencils, then the taps (as `run` lays them out), with slack for alignment.
+  const scratchBytes = 12 * (capY + capX) + 2 * PP + 4 * (ph + pw) + 128 + (PP + 1) * 4 + 16 + maxTaps * 4 + 16 + maxTaps * 8 + 16 + PP * 4 + 64;
+  const at = recAt + n * REC;
+  const scratch0 = (at + 63) & ~63;
+  const scratch1 = scratch0 + ((scratchBytes + 63) & ~63);
+  reserve(e, scratch1 + scratchBytes);
   const buf = e.memory.buffer;
-  new Int32Array(buf, gsAt, n + 1).set(groupStart);
-  new Int32Array(buf, bsAt, nBins + 1).set(binStartS.subarray(0, nBins + 1));
-  new Int32Array(buf, boAt, nBins).set(binOutS.subarray(0, nBins));
-  new Int32Array(buf, posAt, nTaps).set(posS.subarray(0, nTaps));
-  new Float64Array(buf, wAt, nTaps).set(wtsS.subarray(0, nTaps));
-  const stride = PP * 4;
+  const args = [recAt, ph, pw, C, PP * 4];
+  const tail = (scratch: number) => [scratch, u8 ? 1 : 0, samplingRatio, aligned ? 1 : 0, capY, capX];
   const f = flags(e);
   // Worth a thread hand-off (~0.1 ms) only with some work.
   if (threads >= 2 && !e.helper) startRoiAlignHelper();
-  if (threads >= 2 && e.helper && Atomics.load(f, READY) === 1 && nTaps * C > 1 << 20) {
+  if (threads >= 2 && e.helper && Atomics.load(f, READY) === 1 && cost[n] * C > 1 << 20) {
     // Split the RoIs so that both halves have about as many taps (the cost) as each other.
-    const half = nTaps / 2;
-    let lo = 0, hi = n;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (binStartS[groupStart[mid]] < half) lo = mid + 1;
-      else hi = mid;
-    }
-    const split = lo;
+    let split = 0;
+    while (split < n && cost[split] < cost[n] / 2) split++;
     Atomics.store(f, JOB, 0);
-    e.helper.postMessage([split, n, gsAt, bsAt, boAt, posAt, wAt, C, stride]);
-    e.run(0, split, gsAt, bsAt, boAt, posAt, wAt, C, stride);
+    e.helper.postMessage([split, n, ...args, ...tail(scratch1)]);
+    e.run(0, split, ...(args as [number, number, number, number, number]), ...(tail(scratch0) as [number, number, number, number, number, number]));
     // A synchronous wait keeps roiAlign synchronous; the helper only runs `run`, so it answers or traps.
     if (Atomics.wait(f, JOB, 0, 120_000) === 'timed-out') throw new Error('roiAlign: the helper thread did not answer in 2 minutes');
     if (Atomics.load(f, JOB) !== 1) throw new Error('roiAlign: the helper thread failed');
   } else {
-    e.run(0, n, gsAt, bsAt, boAt, posAt, wAt, C, stride);
+    e.run(0, n, ...(args as [number, number, number, number, number]), ...(tail(scratch0) as [number, number, number, number, number, number]));
   }
   const res = out ?? new Float32Array(n * C * PP);
   res.set(new Float32Array(buf, outAt, n * C * PP));

@@ -5,7 +5,7 @@
  * post-processing: softmax, per-class decoding, clipping, score threshold, class-aware NMS, top-k, and the
  * per-detection mask of its own class.
  */
-import type { FloatTensor } from '../core/tensor.ts';
+import type { FloatTensor, QuantizedTensor } from '../core/tensor.ts';
 import { addInput, addOutput, conv, createGraph, linear, relu, serializeModel } from '../runtime/graph.ts';
 import { runSession, type Session } from '../runtime/session.ts';
 import { clipBoxesToImage, decodeBoxesMmdetPairs, decodeBoxesTorchvision, removeSmallBoxes } from '../postprocess/box_coder.ts';
@@ -262,13 +262,16 @@ export interface RoiFeatures {
 }
 
 /** torchvision's MultiScaleRoIAlign infers each level's scale from its size; mmdet uses 1 / stride. */
-export function roiFeatures(out: Record<string, FloatTensor>, imageSize: [number, number], cfg: RoiConfig, place: RoiAlignPlace): RoiFeatures {
+export function roiFeatures(
+  out: Record<string, FloatTensor | QuantizedTensor>, imageSize: [number, number], cfg: RoiConfig, place: RoiAlignPlace,
+): RoiFeatures {
   const maps: FeatureMap[] = [];
   const scales: number[] = [];
   for (let l = 0; l < cfg.strides.length; l++) {
     const f = out[`fpn_${l}`];
     const [, h, w, c] = f.shape;
-    maps.push({ data: f.data, channels: c, height: h, width: w, layout: 'nhwc' });
+    const quant = 'scale' in f ? { scale: f.scale, zeroPoint: f.zeroPoint } : undefined;
+    maps.push({ data: f.data, channels: c, height: h, width: w, layout: 'nhwc', quant });
     scales.push(cfg.levelMapper.kind === 'torchvision' ? inferScale([h, w], imageSize) : 1 / cfg.strides[l]);
   }
   return { maps: stageFeatures(maps), scales, place };

@@ -105,6 +105,31 @@ const metadataSchema = z.object({
   extra: z.record(z.string(), z.unknown()).optional(),
 });
 
+/** Metadata entry of an int8 model (`fasternet quantize`): how it was quantized, and its uint8 outputs. */
+export const QUANTIZED_KEY = 'fasternet.quantized';
+
+/** Scale and zero point of a uint8 tensor standing for (x - zeroPoint) * scale. */
+export interface QuantParams { scale: number; zeroPoint: number }
+
+const quantParams = z.object({ scale: finite.positive(), zeroPoint: z.number().int().min(0).max(255) });
+const quantizedEntry = z.looseObject({ uint8Outputs: z.record(name, quantParams).optional() });
+
+/**
+ * The graph outputs an int8 model leaves in uint8 (an int8 detector's FPN levels, which RoIAlign reads as
+ * bytes) with their scale and zero point; empty for float models.
+ */
+export function uint8Outputs(props: Record<string, string>, what = 'model'): Record<string, QuantParams> {
+  const v = props[QUANTIZED_KEY];
+  if (v === undefined) return {};
+  let j: unknown;
+  try {
+    j = JSON.parse(v);
+  } catch {
+    throw new UserError(`${what}: metadata ${QUANTIZED_KEY} is not JSON`);
+  }
+  return parseWith(quantizedEntry, j, `${what}: metadata ${QUANTIZED_KEY}`).uint8Outputs ?? {};
+}
+
 export function isCenterCrop(p: Preprocess): p is CenterCropPreprocess {
   return p.kind === 'resize_center_crop';
 }

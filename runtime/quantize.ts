@@ -113,7 +113,15 @@ export interface QuantPlan {
   nodes: QuantNode[];
   /** Activation tensors that get a QuantizeLinear/DequantizeLinear pair (and need a calibrated range). */
   tensors: string[];
+  /**
+   * Outputs of value-preserving ops (nearest Resize, MaxPool, Transpose) on a quantized tensor, with the tensor
+   * whose scale and zero point they share: with equal parameters on both sides ONNX Runtime drops the pair and
+   * runs the op on uint8, and an Add of two such values becomes a QLinearAdd (the FPN's top-down path).
+   */
+  derived: Map<string, string>;
   kept: KeptNode[];
+  /** BatchNormalizations folded into the 1x1 convs that read them before planning (foldBatchNorms). */
+  folded?: string[];
 }
 
 export interface PlanOptions {
@@ -126,6 +134,11 @@ export interface PlanOptions {
   keepSensitive?: boolean;
   /** The image input, whose readers are the stem (the heads' RoI-feature inputs are not images). */
   imageInput?: string;
+  /**
+   * Quantize the predictors even where `keepSensitive` keeps the stem float: the mask head's logits, which are
+   * only thresholded at probability 0.5 (measured on the bundled model: no mask AP lost, see README).
+   */
+  int8Predictors?: boolean;
 }
 
 function consumersOf(m: OnnxModel): Map<string, number[]> {
@@ -156,7 +169,7 @@ function predictorNodes(m: OnnxModel, candidates: QuantNode[]): Set<number> {
 export function planQuantization(m: OnnxModel, o: PlanOptions = {}): QuantPlan {
   const consts = floatConstants(m);
   const candidates = m.graph.node.map((n, i) => quantizableNode(n, i, consts)).filter((q): q is QuantNode => q !== undefined);
-  const predictors = o.keepSensitive === false ? new Set<number>() : predictorNodes(m, candidates);
+  const predictors = o.keepSensitive === false || o.int8Predictors ? new Set<number>() : predictorNodes(m, candidates);
   const kept: KeptNode[] = [];
   const nodes: QuantNode[] = [];
   for (const q of candidates) {
@@ -173,7 +186,26 @@ export function planQuantization(m: OnnxModel, o: PlanOptions = {}): QuantPlan {
     tensors.add(q.activation);
     if (q.opType === 'Conv') tensors.add(convOutputPoint(m, q.output, consumers, outputs));
   }
-  return { nodes, tensors: [...tensors], kept };
+  const derived = new Map<string, string>();
+  for (const n of m.graph.node) {
+    const [x] = n.input;
+    const y = n.output[0];
+    if (!valuePreserving(n) || !x || outputs.has(y)) continue;
+    const root = derived.get(x) ?? (tensors.has(x) ? x : undefined);
+    if (root === undefined) continue;
+    derived.set(y, root);
+    tensors.delete(y); // a MaxPool feeding a Conv: the input's range holds every value it passes on
+  }
+  return { nodes, tensors: [...tensors], derived, kept };
+}
+
+/** Ops whose outputs are some of their input's values, so that they run on uint8 under the input's parameters. */
+function valuePreserving(n: OnnxNode): boolean {
+  if ((n.domain ?? '') !== '') return false;
+  if (n.opType === 'MaxPool' || n.opType === 'Transpose') return true;
+  if (n.opType !== 'Resize') return false;
+  const mode = attrOf(n, 'mode')?.s;
+  return !mode || Buffer.from(mode).toString() === 'nearest';
 }
 
 /** Where a Conv's output is quantized: after its Relu when the Relu is its only consumer. */
@@ -181,6 +213,84 @@ function convOutputPoint(m: OnnxModel, v: string, consumers: Map<string, number[
   const c = consumers.get(v) ?? [];
   if (c.length === 1 && !outputs.has(v) && m.graph.node[c[0]].opType === 'Relu') return m.graph.node[c[0]].output[0];
   return v;
+}
+
+/**
+ * Folds each BatchNormalization whose every reader is a 1x1, unpadded, ungrouped Conv into those Convs
+ * (W'[o, c] = W[o, c] s[c], b'[o] = b[o] + sum_c W[o, c] t[c], with y = s x + t the BN), in place; returns
+ * the folded BN names. FasterNet's detection outputs pass through a BN before the FPN's lateral 1x1 convs;
+ * in an int8 graph that BN would run in float32 between a DequantizeLinear and a QuantizeLinear over the
+ * finest feature map. Exact up to float32 rounding; a BN that feeds anything else stays.
+ */
+export function foldBatchNorms(m: OnnxModel): string[] {
+  const consts = floatConstants(m);
+  const consumers = consumersOf(m);
+  const outputs = new Set(m.graph.output.map((v) => v.name));
+  const used = new Set<string>(m.graph.initializer.map((t) => t.name));
+  for (const n of m.graph.node) for (const v of n.output) used.add(v);
+  const fresh = (base: string): string => {
+    let s = base;
+    for (let k = 1; used.has(s); k++) s = `${base}_${k}`;
+    used.add(s);
+    return s;
+  };
+  const folded: string[] = [];
+  const drop = new Set<number>();
+  m.graph.node.forEach((bn, bi) => {
+    if (bn.opType !== 'BatchNormalization' || (bn.domain ?? '') !== '' || bn.output.length !== 1) return;
+    const [x, sc, bb, mean, vari] = bn.input;
+    const y = bn.output[0];
+    const p = [sc, bb, mean, vari].map((v) => consts.get(v));
+    const readers = consumers.get(y) ?? [];
+    if (p.some((c) => !c) || outputs.has(y) || readers.length === 0) return;
+    const convs = readers.map((i) => m.graph.node[i]);
+    const ok = convs.every((c) => {
+      const w = consts.get(c.input[1]);
+      const pads = attrOf(c, 'pads')?.ints?.map(num) ?? [];
+      return c.opType === 'Conv' && (c.domain ?? '') === '' && c.input[0] === y && c.input.indexOf(y) === 0 && !c.input.slice(1).includes(y)
+        && w !== undefined && w.dims.length === 4 && w.dims[1] === p[0]!.data.length && w.dims[2] === 1 && w.dims[3] === 1 && (!c.input[2] || consts.has(c.input[2]))
+        && intAttr(c, 'group', 1) === 1 && pads.every((v) => v === 0) && !attrOf(c, 'auto_pad')?.s?.length;
+    });
+    if (!ok) return;
+    const eps = floatAttr(bn, 'epsilon', 1e-5);
+    const [g, b, mu, va] = p.map((c) => c!.data);
+    const C = g.length;
+    const s = new Float64Array(C);
+    const t = new Float64Array(C);
+    for (let c = 0; c < C; c++) {
+      s[c] = g[c] / Math.sqrt(va[c] + Math.fround(eps));
+      t[c] = b[c] - mu[c] * s[c];
+    }
+    for (const conv of convs) {
+      const w = consts.get(conv.input[1])!;
+      const [O, I] = w.dims;
+      const bias = conv.input[2] ? consts.get(conv.input[2])!.data : new Float32Array(O);
+      const w2 = new Float32Array(O * I);
+      const b2 = new Float32Array(O);
+      for (let o = 0; o < O; o++) {
+        let acc = bias[o];
+        for (let c = 0; c < I; c++) {
+          w2[o * I + c] = w.data[o * I + c] * s[c];
+          acc += w.data[o * I + c] * t[c];
+        }
+        b2[o] = acc;
+      }
+      const base = conv.name || conv.output[0];
+      const wn = fresh(`${base}.weight.bn_folded`);
+      const bnm = fresh(`${base}.bias.bn_folded`);
+      m.graph.initializer.push({ name: wn, dims: w.dims, dataType: DT.FLOAT, rawData: raw(w2) });
+      m.graph.initializer.push({ name: bnm, dims: [O], dataType: DT.FLOAT, rawData: raw(b2) });
+      conv.input = [x, wn, bnm];
+    }
+    drop.add(bi);
+    folded.push(bn.name || y);
+  });
+  if (drop.size) {
+    m.graph.node = pruneDead(m.graph.node.filter((_, i) => !drop.has(i)), m);
+    const live = new Set<string>(m.graph.node.flatMap((n) => n.input));
+    m.graph.initializer = m.graph.initializer.filter((t) => live.has(t.name));
+  }
+  return folded;
 }
 
 /** The model with every tensor in `tensors` added as a float output (for calibration runs). */
@@ -241,19 +351,30 @@ function raw(a: Float32Array | Int8Array | Uint8Array | Int32Array): Uint8Array 
   return new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 }
 
-export interface QuantizedTensorReport { tensor: string; min: number; max: number; scale: number; zeroPoint: number }
+export interface QuantizedTensorReport { tensor: string; min: number; max: number; scale: number; zeroPoint: number; sameAs?: string }
 
 export interface GraphReport {
   quantized: Array<{ name: string; opType: string }>;
   kept: KeptNode[];
   tensors: QuantizedTensorReport[];
+  foldedBatchNorms?: string[];
+  /** Graph outputs left in uint8 (QuantizeOptions.uint8Outputs) with their scale and zero point. */
+  uint8Outputs?: Record<string, { scale: number; zeroPoint: number }>;
+}
+
+export interface QuantizeGraphOptions {
+  /**
+   * Graph outputs to leave in uint8 where they are an Identity of a quantized value (an int8 detector's FPN
+   * levels: RoIAlign reads the bytes, so no DequantizeLinear runs over the pyramid). Others stay float.
+   */
+  uint8Outputs?: readonly string[];
 }
 
 /**
  * Rewrites the model into QDQ form for `plan` with calibrated `ranges` (one per plan tensor). A node whose
  * int32 bias would overflow stays float (reported as kept).
  */
-export function quantizeGraph(bytes: Uint8Array, plan: QuantPlan, ranges: Map<string, Range>): { bytes: Uint8Array; report: GraphReport } {
+export function quantizeGraph(bytes: Uint8Array, plan: QuantPlan, ranges: Map<string, Range>, o: QuantizeGraphOptions = {}): { bytes: Uint8Array; report: GraphReport } {
   const m = decodeModel(bytes);
   const consts = floatConstants(m);
   const used = new Set<string>([...m.graph.initializer.map((t) => t.name), ...m.graph.input.map((v) => v.name)]);
@@ -270,10 +391,10 @@ export function quantizeGraph(bytes: Uint8Array, plan: QuantPlan, ranges: Map<st
     inits.push({ name, dims, dataType, rawData: raw(data) });
     return name;
   };
-  const report: GraphReport = { quantized: [], kept: [...plan.kept], tensors: [] };
+  const report: GraphReport = { quantized: [], kept: [...plan.kept], tensors: [], ...(plan.folded?.length ? { foldedBatchNorms: plan.folded } : {}) };
 
   // Activation parameters, once per tensor.
-  const params = new Map<string, { scale: string; zp: string; s: number }>();
+  const params = new Map<string, { scale: string; zp: string; s: number; zeroPoint: number }>();
   for (const t of plan.tensors) {
     const r = ranges.get(t);
     if (!r) throw new Error(`no calibrated range for ${t}`);
@@ -282,8 +403,14 @@ export function quantizeGraph(bytes: Uint8Array, plan: QuantPlan, ranges: Map<st
       scale: addInit(`${t}.scale`, DT.FLOAT, [], Float32Array.of(scale)),
       zp: addInit(`${t}.zero_point`, DT.UINT8, [], Uint8Array.of(zeroPoint)),
       s: scale,
+      zeroPoint,
     });
     report.tensors.push({ tensor: t, min: r.min, max: r.max, scale, zeroPoint });
+  }
+  for (const [t, root] of plan.derived ?? []) {
+    params.set(t, params.get(root)!);
+    const r = report.tensors.find((x) => x.tensor === root)!;
+    report.tensors.push({ ...r, tensor: t, sameAs: root });
   }
 
   // Weights, once per weight tensor and axis (RPN convs share one weight over five levels).
@@ -323,9 +450,18 @@ export function quantizeGraph(bytes: Uint8Array, plan: QuantPlan, ranges: Map<st
   for (const i of m.graph.input) if (params.has(i.name)) emitQ(i.name);
 
   const rename = new Map<string, string>(); // float consumers of a quantized tensor read its DequantizeLinear
+  const u8Out = new Set(o.uint8Outputs ?? []);
+  const u8Types = new Map<string, { scale: number; zeroPoint: number }>();
   m.graph.node.forEach((n, idx) => {
     const q = byIndex.get(idx);
-    const inputs = n.input.map((v) => rename.get(v) ?? v);
+    if (n.opType === 'Identity' && u8Out.has(n.output[0]) && quantOut.has(n.input[0])) {
+      const p = params.get(n.input[0])!;
+      out.push({ ...n, input: [quantOut.get(n.input[0])!] });
+      u8Types.set(n.output[0], { scale: p.s, zeroPoint: p.zeroPoint });
+      return;
+    }
+    // A Shape reads the uint8 value: reading the dequantized one would keep a DequantizeLinear alive for it.
+    const inputs = n.input.map((v) => (n.opType === 'Shape' ? quantOut.get(v) : undefined) ?? rename.get(v) ?? v);
     if (q) {
       const a = params.get(q.activation)!;
       const w = weightFor(q);
@@ -372,6 +508,10 @@ export function quantizeGraph(bytes: Uint8Array, plan: QuantPlan, ranges: Map<st
   });
   // Quantized tensors that are graph outputs keep their float producer value under the output name.
   m.graph.node = pruneDead(out, m);
+  for (const v of m.graph.output) {
+    if (u8Types.has(v.name)) v.type = { tensorType: { elemType: DT.UINT8, shape: (v.type as { tensorType?: { shape?: unknown } } | undefined)?.tensorType?.shape } };
+  }
+  if (u8Types.size) report.uint8Outputs = Object.fromEntries(u8Types);
   const live = new Set<string>(m.graph.node.flatMap((n) => n.input));
   for (const o of m.graph.output) live.add(o.name);
   m.graph.initializer = [...m.graph.initializer, ...inits].filter((t) => live.has(t.name));

@@ -7,6 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
+import * as ort from 'onnxruntime-node';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +116,7 @@ describe('fasternet quantize on the bundled model', () => {
   let dir: string;
   let out: string;
   let bytes: Uint8Array;
+  let report: Awaited<ReturnType<typeof quantizeModel>>['report'];
   let heads: Record<string, Uint8Array>;
   let mainBytes: Uint8Array;
   beforeAll(async () => {
@@ -132,10 +134,12 @@ describe('fasternet quantize on the bundled model', () => {
       box: Buffer.from(parts.props['fasternet.box_head_onnx'], 'base64'),
       mask: Buffer.from(parts.props['fasternet.mask_head_onnx'], 'base64'),
     };
-    // The report names what stayed float: the stem, the RPN, box and mask predictors.
+    // The report names what stayed float: the stem, the RPN and box predictors (the mask logits are int8).
     expect(r.report.graphs.main.kept.map((k) => k.name)).toContain('backbone.body.patch_embed.proj');
     expect(r.report.graphs.box.kept.map((k) => k.name).sort()).toEqual(['bbox_pred', 'cls_score']);
-    expect(r.report.graphs.mask.kept.map((k) => k.name)).toEqual(['mask_fcn_logits']);
+    expect(r.report.graphs.mask.kept).toEqual([]);
+    expect(r.report.graphs.mask.quantized.map((k) => k.name)).toContain('mask_fcn_logits');
+    report = r.report;
     expect(r.report.graphs.box.quantized.map((k) => k.name)).toEqual(['fc6', 'fc7']);
   });
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -158,7 +162,30 @@ describe('fasternet quantize on the bundled model', () => {
     }
     expect(fused['main:QLinearConv']).toBeGreaterThanOrEqual(50);
     expect(fused['box:QGemm']).toBe(2);
-    expect(fused['mask:QLinearConv']).toBe(5);
+    expect(fused['mask:QLinearConv']).toBe(6);
+    // The FPN's top-down sums run as QLinearAdd (the nearest upsampling shares its input's parameters), and the
+    // backbone's output BatchNorms were folded into the lateral 1x1 convs: no float island is left there.
+    expect(fused['main:QLinearAdd']).toBeGreaterThanOrEqual(3);
+    expect(fused['main:BatchNormalization'] ?? 0).toBe(0);
+    expect(report.graphs.main.foldedBatchNorms?.length).toBe(4);
+  });
+
+  it('leaves the FPN levels uint8 (RoIAlign reads the bytes) with their parameters in the metadata', async () => {
+    const { props } = await readModelParts(out);
+    const u8 = JSON.parse(props[QUANTIZED_KEY]).uint8Outputs as Record<string, { scale: number; zeroPoint: number }>;
+    expect(Object.keys(u8).sort()).toEqual(['fpn_0', 'fpn_1', 'fpn_2', 'fpn_3']);
+    const s = await createSession(mainBytes);
+    try {
+      const res = await s.run({ image: new ort.Tensor('float32', new Float32Array(3 * 64 * 96).fill(0.5), [1, 3, 64, 96]) });
+      for (const [k, p] of Object.entries(u8)) {
+        expect(res[k].type).toBe('uint8');
+        const t = report.graphs.main.tensors.find((x) => x.tensor === `${k}.nhwc`)!;
+        expect(p).toEqual({ scale: t.scale, zeroPoint: t.zeroPoint });
+      }
+      expect(res.rpn_objectness_0.type).toBe('float32');
+    } finally {
+      await s.release();
+    }
   });
 
   it('a broken QDQ graph fails the structural check', () => {

@@ -158,3 +158,71 @@ describe('WebAssembly channel sweep (NHWC) against the JS one', () => {
     }
   });
 });
+
+describe('uint8 features (an int8 model\'s FPN levels)', () => {
+  // Bytes x with scale s and zero point z stand for (x - z) * s. RoIAlign is linear, so running it on the bytes
+  // must follow RoIAlign of the dequantized float features to within the kernel's weight rounding (14-bit tap
+  // weights); WebAssembly and JS bit for bit.
+  const C = 37; // one 32-channel chunk and five single channels
+  const sizes: [number, number][] = [[64, 80], [32, 40], [16, 20], [8, 10]];
+  const quants = [{ scale: 0.05, zeroPoint: 131 }, { scale: 0.011, zeroPoint: 0 }, { scale: 0.3, zeroPoint: 255 }, { scale: 0.07, zeroPoint: 17 }];
+  let s = 777;
+  const rnd = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const bytes = sizes.map(([H, W]) => Uint8Array.from({ length: C * H * W }, () => Math.floor(rnd() * 256)));
+  const u8maps: FeatureMap[] = sizes.map(([H, W], l) => ({ data: bytes[l], channels: C, height: H, width: W, layout: 'nhwc', quant: quants[l] }));
+  const f32maps: FeatureMap[] = sizes.map(([H, W], l) => ({
+    data: Float32Array.from(bytes[l], (x) => (x - quants[l].zeroPoint) * quants[l].scale), channels: C, height: H, width: W, layout: 'nhwc',
+  }));
+  const n = 2000;
+  const boxes = new Float32Array(n * 4);
+  for (let i = 0; i < n; i++) {
+    const w = rnd() * 220, h = rnd() * 160, x = rnd() * 340 - 10, y = rnd() * 270 - 10;
+    boxes.set([x, y, x + w, y + h], i * 4);
+  }
+  boxes.set([50, 50, 40, 60, 30, 30, 30, 30, NaN, 1, 2, 3, -20, -20, -5, -5], 0);
+  const levels = mapRoiLevelsMmdet(boxes, 4);
+  levels[9] = 7; // no such level: zeros
+
+  it('follows RoIAlign of the dequantized features; WebAssembly (1 and 2 threads) and JS agree bit for bit', async () => {
+    for (const [outputSize, samplingRatio, aligned] of [[7, 0, true], [14, 2, false]] as const) {
+      const opts = { outputSize, samplingRatio, aligned, scales: [1 / 4, 1 / 8, 1 / 16, 1 / 32] };
+      const want = multiScaleRoiAlign(f32maps, boxes, levels, opts);
+      useWasmRoiAlign(false);
+      let js: Float32Array;
+      try {
+        js = multiScaleRoiAlign(u8maps, boxes, levels, opts);
+      } finally {
+        expect(useWasmRoiAlign(true)).toBe(true);
+      }
+      // The kernel rounds each tap weight to 2^-15 at most: over a bin's taps (up to 400 here) that moves a value
+      // by at most 400 * 2^-15 * 255 steps of `scale` in the worst case, and typically by far less.
+      let worst = 0, sumErr = 0, nonzero = 0;
+      for (let i = 0; i < want.length; i++) {
+        const l = levels[Math.floor(i / (C * outputSize * outputSize))];
+        const step = l >= 0 && l < 4 ? quants[l].scale : 1;
+        const e = Math.abs(js[i] - want[i]) / step;
+        worst = Math.max(worst, e);
+        sumErr += e;
+        if (want[i] !== 0) nonzero++;
+      }
+      expect(worst).toBeLessThan(1);
+      expect(sumErr / want.length).toBeLessThan(0.01);
+      expect(nonzero).toBeGreaterThan(want.length / 2);
+      const wasm1 = multiScaleRoiAlign(u8maps, boxes, levels, opts);
+      expect(Buffer.compare(Buffer.from(wasm1.buffer), Buffer.from(js.buffer))).toBe(0);
+      startRoiAlignHelper();
+      await vi.waitFor(() => expect(roiAlignHelperReady()).toBe(true), { timeout: 10_000 });
+      const wasm2 = multiScaleRoiAlign(stageFeatures(u8maps), boxes, levels, { ...opts, threads: 2 });
+      expect(Buffer.compare(Buffer.from(wasm2.buffer), Buffer.from(js.buffer))).toBe(0);
+    }
+  });
+
+  it('refuses uint8 features without a valid scale/zero point, in NCHW, or mixed with float levels', () => {
+    const o = { outputSize: 2, spatialScale: 1, samplingRatio: 2, aligned: false };
+    const b = new Float32Array([0, 0, 4, 4]);
+    expect(() => roiAlign({ data: new Uint8Array(4), channels: 1, height: 2, width: 2, layout: 'nhwc' }, b, o)).toThrow(/positive scale/);
+    expect(() => roiAlign({ data: new Uint8Array(4), channels: 1, height: 2, width: 2, layout: 'nhwc', quant: { scale: 1, zeroPoint: 300 } }, b, o)).toThrow(/zero point/);
+    expect(() => roiAlign({ data: new Uint8Array(4), channels: 1, height: 2, width: 2, quant: { scale: 1, zeroPoint: 0 } }, b, o)).toThrow(/channel-last/);
+    expect(() => multiScaleRoiAlign([u8maps[0], f32maps[1]], b, new Int32Array(1), { outputSize: 2, samplingRatio: 2, aligned: false, scales: [0.25, 0.125] })).toThrow(/mix/);
+  });
+});

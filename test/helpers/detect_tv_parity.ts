@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 // Shared by detect_tv_r50.test.ts and detect_tv_fasternet.test.ts (one model per file keeps each file short).
 import { join } from 'node:path';
 import { decodeImage } from '../../image/decode.ts';
-import type { ImageU8 } from '../../core/tensor.ts';
+import type { FloatTensor, ImageU8 } from '../../core/tensor.ts';
 import { convertTorchvisionDetector } from '../../convert/detection.ts';
 import { loadDetector, runDetector, releaseDetector, type Detector, type Intermediates } from '../../heads/mask_rcnn.ts';
 import { DIR, boxIou, loadCase, matchDetections, referenceMasks, seededStateDict, upsample2x } from './detect_tv_fixtures.ts';
@@ -71,13 +71,18 @@ export function parityTests(model: 'r50' | 'fasternet'): void {
 
         // FPN levels and RPN head (sampled), relative to each tensor's magnitude
         const stage: Record<string, number> = { input: inDiff };
+        const float = (k: string): FloatTensor => {
+          const t = mid.features![k];
+          if (!(t.data instanceof Float32Array)) throw new Error(`${k} is not float32 (a float model was expected)`);
+          return t as FloatTensor;
+        };
         for (let l = 0; l < 4; l++) {
           const ref = c.get(`fpn_${l}`).data;
-          stage[`fpn_${l}`] = maxAbsDiff(strided(mid.features![`fpn_${l}`], 32, 7, 7, true), ref) / maxAbs(ref);
+          stage[`fpn_${l}`] = maxAbsDiff(strided(float(`fpn_${l}`), 32, 7, 7, true), ref) / maxAbs(ref);
           expect(stage[`fpn_${l}`]).toBeLessThan(1e-3);
         }
         const refObj = c.get('rpn_logits_0').data;
-        stage.rpn_objectness = maxAbsDiff(strided(mid.features!.rpn_objectness_0, 1, 7, 7, true), refObj) / maxAbs(refObj);
+        stage.rpn_objectness = maxAbsDiff(strided(float('rpn_objectness_0'), 1, 7, 7, true), refObj) / maxAbs(refObj);
         expect(stage.rpn_objectness).toBeLessThan(1e-3);
 
         // proposals: each reference proposal has a near-identical one of ours
