@@ -12,10 +12,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { delimiter, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
 import { packageRoot } from '../core/package.ts';
+import { userShellEnv } from '../bench/startup.ts';
 
 const execFileP = promisify(execFile);
 const ROOT = packageRoot();
@@ -71,22 +72,13 @@ function unsharded(cmd: string[]): string[] {
   return out;
 }
 
-/** This environment as a user's shell has it: no npm script variables, no node_modules/.bin on PATH, no scheduler index. */
-function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)));
-  env.PATH = (process.env.PATH ?? '').split(delimiter).filter((p) => !p.includes('node_modules')).join(delimiter);
-  delete env.JOB_COMPLETION_INDEX;
-  delete env.SLURM_ARRAY_TASK_ID;
-  return { ...env, ...extra };
-}
-
 function finished(child: ChildProcess, out: { stdout: string; stderr: string }): Promise<Run & { signal: NodeJS.Signals | null }> {
   child.stdout?.on('data', (b: Buffer) => { out.stdout += b.toString(); });
   child.stderr?.on('data', (b: Buffer) => { out.stderr += b.toString(); });
   return new Promise((resolveRun) => child.on('close', (code, signal) => resolveRun({ code: code ?? -1, signal, ...out })));
 }
 
-async function sh(script: string, cwd: string, env: NodeJS.ProcessEnv = userEnv()): Promise<Run> {
+async function sh(script: string, cwd: string, env: NodeJS.ProcessEnv = userShellEnv()): Promise<Run> {
   return finished(spawn('sh', ['-e', '-c', script], { cwd, env }), { stdout: '', stderr: '' });
 }
 
@@ -107,11 +99,11 @@ describe("README's shard examples (GNU parallel, Kubernetes Indexed Job), run as
     if (!refs.has(key)) {
       refs.set(key, (async () => {
         const file = join(dir, `ref${refs.size}.json`);
-        const d = await execFileP(det[0], [...det.slice(1), '--json', file], { cwd: dir, env: userEnv() });
+        const d = await execFileP(det[0], [...det.slice(1), '--json', file], { cwd: dir, env: userShellEnv() });
         expect([d.stdout, d.stderr]).toEqual(['', '']);
         const evalArgs = ev.flatMap((w, k) => (w === '--out' || ev[k - 1] === '--out' ? [] : ev[k - 1] === '--results' ? [file] : [w]));
         expect(evalArgs.filter((w) => w === file)).toHaveLength(1);
-        const e = await execFileP(evalArgs[0], evalArgs.slice(1), { cwd: dir, env: userEnv() });
+        const e = await execFileP(evalArgs[0], evalArgs.slice(1), { cwd: dir, env: userShellEnv() });
         expect(e.stderr).toBe('');
         return { results: readFileSync(file), evalStdout: e.stdout };
       })());
@@ -135,7 +127,7 @@ describe("README's shard examples (GNU parallel, Kubernetes Indexed Job), run as
     // The compiled CLI, as the README's first command builds it (.npmrc's ignore-scripts skips `prepare`).
     await execFileP('npm', ['run', 'build'], { cwd: ROOT });
     writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }));
-    await execFileP('npm', ['install', ROOT, '--offline', '--no-audit', '--no-fund'], { cwd: dir, env: userEnv({ ONNXRUNTIME_NODE_INSTALL: 'skip' }) });
+    await execFileP('npm', ['install', ROOT, '--offline', '--no-audit', '--no-fund'], { cwd: dir, env: userShellEnv({ ONNXRUNTIME_NODE_INSTALL: 'skip' }) });
     const val = join(ROOT, 'data', 'canvases_val');
     const gt = JSON.parse(readFileSync(join(val, 'annotations.json'), 'utf8')) as { images: Array<{ id: number; file_name: string }>; annotations: Array<{ image_id: number }> };
     const images = gt.images.filter((i) => IDS.includes(i.id));
@@ -199,7 +191,7 @@ describe("README's shard examples (GNU parallel, Kubernetes Indexed Job), run as
     // takes npx, npm and node down together, as a container's does).
     const pod = (i: number) => {
       const child = spawn(container.command[0], [...container.command.slice(1), podCommand], {
-        cwd: dir, env: userEnv({ JOB_COMPLETION_INDEX: String(i) }), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
+        cwd: dir, env: userShellEnv({ JOB_COMPLETION_INDEX: String(i) }), detached: true, stdio: ['ignore', 'pipe', 'pipe'],
       });
       return { child, done: finished(child, { stdout: '', stderr: '' }) };
     };
