@@ -22,8 +22,8 @@ const COMMANDS: Array<{ name: string; usage: string; summary: string; load: () =
   { name: 'classify', usage: '[options] <images...>', summary: 'ImageNet top-k classification with a model from `fasternet convert --flavor imagenet`', load: () => [import('./classify.ts')] },
   { name: 'quantize', usage: '[options] <model>', summary: 'int8 post-training quantization (QDQ) of a converted model, calibrated on your images', load: () => [import('./quantize.ts')] },
   {
-    name: 'bench', usage: '<eval|backbones|ops|detect|nms> [options]', summary: 'benchmarks (each subcommand times one part of the toolkit)',
-    load: () => [import('../bench/command.ts'), import('../bench/backbones_cli.ts'), import('../bench/detect.ts'), import('../bench/nms.ts')],
+    name: 'bench', usage: '<eval|backbones|ops|detect|nms|startup> [options]', summary: 'benchmarks (each subcommand times one part of the toolkit)',
+    load: () => [import('../bench/command.ts'), import('../bench/backbones_cli.ts'), import('../bench/detect.ts'), import('../bench/nms.ts'), import('../bench/startup.ts')],
   },
 ];
 
