@@ -15,11 +15,11 @@ import { promisify } from 'node:util';
 import { quantizeModel, QUANTIZED_KEY } from '../api/quantize.ts';
 import { runQuantize } from '../cli/quantize.ts';
 import { UserError } from '../core/errors.ts';
-import { qdqProblems, activationParams, quantizeWeights, decodeModel, encodeModel } from '../runtime/quantize.ts';
+import { qdqProblems, activationParams, quantizeWeights, decodeModel, encodeModel, foldBatchNorms } from '../runtime/quantize.ts';
 import { entropyRange, emptyHistogram, addToHistogram, percentileRange } from '../runtime/calibrate.ts';
 import { readModelParts } from '../runtime/metadata.ts';
 import { createSession, runSession } from '../runtime/session.ts';
-import { addInput, addOutput, createGraph, relu, serializeModel } from '../runtime/graph.ts';
+import { addInput, addNode, addOutput, attr, constFloat, conv, createGraph, relu, serializeModel } from '../runtime/graph.ts';
 import { loadDetector, releaseDetector, runDetector, type RawDetections } from '../heads/mask_rcnn.ts';
 import { centerCropTransform, decodeImage } from '../image/decode.ts';
 import { syntheticStateDict } from '../backbones/synthetic.ts';
@@ -71,6 +71,49 @@ function agreement(f: RawDetections, q: RawDetections): { confident: number; mat
   }
   return { confident, matched };
 }
+
+describe('foldBatchNorms', () => {
+  // Conv 3x3 -> BN -> {1x1 conv, 1x1 conv}: the BN folds into both readers and the outputs stay the same; a BN
+  // that a 3x3 conv also reads (its zero padding is not the BN's zero) must stay.
+  const build = (thirdReader: boolean): Uint8Array => {
+    let seed = 5;
+    const rnd = () => ((seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0) / 2 ** 32 - 0.5);
+    const t = (shape: number[]) => ({ shape, data: Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, rnd) });
+    const g = createGraph('bn');
+    const x = addInput(g, 'x', [1, 4, 6, 6]);
+    const c = conv(g, x, t([8, 4, 3, 3]), t([8]), { pad: 1, name: 'c0' });
+    const pos = (n: number) => ({ shape: [n], data: Float32Array.from({ length: n }, () => 0.5 + Math.abs(rnd())) });
+    const [y] = addNode(g, 'BatchNormalization', [c, constFloat(g, 's', [...pos(8).data]), constFloat(g, 'b', [...t([8]).data]),
+      constFloat(g, 'm', [...t([8]).data]), constFloat(g, 'v', [...pos(8).data])], { epsilon: attr.float(1e-5) }, { name: 'bn' });
+    addOutput(g, conv(g, y, t([5, 8, 1, 1]), t([5]), { name: 'l0' }), 'out0');
+    addOutput(g, conv(g, y, t([3, 8, 1, 1]), undefined, { name: 'l1' }), 'out1');
+    if (thirdReader) addOutput(g, conv(g, y, t([2, 8, 3, 3]), t([2]), { pad: 1, name: 'l2' }), 'out2');
+    return serializeModel(g);
+  };
+  it('folds a BN read only by 1x1 convs, with the same outputs', async () => {
+    const bytes = build(false);
+    const m = decodeModel(bytes);
+    expect(foldBatchNorms(m)).toEqual(['bn']);
+    expect(m.graph.node.some((n) => n.opType === 'BatchNormalization')).toBe(false);
+    const x = { shape: [1, 4, 6, 6], data: Float32Array.from({ length: 144 }, (_, i) => Math.sin(i)) };
+    const [a, b] = [await createSession(bytes, { optimization: 'disabled' }), await createSession(encodeModel(m), { optimization: 'disabled' })];
+    try {
+      const [ra, rb] = [await runSession(a, { x }), await runSession(b, { x })];
+      for (const k of ['out0', 'out1']) {
+        const scale = Math.max(...ra[k].data.map(Math.abs));
+        expect(Math.max(...ra[k].data.map((v, i) => Math.abs(v - rb[k].data[i])))).toBeLessThan(1e-5 * scale);
+      }
+    } finally {
+      await a.release();
+      await b.release();
+    }
+  });
+  it('keeps a BN that a padded 3x3 conv also reads', () => {
+    const m = decodeModel(build(true));
+    expect(foldBatchNorms(m)).toEqual([]);
+    expect(m.graph.node.filter((n) => n.opType === 'BatchNormalization')).toHaveLength(1);
+  });
+});
 
 describe('quantization arithmetic', () => {
   it('uint8 activation parameters contain zero exactly and cover the range', () => {
