@@ -51,7 +51,8 @@ export function register(program: Command): void {
     .option('--max-size <n>', 'detection: cap on the longer side (torchvision max_size, mmdet img_scale long edge)')
     .option('--classes <names>', 'detection: class names, comma-separated or a .json array / .txt file (torchvision: the foreground names, or all with __background__ first)')
     .option('--half', 'store weights as float16 (half the file; computed in float32)')
-    .action(async (ckpt: string, opts: { flavor: string; out: string; arch?: string; pconv: string; resnetStyle?: string; minSize?: string; maxSize?: string; classes?: string; half?: boolean }) => {
+    .option('--quiet', 'no summary line (errors are still printed)')
+    .action(async (ckpt: string, opts: { flavor: string; out: string; arch?: string; pconv: string; resnetStyle?: string; minSize?: string; maxSize?: string; classes?: string; half?: boolean; quiet?: boolean }) => {
       if (!['split_cat', 'slice_cat', 'group_identity'].includes(opts.pconv)) throw new UserError(`--pconv must be split_cat, slice_cat or group_identity, got ${opts.pconv}`);
       if (opts.resnetStyle !== undefined && opts.resnetStyle !== 'pytorch' && opts.resnetStyle !== 'caffe') {
         throw new UserError(`--resnet-style must be pytorch or caffe, got ${opts.resnetStyle}`);
@@ -64,6 +65,6 @@ export function register(program: Command): void {
         },
         half: opts.half,
       });
-      process.stdout.write(`${opts.out}: ${meta.arch} ${meta.flavor}, ${meta.numClasses} classes\n`);
+      if (!opts.quiet) process.stdout.write(`${opts.out}: ${meta.arch} ${meta.flavor}, ${meta.numClasses} classes\n`);
     });
 }

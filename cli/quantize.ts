@@ -21,6 +21,8 @@ export interface QuantizeCliOptions {
   threads?: string;
   /** commander's --all-int8 */
   allInt8?: boolean;
+  /** No progress bar and no summary lines (errors are still printed). */
+  quiet?: boolean;
 }
 
 function parseMethod(v: string | undefined): CalibrationMethod {
@@ -39,7 +41,8 @@ function parsePatterns(ps: string[] | undefined): RegExp[] {
   });
 }
 
-export async function runQuantize(model: string, opts: QuantizeCliOptions, print: (line: string) => void = console.log): Promise<void> {
+export async function runQuantize(model: string, opts: QuantizeCliOptions, out: (line: string) => void = console.log): Promise<void> {
+  const print = opts.quiet ? () => undefined : out;
   const method = parseMethod(opts.method);
   const keepFp32 = parsePatterns(opts.keepFp32);
   const calibImages = positiveInt('--calib-images', opts.calibImages) ?? DEFAULT_CALIB_IMAGES;
@@ -52,6 +55,7 @@ export async function runQuantize(model: string, opts: QuantizeCliOptions, print
   const { bytes, report } = await quantizeModel(model, {
     calibDir: opts.calib, calibImages, method, keepFp32, threads, keepSensitive: !opts.allInt8,
     progress: (pass, passes, done, total) => {
+      if (opts.quiet) return;
       if (pass !== barPass) {
         bar?.stop();
         bar = imageProgress(passes > 1 ? `calibrating ${pass}/${passes}` : 'calibrating');
@@ -82,5 +86,6 @@ export function register(program: Command): void {
     .option('--all-int8', 'also quantize the stem and the predictors (kept float32 by default: they cost the most accuracy)')
     .option('--report <file>', 'write what was quantized, each tensor range and the float32 layers as JSON')
     .option('--threads <n>', 'ORT threads (default 2)')
+    .option('--quiet', 'no progress bar and no summary lines (errors are still printed)')
     .action((model: string, opts: QuantizeCliOptions) => runQuantize(model, opts));
 }

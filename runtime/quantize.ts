@@ -215,6 +215,18 @@ function convOutputPoint(m: OnnxModel, v: string, consumers: Map<string, number[
   return v;
 }
 
+/** A generator of value names unused in `m` (base, then base_1, base_2, ...), each handed out once. */
+function freshNames(m: OnnxModel): (base: string) => string {
+  const used = new Set<string>([...m.graph.initializer.map((t) => t.name), ...m.graph.input.map((v) => v.name)]);
+  for (const n of m.graph.node) for (const v of n.output) used.add(v);
+  return (base) => {
+    let s = base;
+    for (let k = 1; used.has(s); k++) s = `${base}_${k}`;
+    used.add(s);
+    return s;
+  };
+}
+
 /**
  * Folds each BatchNormalization whose every reader is a 1x1, unpadded, ungrouped Conv into those Convs
  * (W'[o, c] = W[o, c] s[c], b'[o] = b[o] + sum_c W[o, c] t[c], with y = s x + t the BN), in place; returns
@@ -226,14 +238,7 @@ export function foldBatchNorms(m: OnnxModel): string[] {
   const consts = floatConstants(m);
   const consumers = consumersOf(m);
   const outputs = new Set(m.graph.output.map((v) => v.name));
-  const used = new Set<string>(m.graph.initializer.map((t) => t.name));
-  for (const n of m.graph.node) for (const v of n.output) used.add(v);
-  const fresh = (base: string): string => {
-    let s = base;
-    for (let k = 1; used.has(s); k++) s = `${base}_${k}`;
-    used.add(s);
-    return s;
-  };
+  const fresh = freshNames(m);
   const folded: string[] = [];
   const drop = new Set<number>();
   m.graph.node.forEach((bn, bi) => {
@@ -377,14 +382,7 @@ export interface QuantizeGraphOptions {
 export function quantizeGraph(bytes: Uint8Array, plan: QuantPlan, ranges: Map<string, Range>, o: QuantizeGraphOptions = {}): { bytes: Uint8Array; report: GraphReport } {
   const m = decodeModel(bytes);
   const consts = floatConstants(m);
-  const used = new Set<string>([...m.graph.initializer.map((t) => t.name), ...m.graph.input.map((v) => v.name)]);
-  for (const n of m.graph.node) for (const v of n.output) used.add(v);
-  const fresh = (base: string): string => {
-    let s = base;
-    for (let k = 1; used.has(s); k++) s = `${base}_${k}`;
-    used.add(s);
-    return s;
-  };
+  const fresh = freshNames(m);
   const inits: OnnxTensor[] = [];
   const addInit = (base: string, dataType: number, dims: number[], data: Float32Array | Int8Array | Uint8Array | Int32Array): string => {
     const name = fresh(base);

@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { detect, releaseDetectModels, type DetectResult } from '../api/detect.ts';
@@ -42,6 +42,24 @@ describe('CLI conventions', () => {
     const quiet = await cli(['detect', IMAGE, '--json', '-', '--quiet']);
     expect([quiet.code, quiet.stderr, quiet.stdout]).toEqual([0, '', r.stdout]);
   }, 60_000);
+
+  it('every data command takes --quiet; quantize --quiet writes its model and prints nothing', async () => {
+    for (const c of ['detect', 'eval', 'classify', 'convert', 'quantize']) {
+      expect((await cli([c, '--help'])).stdout).toMatch(/--quiet/);
+    }
+    const own = mkdtempSync(join(tmpdir(), 'cli-quiet-'));
+    try {
+      const calib = join(own, 'calib');
+      mkdirSync(calib);
+      copyFileSync(IMAGE, join(calib, 'a.png'));
+      const out = join(own, 'q.int8.onnx');
+      const r = await cli(['quantize', 'models/fasternet_t0_canvases.onnx', '--calib', calib, '--method', 'minmax', '--out', out, '--quiet']);
+      expect([r.code, r.stdout, r.stderr]).toEqual([0, '', '']);
+      expect(statSync(out).size).toBeGreaterThan(1e6);
+    } finally {
+      rmSync(own, { recursive: true, force: true });
+    }
+  }, 120_000);
 
   it('detect --max-det and --classes select as the library does', async () => {
     const top = await cli(['detect', IMAGE, '--json', '-', '--score-thr', '0.05', '--max-det', '2']);
