@@ -199,7 +199,7 @@ export function multiScaleRoiAlignWasm(
   reserve(e, recAt + n * REC);
   const buf0 = e.memory.buffer;
   const i32 = new Int32Array(buf0), f32v = new Float32Array(buf0);
-  // Each RoI's grid bounds its stencils (two taps per sample per bin) and estimates its cost for the split.
+  // Each RoI's grid bounds its stencils and estimates its cost for the split.
   const cost = new Float64Array(n + 1);
   let capY = 1, capX = 1;
   for (let k = 0; k < n; k++) {
@@ -227,8 +227,9 @@ export function multiScaleRoiAlignWasm(
     f32v[r + 19] = boxes[b + 2];
     f32v[r + 20] = boxes[b + 3];
     f32v[r + 21] = scales[l];
-    capY = Math.max(capY, 2 * ph * grid.gh);
-    capX = Math.max(capX, 2 * pw * grid.gw);
+    // A bin touches at most two pixels per sample along an axis, and never more than the axis has.
+    capY = Math.max(capY, ph * Math.min(2 * grid.gh, f.height));
+    capX = Math.max(capX, pw * Math.min(2 * grid.gw, f.width));
     cost[k + 1] += (ph * (Math.min(grid.binH, f.height) + 1) + 1) * (pw * (Math.min(grid.binW, f.width) + 1) + 1);
   }
   const maxTaps = capY * capX;

@@ -226,3 +226,24 @@ describe('uint8 features (an int8 model\'s FPN levels)', () => {
     expect(() => multiScaleRoiAlign([u8maps[0], f32maps[1]], b, new Int32Array(1), { outputSize: 2, samplingRatio: 2, aligned: false, scales: [0.25, 0.125] })).toThrow(/mix/);
   });
 });
+
+describe('RoIAlign of a RoI far larger than its level', () => {
+  it('samples each bin over the whole axis at most, in WebAssembly as in JS', () => {
+    // A 40000-pixel box at stride 4 asks for 1429 samples per bin side: the tap lists stay bounded by the
+    // level's own size (here 12 x 16 pixels) and the result matches the JS sweep.
+    const C = 3, H = 12, W = 16;
+    const f: FeatureMap = { data: toNHWC(Float32Array.from({ length: C * H * W }, (_, i) => Math.cos(i)), C, H, W), channels: C, height: H, width: W, layout: 'nhwc' };
+    const boxes = new Float32Array([-20000, -20000, 20000, 20000, 3, 4, 40, 30]);
+    const opts = { outputSize: 7, samplingRatio: 0, aligned: true, scales: [1 / 4] };
+    useWasmRoiAlign(false);
+    let js: Float32Array;
+    try {
+      js = multiScaleRoiAlign([f], boxes, new Int32Array(2), opts);
+    } finally {
+      useWasmRoiAlign(true);
+    }
+    const wasm = multiScaleRoiAlign([f], boxes, new Int32Array(2), opts);
+    expect(Buffer.compare(Buffer.from(wasm.buffer), Buffer.from(js.buffer))).toBe(0);
+    expect(js.some((v) => v !== 0)).toBe(true);
+  });
+});
