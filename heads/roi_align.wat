@@ -604,7 +604,7 @@
   ;; <= 0 adaptive; $aligned the half-pixel offset; at most $capY x $capX stencil taps, bounded in JS), its taps
   ;; ($build), then channels in blocks of 64 over all its bins (the RoI's pixels stay in cache for a block's
   ;; bins), output [C, ph, pw] at its outAddr with channel stride $stride. $scratch is this thread's own.
-  (func (export "run") (param $g0 i32) (param $g1 i32) (param $groups i32) (param $ph i32) (param $pw i32)
+  (func $range (param $g0 i32) (param $g1 i32) (param $groups i32) (param $ph i32) (param $pw i32)
     (param $C i32) (param $stride i32) (param $scratch i32) (param $u8 i32) (param $sr i32) (param $aligned i32)
     (param $capY i32) (param $capX i32)
     (local $g i32) (local $rec i32) (local $PP i32) (local $T i32) (local $posAt i32) (local $wAt i32) (local $swAt i32)
@@ -678,4 +678,25 @@
             (br $blocks)))))
       (local.set $g (i32.add (local.get $g) (i32.const 1)))
       (br $groupsl))))
+
+  ;; RoIs g0 .. g1 ($range): with $counter 0 all of them; otherwise in chunks of four taken from the shared
+  ;; counter at $counter (the next RoI to do, from g0), so that two threads calling `run` on the same RoIs
+  ;; split them as they go and finish together, whatever each RoI costs.
+  (func (export "run") (param $g0 i32) (param $g1 i32) (param $groups i32) (param $ph i32) (param $pw i32)
+    (param $C i32) (param $stride i32) (param $scratch i32) (param $u8 i32) (param $sr i32) (param $aligned i32)
+    (param $capY i32) (param $capX i32) (param $counter i32)
+    (local $g i32) (local $e i32)
+    (if (i32.eqz (local.get $counter))
+      (then
+        (call $range (local.get $g0) (local.get $g1) (local.get $groups) (local.get $ph) (local.get $pw) (local.get $C) (local.get $stride)
+          (local.get $scratch) (local.get $u8) (local.get $sr) (local.get $aligned) (local.get $capY) (local.get $capX))
+        (return)))
+    (block $done (loop $chunks
+      (local.set $g (i32.atomic.rmw.add (local.get $counter) (i32.const 4)))
+      (br_if $done (i32.ge_s (local.get $g) (local.get $g1)))
+      (local.set $e (i32.add (local.get $g) (i32.const 4)))
+      (if (i32.gt_s (local.get $e) (local.get $g1)) (then (local.set $e (local.get $g1))))
+      (call $range (local.get $g) (local.get $e) (local.get $groups) (local.get $ph) (local.get $pw) (local.get $C) (local.get $stride)
+        (local.get $scratch) (local.get $u8) (local.get $sr) (local.get $aligned) (local.get $capY) (local.get $capX))
+      (br $chunks))))
 )

@@ -12,21 +12,21 @@ import { checkFeature, roiGrid, type FeatureMap } from './roi_align.ts';
 const f32 = Math.fround;
 
 // ---------------------------------------------------------------------------------------------------------------
-// WebAssembly path (NHWC features): the taps of every bin are built here, exactly as roiAlignInto builds them,
-// and the multiply-adds over the channels run in heads/roi_align.wat (same float64 association as
-// accumulateNHWC, so the results are bit-identical; test/roi_align.test.ts checks both paths against each
-// other). The channel sweep is most of RoIAlign's time; in WebAssembly SIMD (f64x2) it runs about 3x faster
-// than the JS loop, and with `threads: 2` a helper thread takes half of the RoIs (split by tap count). The features
-// are copied once per pyramid into the kernel's (shared) memory: stageFeatures lets the box and mask RoIAlign
-// of one image share that copy. roiAlignInto stays as the path for NCHW features and runtimes without
-// WebAssembly SIMD or shared memory.
+// WebAssembly path (NHWC features): heads/roi_align.wat replays each RoI's sampling grid, builds every bin's taps
+// exactly as roiAlignInto does and runs the multiply-adds over the channels (float32 features: the same float64
+// association as accumulateNHWC, so the results are bit-identical; uint8 features: the integer sweep of
+// accumulateU8; test/roi_align.test.ts checks both paths against each other). In WebAssembly SIMD the sweep runs
+// about 4x faster than the JS loop, and with `threads: 2` a helper thread takes RoIs from the same shared counter
+// as the main thread. The features are copied once per pyramid into the kernel's (shared) memory: stageFeatures
+// lets the box and mask RoIAlign of one image share that copy. roiAlignInto stays as the path for NCHW features
+// and runtimes without WebAssembly SIMD or shared memory.
 
 export interface Engine {
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
   /** RoIs g0 .. g1 of the records at `groups` (heads/roi_align.wat); `u8` 1 for uint8 features. */
   run: (g0: number, g1: number, groups: number, ph: number, pw: number, C: number, stride: number, scratch: number, u8: number,
-    samplingRatio: number, aligned: number, capY: number, capX: number) => void;
+    samplingRatio: number, aligned: number, capY: number, capX: number, counter: number) => void;
   helper: Worker | null;
 }
 let engine: Engine | null | undefined;
@@ -56,10 +56,10 @@ export function useWasmRoiAlign(on: boolean): boolean {
   return on && loadEngine() !== null;
 }
 
-// Words 0 and 1 of the kernel's memory: the helper's job state (0 running, 1 done, 2 failed) and whether it is
-// ready. The helper is a plain-JS worker (no TypeScript loader needed) that instantiates the same module on the
+// Words 0, 1 and 2 of the kernel's memory: the helper's job state (0 running, 1 done, 2 failed), whether it is
+// ready, and the next RoI of a shared run (taken in chunks by both threads). The helper is a plain-JS worker (no TypeScript loader needed) that instantiates the same module on the
 // same memory and runs `run` on the ranges posted to it.
-const JOB = 0, READY = 1;
+const JOB = 0, READY = 1, COUNTER = 2;
 const HELPER_SRC = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory } = workerData;
@@ -92,7 +92,7 @@ export function startRoiAlignHelper(): void {
   }
 }
 
-const flags = (e: Engine): Int32Array => new Int32Array(e.memory.buffer, 0, 2);
+const flags = (e: Engine): Int32Array => new Int32Array(e.memory.buffer, 0, 3);
 
 /** Whether the helper thread of `threads: 2` is up (for tests and benchmarks). */
 export function roiAlignHelperReady(): boolean {
@@ -199,7 +199,7 @@ export function multiScaleRoiAlignWasm(
   reserve(e, recAt + n * REC);
   const buf0 = e.memory.buffer;
   const i32 = new Int32Array(buf0), f32v = new Float32Array(buf0);
-  // Each RoI's grid bounds its stencils and estimates its cost for the split.
+  // Each RoI's grid bounds its stencils and estimates its cost (is a second thread worth it).
   const cost = new Float64Array(n + 1);
   let capY = 1, capX = 1;
   for (let k = 0; k < n; k++) {
@@ -247,17 +247,17 @@ export function multiScaleRoiAlignWasm(
   // Worth a thread hand-off (~0.1 ms) only with some work.
   if (threads >= 2 && !e.helper) startRoiAlignHelper();
   if (threads >= 2 && e.helper && Atomics.load(f, READY) === 1 && cost[n] * C > 1 << 20) {
-    // Split the RoIs so that both halves have about as many taps (the cost) as each other.
-    let split = 0;
-    while (split < n && cost[split] < cost[n] / 2) split++;
+    // Both threads take chunks of RoIs from a shared counter until none are left: they finish together
+    // whatever each RoI costs, and the helper joins whenever its message arrives.
+    Atomics.store(f, COUNTER, 0);
     Atomics.store(f, JOB, 0);
-    e.helper.postMessage([split, n, ...args, ...tail(scratch1)]);
-    e.run(0, split, ...(args as [number, number, number, number, number]), ...(tail(scratch0) as [number, number, number, number, number, number]));
+    e.helper.postMessage([0, n, ...args, ...tail(scratch1), COUNTER * 4]);
+    e.run(0, n, ...(args as [number, number, number, number, number]), ...(tail(scratch0) as [number, number, number, number, number, number]), COUNTER * 4);
     // A synchronous wait keeps roiAlign synchronous; the helper only runs `run`, so it answers or traps.
     if (Atomics.wait(f, JOB, 0, 120_000) === 'timed-out') throw new Error('roiAlign: the helper thread did not answer in 2 minutes');
     if (Atomics.load(f, JOB) !== 1) throw new Error('roiAlign: the helper thread failed');
   } else {
-    e.run(0, n, ...(args as [number, number, number, number, number]), ...(tail(scratch0) as [number, number, number, number, number, number]));
+    e.run(0, n, ...(args as [number, number, number, number, number]), ...(tail(scratch0) as [number, number, number, number, number, number]), 0);
   }
   const res = out ?? new Float32Array(n * C * PP);
   res.set(new Float32Array(buf, outAt, n * C * PP));
