@@ -25,7 +25,8 @@ import {
 import { report } from '../eval/report.ts';
 import { formatFixed3, STAT_NAMES, type StatName } from '../eval/summary.ts';
 import { imageProgress } from './progress.ts';
-import { defaultOutPath, runModelOverImages, selectImages, type Latency } from '../api/run_model.ts';
+import { defaultOutPath, runModelOverImages, selectImages, streamPathFor, type Latency } from '../api/run_model.ts';
+import { checkStreamFree } from '../core/stream.ts';
 import { InterruptedError, UserError } from '../core/errors.ts';
 import { MAX_THREADS, parseShard, parseThreads, positiveInt } from '../core/options.ts';
 import { mergeResultFiles } from '../eval/merge.ts';
@@ -165,15 +166,18 @@ async function resultsSource(opts: EvalCliOptions): Promise<Source> {
   throw new UserError('eval needs --results DT.json (a COCO results file) or --images DIR --model M.onnx');
 }
 
+/** Where --baseline-model's results go: next to --out's (`X.baseline.json`), else its own default. */
+function baselineOutPath(opts: EvalCliOptions, baselineModel: string): string {
+  return opts.out ? opts.out.replace(/(\.json)?$/i, '.baseline.json') : defaultOutPath(baselineModel);
+}
+
 /** --baseline-model's run: same images, its own results file and stream. */
 async function baselineSource(opts: EvalCliOptions, gt: CocoDataset | undefined): Promise<Source | undefined> {
   if (opts.baselineModel && opts.baseline) throw new UserError('give either --baseline or --baseline-model, not both');
   if (opts.baseline) return { input: opts.baseline, name: opts.baseline };
   if (!opts.baselineModel) return undefined;
   if (!opts.model) throw new UserError('--baseline-model needs --model');
-  let out = defaultOutPath(opts.baselineModel);
-  if (opts.out) out = opts.out.replace(/(\.json)?$/i, '.baseline.json');
-  return modelSource(opts, opts.baselineModel, out, gt ?? (readJsonFile(opts.gt, 'GT annotations') as CocoDataset));
+  return modelSource(opts, opts.baselineModel, baselineOutPath(opts, opts.baselineModel), gt ?? (readJsonFile(opts.gt, 'GT annotations') as CocoDataset));
 }
 
 function latencyLine(name: string, l: Latency): string {
@@ -217,6 +221,15 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
   const types = parseIouTypes(opts.iouType ?? (opts.model ? 'bbox,segm' : 'bbox'));
   const threads = parseThreads(opts.threads);
   checkOutputFile('--json', opts.json);
+  // Both models' streams are checked before the first one runs: the baseline's would otherwise be refused
+  // only after the whole model run.
+  if (opts.model && !opts.results) {
+    const out = opts.out ?? defaultOutPath(opts.model);
+    checkStreamFree(streamPathFor(out), opts.resume);
+    if (opts.baselineModel && !opts.baseline) {
+      checkStreamFree(streamPathFor(baselineOutPath(opts, opts.baselineModel)), opts.resume);
+    }
+  }
   const source = await resultsSource(opts);
   const baseSource = await baselineSource(opts, source.gt);
   // The report's gallery needs the GT's file names and outlines: parse the file once, here.

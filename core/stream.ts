@@ -19,6 +19,13 @@ export interface StreamKind<L> {
   isLine: (v: unknown) => v is L;
 }
 
+/** Refuses, before any work, a run that openStream would refuse later: an earlier stream at `path` without `resume`. */
+export function checkStreamFree(path: string, resume: boolean | undefined, label = path): void {
+  if (!resume && existsSync(path) && statSync(path).size > 0) {
+    throw new UserError(`${label} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
+  }
+}
+
 /**
  * Opens `path` for appending lines: a new (or empty) stream gets `header`; an existing one needs `resume` and
  * the same values for every key of `header`, and is cut after its last complete line. Returns the file
@@ -30,7 +37,7 @@ export function openStream<L>(path: string, header: Record<string, unknown>, res
     writeSync(fd, `${JSON.stringify(header)}\n`);
     return { fd, lines: [] };
   }
-  if (!resume) throw new UserError(`${k.label} holds an earlier run: rerun with --resume to continue it, or delete it to start over`);
+  checkStreamFree(path, resume, k.label);
   const prev = readStream(path, k);
   for (const key of Object.keys(header)) {
     // JSON text equality: the settings are plain JSON values (numbers, strings, lists, null).

@@ -10,6 +10,7 @@ import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFil
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runEval } from '../cli/eval.ts';
+import { UserError } from '../core/errors.ts';
 import { detect, releaseDetectModels } from '../api/detect.ts';
 import { buildDetectorModel } from '../heads/mask_rcnn.ts';
 import { torchvisionDetectorWeights } from '../convert/detection.ts';
@@ -147,4 +148,14 @@ describe('fasternet eval --model', () => {
     expect(lines.some((l) => /^ {2}baseline: \d+\.\d ms\/image \(mean over 2 images/.test(l))).toBe(true);
     expect(json.latency_ms).toBeGreaterThan(0);
   }, 60_000);
+
+  it('CLI: an earlier baseline stream is refused before the model runs, not after', async () => {
+    const out = join(dir, 'early.json');
+    writeFileSync(join(dir, 'early.baseline.jsonl'), '{"fasternet_eval_stream":1}\n');
+    let images = 0;
+    await expect(runEval({ gt: GT, images: IMAGES, model, baselineModel: other, out, limit: '2', shouldStop: () => { images++; return false; } }, () => undefined))
+      .rejects.toThrow(new UserError(`${join(dir, 'early.baseline.jsonl')} holds an earlier run: rerun with --resume to continue it, or delete it to start over`));
+    expect(images).toBe(0);
+    expect(existsSync(join(dir, 'early.jsonl'))).toBe(false);
+  });
 });
