@@ -158,12 +158,17 @@ async function resultsSource(opts: EvalCliOptions): Promise<Source> {
   if (opts.model && opts.results) throw new UserError('give either --results or --model, not both');
   if (opts.model) {
     const dataset = readJsonFile(opts.gt, 'GT annotations') as CocoDataset;
-    return modelSource(opts, opts.model, opts.out ?? defaultOutPath(opts.model), dataset);
+    return modelSource(opts, opts.model, modelOutPath(opts, opts.model), dataset);
   }
   if (Array.isArray(opts.results) && opts.results.length === 1) return { input: opts.results[0], name: opts.results[0] };
   if (Array.isArray(opts.results)) return mergedSource(opts, opts.results);
   if (opts.results) return { input: opts.results, name: opts.results };
   throw new UserError('eval needs --results DT.json (a COCO results file) or --images DIR --model M.onnx');
+}
+
+/** Where --model's results go: --out, else the model's default. */
+function modelOutPath(opts: EvalCliOptions, model: string): string {
+  return opts.out ?? defaultOutPath(model);
 }
 
 /** Where --baseline-model's results go: next to --out's (`X.baseline.json`), else its own default. */
@@ -224,8 +229,7 @@ export async function runEval(opts: EvalCliOptions, print: (line: string) => voi
   // Both models' streams are checked before the first one runs: the baseline's would otherwise be refused
   // only after the whole model run.
   if (opts.model && !opts.results) {
-    const out = opts.out ?? defaultOutPath(opts.model);
-    checkStreamFree(streamPathFor(out), opts.resume);
+    checkStreamFree(streamPathFor(modelOutPath(opts, opts.model)), opts.resume);
     if (opts.baselineModel && !opts.baseline) {
       checkStreamFree(streamPathFor(baselineOutPath(opts, opts.baselineModel)), opts.resume);
     }

@@ -613,7 +613,7 @@
     (local.set $PP (i32.mul (local.get $ph) (local.get $pw)))
     ;; the taps' scratch follows the stencils' (capY and capX entries each, plus starts and alignment)
     (local.set $taps (i32.and (i32.add (i32.add (local.get $scratch)
-      (i32.add (i32.mul (i32.add (local.get $capY) (local.get $capX)) (i32.const 12)) (i32.shl (i32.add (local.get $PP) (local.get $PP)) (i32.const 0))))
+      (i32.mul (i32.add (local.get $capY) (local.get $capX)) (i32.const 12)))
       (i32.add (i32.shl (i32.add (local.get $ph) (local.get $pw)) (i32.const 2)) (i32.const 128))) (i32.const -16)))
     (local.set $g (local.get $g0))
     (block $done (loop $groupsl

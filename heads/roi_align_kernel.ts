@@ -200,7 +200,7 @@ export function multiScaleRoiAlignWasm(
   const buf0 = e.memory.buffer;
   const i32 = new Int32Array(buf0), f32v = new Float32Array(buf0);
   // Each RoI's grid bounds its stencils and estimates its cost (is a second thread worth it).
-  const cost = new Float64Array(n + 1);
+  let cost = 0;
   let capY = 1, capX = 1;
   for (let k = 0; k < n; k++) {
     const i = order[k];
@@ -212,7 +212,6 @@ export function multiScaleRoiAlignWasm(
     const grid = f && f.height > 0 && f.width > 0
       ? roiGrid(boxes[b], boxes[b + 1], boxes[b + 2], boxes[b + 3], f32(scales[l]), ph, pw, samplingRatio, aligned) : null;
     i32[r + 14] = grid ? 1 : 0;
-    cost[k + 1] = cost[k];
     if (!grid || !f) continue;
     const pixBytes = C * f.data.BYTES_PER_ELEMENT;
     i32[r] = s.bases[l];
@@ -230,12 +229,12 @@ export function multiScaleRoiAlignWasm(
     // A bin touches at most two pixels per sample along an axis, and never more than the axis has.
     capY = Math.max(capY, ph * Math.min(2 * grid.gh, f.height));
     capX = Math.max(capX, pw * Math.min(2 * grid.gw, f.width));
-    cost[k + 1] += (ph * (Math.min(grid.binH, f.height) + 1) + 1) * (pw * (Math.min(grid.binW, f.width) + 1) + 1);
+    cost += (ph * (Math.min(grid.binH, f.height) + 1) + 1) * (pw * (Math.min(grid.binW, f.width) + 1) + 1);
   }
   const maxTaps = capY * capX;
   if (!(maxTaps < 1 << 26)) throw new Error(`roiAlign: a RoI samples too many pixels (${capY} x ${capX} taps)`);
   // Scratch per thread: the stencils, then the taps (as `run` lays them out), with slack for alignment.
-  const scratchBytes = 12 * (capY + capX) + 2 * PP + 4 * (ph + pw) + 128 + (PP + 1) * 4 + 16 + maxTaps * 4 + 16 + maxTaps * 8 + 16 + PP * 4 + 64;
+  const scratchBytes = 12 * (capY + capX) + 4 * (ph + pw) + 128 + (PP + 1) * 4 + 16 + maxTaps * 4 + 16 + maxTaps * 8 + 16 + PP * 4 + 64;
   const at = recAt + n * REC;
   const scratch0 = (at + 63) & ~63;
   const scratch1 = scratch0 + ((scratchBytes + 63) & ~63);
@@ -246,7 +245,7 @@ export function multiScaleRoiAlignWasm(
   const f = flags(e);
   // Worth a thread hand-off (~0.1 ms) only with some work.
   if (threads >= 2 && !e.helper) startRoiAlignHelper();
-  if (threads >= 2 && e.helper && Atomics.load(f, READY) === 1 && cost[n] * C > 1 << 20) {
+  if (threads >= 2 && e.helper && Atomics.load(f, READY) === 1 && cost * C > 1 << 20) {
     // Both threads take chunks of RoIs from a shared counter until none are left: they finish together
     // whatever each RoI costs, and the helper joins whenever its message arrives.
     Atomics.store(f, COUNTER, 0);

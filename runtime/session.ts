@@ -66,13 +66,17 @@ export function toOrt(t: FloatTensor): ort.Tensor {
   return new ort.Tensor('float32', t.data, t.shape);
 }
 
+function ortFeeds(feeds: Record<string, FloatTensor>): Record<string, ort.Tensor> {
+  const r: Record<string, ort.Tensor> = {};
+  for (const [k, v] of Object.entries(feeds)) r[k] = toOrt(v);
+  return r;
+}
+
 /** Runs the session on float inputs; returns every output (or those named) as float tensors. */
 export async function runSession(
   session: Session, feeds: Record<string, FloatTensor>, outputNames?: string[],
 ): Promise<Record<string, FloatTensor>> {
-  const ortFeeds: Record<string, ort.Tensor> = {};
-  for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
-  const res = outputNames ? await session.run(ortFeeds, outputNames) : await session.run(ortFeeds);
+  const res = outputNames ? await session.run(ortFeeds(feeds), outputNames) : await session.run(ortFeeds(feeds));
   const out: Record<string, FloatTensor> = {};
   for (const [k, v] of Object.entries(res)) {
     if (v.type !== 'float32') throw new Error(`output ${k} is ${v.type}, expected float32`);
@@ -88,9 +92,7 @@ export async function runSession(
 export async function runSessionMixed(
   session: Session, feeds: Record<string, FloatTensor>, quant: Readonly<Record<string, QuantParams>>,
 ): Promise<{ floats: Record<string, FloatTensor>; quantized: Record<string, QuantizedTensor> }> {
-  const ortFeeds: Record<string, ort.Tensor> = {};
-  for (const [k, v] of Object.entries(feeds)) ortFeeds[k] = toOrt(v);
-  const res = await session.run(ortFeeds);
+  const res = await session.run(ortFeeds(feeds));
   const floats: Record<string, FloatTensor> = {};
   const quantized: Record<string, QuantizedTensor> = {};
   for (const [k, v] of Object.entries(res)) {
